@@ -1,0 +1,19 @@
+//! berth keeps a Docker or Podman host in the state that YAML manifests declare.
+//!
+//! # Layout
+//!
+//! - [`api`]: the resource model: six kinds under `berth.dev/v1alpha1`, their
+//!   validation and defaults.
+//! - [`manifest`]: reading manifest files and directories with
+//!   `file:line:column` errors, and generating CRDs and JSON Schemas.
+//! - [`store`]: the sled store of desired objects, status, sources and the
+//!   event log, with compare-and-swap writes and a watch stream.
+//! - [`engine`]: what berth sends to container engines (build contexts, and
+//!   in later work the engine trait and its Docker, Podman and fake backends).
+//! - [`cli`]: the `berth` command line.
+
+pub mod api;
+pub mod cli;
+pub mod engine;
+pub mod manifest;
+pub mod store;
