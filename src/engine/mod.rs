@@ -1,1 +1,1 @@
-//! tmp
+//! Engines: tmp

@@ -1,1 +1,313 @@
-//! tmp
+//! The store: desired objects, their status, the sources that own them, and
+//! the event log, in an embedded sled database under the state directory.
+//!
+//! # Model
+//! - `objects`: `Kind/namespace/name` → the object (metadata, spec, status)
+//!   as JSON. Each carries the store-wide `resourceVersion` of its last write.
+//! - `sources`: source id → [`SourceRecord`], what each source declared last.
+//! - `events` and `events_by_object`: the append-only audit log and its index.
+//! - `meta`: the resourceVersion and event sequence counters.
+//!
+//! # Guarantees
+//! - A [`WriteBatch`] commits atomically (one sled transaction across trees)
+//!   and is flushed to disk before [`Store::commit`] returns: a crash after
+//!   that keeps it, a crash before loses all of it.
+//! - Commits are serialized and announced to watchers in resourceVersion
+//!   order. A watcher that falls behind by more than the channel's capacity
+//!   gets `Lagged` and must re-list, as a Kubernetes watch gets `410 Gone`.
+//! - One process per state directory: [`Store::open`] takes an exclusive
+//!   lock and refuses a directory written by a newer format.
+
+mod events;
+mod state_dir;
+mod watch;
+mod write;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sled::transaction::TransactionError;
+use sled::Transactional;
+use tokio::sync::broadcast;
+
+use crate::api::{AnyObject, Kind, ObjectKey};
+
+pub use events::Event;
+pub use state_dir::FORMAT_VERSION;
+pub use watch::{Change, ChangeType};
+pub use write::{Commit, Outcome, Precondition, SourceRecord, WriteBatch, WriteOp};
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process holds the state directory.
+    #[error("state directory {path} is in use by {holder}; stop that process or choose another --state-dir")]
+    Locked {
+        /// The state directory.
+        path: PathBuf,
+        /// Who holds it, as it wrote itself into the lock file.
+        holder: String,
+    },
+    /// The state directory was written by a newer berth.
+    #[error(
+        "state directory {path} has format version {found}, newer than this berth understands ({supported}); \
+         upgrade berth or choose another --state-dir"
+    )]
+    NewerFormat {
+        /// The state directory.
+        path: PathBuf,
+        /// Its format version.
+        found: u32,
+        /// The newest version this build reads.
+        supported: u32,
+    },
+    /// The format file is not ours.
+    #[error(
+        "{path} holds {content:?}, not a berth format version (`berth-state N`); is this a berth state directory?"
+    )]
+    BadFormat {
+        /// The format file.
+        path: PathBuf,
+        /// The start of what it holds.
+        content: String,
+    },
+    /// A file of the state directory could not be used.
+    #[error("cannot use {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The database failed.
+    #[error("store database error")]
+    Db(#[source] sled::Error),
+    /// A stored record does not decode.
+    #[error("stored record {key} is corrupt")]
+    Corrupt {
+        /// Its key.
+        key: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A compare-and-swap failed.
+    #[error("{key} has changed: the write expected resourceVersion {expected}, the store has {}", found.map_or("none (deleted)".to_string(), |v| v.to_string()))]
+    Conflict {
+        /// The object.
+        key: ObjectKey,
+        /// The version the writer read.
+        expected: u64,
+        /// The version stored now.
+        found: Option<u64>,
+    },
+    /// A create found the object already there.
+    #[error("{key} already exists")]
+    AlreadyExists {
+        /// The object.
+        key: ObjectKey,
+    },
+    /// The object does not exist.
+    #[error("{key} not found")]
+    NotFound {
+        /// The object.
+        key: ObjectKey,
+    },
+    /// The object belongs to another source.
+    #[error("{key} is owned by {owner}; change it there, or force the write")]
+    OwnedByOther {
+        /// The object.
+        key: ObjectKey,
+        /// The owning source's id.
+        owner: String,
+    },
+    /// A status that does not fit the kind's status type.
+    #[error("status of {key} does not fit its kind")]
+    InvalidStatus {
+        /// The object.
+        key: ObjectKey,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(error: sled::Error) -> Self {
+        StoreError::Db(error)
+    }
+}
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Changes a watcher may fall behind by before it must re-list.
+const WATCH_CAPACITY: usize = 16_384;
+
+/// A handle on the store; clones share it.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: sled::Db,
+    objects: sled::Tree,
+    sources: sled::Tree,
+    meta: sled::Tree,
+    events: sled::Tree,
+    events_by_object: sled::Tree,
+    /// Serializes commits so that watchers see them in resourceVersion order
+    /// (a std mutex: it is never held across an await).
+    commit_lock: Mutex<()>,
+    watch: broadcast::Sender<Change>,
+    /// Dropped last: the lock outlives the database handle.
+    _lock: state_dir::StateDirLock,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `state_dir`, taking its lock.
+    pub fn open(state_dir: &Path) -> Result<Store> {
+        let lock = state_dir::prepare(state_dir)?;
+        let db = sled::Config::new().path(state_dir.join("db")).open()?;
+        let inner = Inner {
+            objects: db.open_tree("objects")?,
+            sources: db.open_tree("sources")?,
+            meta: db.open_tree("meta")?,
+            events: db.open_tree("events")?,
+            events_by_object: db.open_tree("events_by_object")?,
+            db,
+            commit_lock: Mutex::new(()),
+            watch: broadcast::channel(WATCH_CAPACITY).0,
+            _lock: lock,
+        };
+        Ok(Store { inner: Arc::new(inner) })
+    }
+
+    /// Commits a batch atomically and durably, then tells watchers.
+    pub fn commit(&self, batch: WriteBatch) -> Result<Commit> {
+        let inner = &*self.inner;
+        let _serial = inner.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let trees = (&inner.objects, &inner.sources, &inner.meta, &inner.events, &inner.events_by_object);
+        let commit = trees
+            .transaction(|(objects, sources, meta, events, events_by_object)| {
+                write::apply(&batch.ops, write::Trees { objects, sources, meta, events, events_by_object })
+            })
+            .map_err(|e| match e {
+                TransactionError::Abort(e) => e,
+                TransactionError::Storage(e) => StoreError::Db(e),
+            })?;
+        inner.db.flush()?;
+        for change in &commit.changes {
+            // No receivers is fine: nobody is watching yet.
+            let _ = inner.watch.send(change.clone());
+        }
+        Ok(commit)
+    }
+
+    /// Subscribes to changes committed from now on.
+    pub fn watch(&self) -> broadcast::Receiver<Change> {
+        self.inner.watch.subscribe()
+    }
+
+    /// The store's current resourceVersion (0 for an empty store).
+    pub fn resource_version(&self) -> u64 {
+        self.inner
+            .meta
+            .get(write::RESOURCE_VERSION_KEY)
+            .ok()
+            .flatten()
+            .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+    }
+
+    /// One object.
+    pub fn get(&self, key: &ObjectKey) -> Result<Option<AnyObject>> {
+        self.inner.objects.get(key.to_string().as_bytes())?.map(|bytes| decode(&key.to_string(), &bytes)).transpose()
+    }
+
+    /// Objects of a kind (every kind when `None`), in one namespace or all.
+    pub fn list(&self, kind: Option<Kind>, namespace: Option<&str>) -> Result<Vec<AnyObject>> {
+        let prefix = match (kind, namespace) {
+            (Some(kind), Some(namespace)) => format!("{kind}/{namespace}/"),
+            (Some(kind), None) => format!("{kind}/"),
+            (None, _) => String::new(),
+        };
+        let mut objects = Vec::new();
+        for entry in self.inner.objects.scan_prefix(prefix.as_bytes()) {
+            let (key, bytes) = entry?;
+            let object = decode(&String::from_utf8_lossy(&key), &bytes)?;
+            if namespace.is_none_or(|ns| object.metadata().namespace() == ns) {
+                objects.push(object);
+            }
+        }
+        Ok(objects)
+    }
+
+    /// Every source record.
+    pub fn sources(&self) -> Result<Vec<SourceRecord>> {
+        self.inner
+            .sources
+            .iter()
+            .map(|entry| {
+                let (key, bytes) = entry?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(&key).into_owned(), source })
+            })
+            .collect()
+    }
+
+    /// One source record.
+    pub fn source(&self, id: &str) -> Result<Option<SourceRecord>> {
+        self.inner
+            .sources
+            .get(id.as_bytes())?
+            .map(|bytes| {
+                serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt { key: id.to_string(), source })
+            })
+            .transpose()
+    }
+
+    /// Events after sequence number `after`, oldest first, at most `limit`;
+    /// only those about `object` when given.
+    pub fn events(&self, object: Option<&ObjectKey>, after: u64, limit: usize) -> Result<Vec<Event>> {
+        let inner = &*self.inner;
+        let read = |seq: u64| -> Result<Option<Event>> {
+            inner
+                .events
+                .get(events::log_key(seq))?
+                .map(|b| {
+                    serde_json::from_slice(&b)
+                        .map_err(|source| StoreError::Corrupt { key: format!("event {seq}"), source })
+                })
+                .transpose()
+        };
+        let mut found = Vec::new();
+        match object {
+            Some(object) => {
+                let start = events::index_key(&object.to_string(), after.saturating_add(1));
+                let end = events::index_key(&object.to_string(), u64::MAX);
+                for entry in inner.events_by_object.range(start..=end).take(limit) {
+                    let (key, _) = entry?;
+                    let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap_or([0; 8]));
+                    found.extend(read(seq)?);
+                }
+            }
+            None => {
+                for entry in inner.events.range(events::log_key(after.saturating_add(1))..).take(limit) {
+                    let (key, bytes) = entry?;
+                    let event = serde_json::from_slice(&bytes)
+                        .map_err(|source| StoreError::Corrupt { key: format!("event {key:?}"), source })?;
+                    found.push(event);
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn decode(key: &str, bytes: &[u8]) -> Result<AnyObject> {
+    serde_json::from_slice::<serde_json::Value>(bytes)
+        .and_then(AnyObject::from_json)
+        .map_err(|source| StoreError::Corrupt { key: key.to_string(), source })
+}

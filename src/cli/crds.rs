@@ -1,0 +1,42 @@
+//! `berth crds --out DIR`: write the generated CRDs and JSON Schemas.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::manifest::{crd, reference};
+
+/// Arguments of `berth crds`.
+#[derive(Debug, Args)]
+pub struct CrdsArgs {
+    /// Directory to write into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// Also refresh the generated manifest reference in this README.
+    #[arg(long, value_name = "FILE", hide = true)]
+    pub readme: Option<PathBuf>,
+}
+
+/// Writes the files and lists them.
+pub fn run(args: CrdsArgs) -> anyhow::Result<ExitCode> {
+    let written = crd::write_all(&args.out).with_context(|| format!("writing into {}", args.out.display()))?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    if let Some(readme) = args.readme {
+        let text = std::fs::read_to_string(&readme).with_context(|| format!("reading {}", readme.display()))?;
+        let updated = reference::update_readme(&text).with_context(|| {
+            format!(
+                "{} has no generated-reference markers; add {} and {}",
+                readme.display(),
+                reference::BEGIN,
+                reference::END
+            )
+        })?;
+        std::fs::write(&readme, updated).with_context(|| format!("writing {}", readme.display()))?;
+        println!("updated {}", readme.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,230 @@
+//! A positioned view of YAML documents: where every value starts.
+//!
+//! serde_yaml reports the position of syntax and type errors, but validation
+//! runs after deserialization, on typed values that no longer know where they
+//! came from. This module parses the same text with yaml-rust2's event
+//! parser into a light tree of positions, so a validation error at
+//! `spec.ports[0].hostPort` can be reported at its `line:column`. It also
+//! tells where each document of a multi-document file starts, which is how
+//! the loader hands serde_yaml one document at a time.
+//!
+//! The tree is built iteratively with an explicit stack and a depth limit,
+//! and aliases are not expanded, so no input can overflow the stack or blow
+//! up memory.
+
+use yaml_rust2::parser::{Event, Parser};
+use yaml_rust2::scanner::Marker;
+
+use crate::api::validation::{FieldPath, Segment};
+
+/// Deepest nesting accepted; manifests need a dozen levels at most.
+const MAX_DEPTH: usize = 128;
+
+/// A 1-based line and column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Position {
+    /// Line, from 1.
+    pub line: usize,
+    /// Column, from 1.
+    pub column: usize,
+}
+
+impl From<Marker> for Position {
+    fn from(mark: Marker) -> Self {
+        Position { line: mark.line().max(1), column: mark.col() + 1 }
+    }
+}
+
+/// A YAML value and where it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Where the value starts.
+    pub position: Position,
+    /// The value.
+    pub value: NodeValue,
+}
+
+/// The shape of a [`Node`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeValue {
+    /// A scalar, as written (before type resolution).
+    Scalar(String),
+    /// A sequence.
+    Sequence(Vec<Node>),
+    /// A mapping; keys that are not scalars are kept as empty strings.
+    Mapping(Vec<(String, Node)>),
+    /// An alias (`*name`), not expanded.
+    Alias,
+}
+
+impl Node {
+    /// The value under `key`, if this is a mapping that has it.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match &self.value {
+            NodeValue::Mapping(entries) => entries.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    /// The scalar text, if this is a scalar.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            NodeValue::Scalar(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// Whether this is an empty document (`~`, `null` or nothing).
+    pub fn is_null(&self) -> bool {
+        matches!(self.as_str(), Some("" | "~" | "null" | "Null" | "NULL"))
+    }
+
+    /// A word for the node's shape, for error messages.
+    pub fn shape(&self) -> &'static str {
+        match &self.value {
+            NodeValue::Scalar(_) => "a scalar",
+            NodeValue::Sequence(_) => "a sequence",
+            NodeValue::Mapping(_) => "a mapping",
+            NodeValue::Alias => "an alias",
+        }
+    }
+
+    /// The position of the value at `path`, or of its closest existing
+    /// ancestor when the value is missing (e.g. a required field).
+    pub fn position_of(&self, path: &FieldPath) -> Position {
+        let mut node = self;
+        for segment in &path.0 {
+            let next = match (segment, &node.value) {
+                (Segment::Key(key), NodeValue::Mapping(_)) => node.get(key),
+                (Segment::Index(i), NodeValue::Sequence(items)) => items.get(*i),
+                _ => None,
+            };
+            match next {
+                Some(child) => node = child,
+                None => break,
+            }
+        }
+        node.position
+    }
+}
+
+/// One document of a stream.
+#[derive(Clone, Debug)]
+pub struct Document {
+    /// Line where the document starts (its `---`, or its first token).
+    pub start_line: usize,
+    /// The document's root value.
+    pub root: Node,
+}
+
+/// A syntax error, with its position.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// Where the parser gave up.
+    pub position: Position,
+    /// What it found wrong.
+    pub message: String,
+}
+
+/// Partially built collection on the stack.
+enum Open {
+    Sequence(Position, Vec<Node>),
+    /// Entries so far, and the key waiting for its value.
+    Mapping(Position, Vec<(String, Node)>, Option<String>),
+}
+
+/// Parses every document of `text`.
+pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
+    let mut parser = Parser::new_from_str(text);
+    let mut documents = Vec::new();
+    let mut stack: Vec<Open> = Vec::new();
+    let mut start_line = 1;
+    loop {
+        let (event, mark) = parser
+            .next_token()
+            .map_err(|e| SyntaxError { position: (*e.marker()).into(), message: e.info().to_string() })?;
+        let position = Position::from(mark);
+        let completed = match event {
+            Event::StreamEnd => return Ok(documents),
+            Event::DocumentStart => {
+                start_line = position.line;
+                None
+            }
+            Event::Nothing | Event::StreamStart | Event::DocumentEnd => None,
+            Event::Alias(_) => Some(Node { position, value: NodeValue::Alias }),
+            Event::Scalar(text, ..) => Some(Node { position, value: NodeValue::Scalar(text) }),
+            Event::SequenceStart(..) | Event::MappingStart(..) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(SyntaxError {
+                        position,
+                        message: format!("nesting deeper than {MAX_DEPTH} levels; manifests never need that"),
+                    });
+                }
+                stack.push(match event {
+                    Event::SequenceStart(..) => Open::Sequence(position, Vec::new()),
+                    _ => Open::Mapping(position, Vec::new(), None),
+                });
+                None
+            }
+            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
+                Some(Open::Sequence(position, items)) => Some(Node { position, value: NodeValue::Sequence(items) }),
+                Some(Open::Mapping(position, entries, _)) => {
+                    Some(Node { position, value: NodeValue::Mapping(entries) })
+                }
+                None => None,
+            },
+        };
+        let Some(node) = completed else { continue };
+        match stack.last_mut() {
+            None => documents.push(Document { start_line, root: node }),
+            Some(Open::Sequence(_, items)) => items.push(node),
+            Some(Open::Mapping(start, entries, pending)) => match pending.take() {
+                Some(key) => entries.push((key, node)),
+                None => {
+                    // The parser marks a block mapping after its first key;
+                    // the first key is where a reader sees it start.
+                    if entries.is_empty() {
+                        *start = node.position;
+                    }
+                    *pending = Some(node.as_str().unwrap_or_default().to_string());
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_nested_values() {
+        let text = "a: 1\nspec:\n  ports:\n    - containerPort: 80\n      hostPort: auto\n";
+        let docs = parse(text).unwrap();
+        let root = &docs[0].root;
+        let path = FieldPath::root().key("spec").key("ports").index(0).key("hostPort");
+        assert_eq!(root.position_of(&path), Position { line: 5, column: 17 });
+        let missing = FieldPath::root().key("spec").key("ports").index(0).key("name");
+        assert_eq!(root.position_of(&missing), Position { line: 4, column: 7 });
+    }
+
+    #[test]
+    fn documents_know_their_start_line() {
+        let docs = parse("# lead\na: 1\n---\nb: 2\n---\n").unwrap();
+        assert_eq!(docs.iter().map(|d| d.start_line).collect::<Vec<_>>(), vec![2, 3, 5]);
+        assert!(docs[2].root.is_null());
+    }
+
+    #[test]
+    fn syntax_errors_have_positions() {
+        let err = parse("a: [1, 2\nb: 3\n").unwrap_err();
+        assert!(err.position.line >= 1, "{err:?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_overflowed() {
+        let text = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+        let err = parse(&text).unwrap_err();
+        assert!(err.message.contains("nesting") || err.message.contains("recursion limit"), "{err:?}");
+    }
+}

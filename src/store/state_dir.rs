@@ -1,0 +1,89 @@
+//! The state directory: its format version and its lock.
+//!
+//! A state directory written by a newer berth may hold records this one
+//! would misread; the `format` file lets an older binary refuse it with a
+//! clear message instead. The `lock` file holds an exclusive `flock` for the
+//! life of the process (the kernel drops it when the process dies, even on
+//! `kill -9`), and names its holder so that a second process can say who to
+//! stop. The sled database itself lives in `db/`.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use super::{Result, StoreError};
+
+/// Format version this build writes and understands.
+pub const FORMAT_VERSION: u32 = 1;
+const FORMAT_FILE: &str = "format";
+const LOCK_FILE: &str = "lock";
+const FORMAT_PREFIX: &str = "berth-state ";
+
+/// An exclusive hold on a state directory, released on drop.
+#[derive(Debug)]
+pub struct StateDirLock {
+    /// Kept open: closing it releases the lock.
+    _file: File,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// Creates the directory if needed, takes its lock and checks its format.
+pub fn prepare(dir: &Path) -> Result<StateDirLock> {
+    std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    let lock = lock(dir)?;
+    check_format(dir)?;
+    Ok(lock)
+}
+
+fn lock(dir: &Path) -> Result<StateDirLock> {
+    let path = dir.join(LOCK_FILE);
+    let mut file =
+        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() { "another process".to_string() } else { holder.to_string() };
+            return Err(StoreError::Locked { path: dir.to_path_buf(), holder });
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::Io { path, source: e }),
+    }
+    let holder = format!(
+        "berth pid {} (started {}, {})",
+        std::process::id(),
+        chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
+    file.set_len(0).map_err(io_error(&path))?;
+    file.rewind().map_err(io_error(&path))?;
+    file.write_all(holder.as_bytes()).map_err(io_error(&path))?;
+    file.sync_all().map_err(io_error(&path))?;
+    Ok(StateDirLock { _file: file })
+}
+
+fn check_format(dir: &Path) -> Result<()> {
+    let path: PathBuf = dir.join(FORMAT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(content) => {
+            let version = content.trim().strip_prefix(FORMAT_PREFIX).and_then(|v| v.parse::<u32>().ok());
+            match version {
+                Some(found) if found <= FORMAT_VERSION => Ok(()),
+                Some(found) => {
+                    Err(StoreError::NewerFormat { path: dir.to_path_buf(), found, supported: FORMAT_VERSION })
+                }
+                None => Err(StoreError::BadFormat { path, content: content.chars().take(80).collect() }),
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let temp = dir.join(".format.tmp");
+            std::fs::write(&temp, format!("{FORMAT_PREFIX}{FORMAT_VERSION}\n")).map_err(io_error(&temp))?;
+            std::fs::rename(&temp, &path).map_err(io_error(&path))
+        }
+        Err(e) => Err(StoreError::Io { path, source: e }),
+    }
+}

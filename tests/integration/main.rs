@@ -1,0 +1,13 @@
+//! Integration tests of berth, in one binary.
+//!
+//! - `bad_manifests`: the catalogue of rejected manifests and their positions.
+//! - `loading`: manifests that load (examples, directories, multi-document files).
+//! - `fuzz`: arbitrary bytes and YAML never make the loader panic.
+//! - `store`: compare-and-swap, generations, atomicity, durability, the lock.
+//! - `generated`: `crds/` and the README reference match the types.
+//! - `cli`: the `berth` binary's offline commands and exit codes.
+//! - `engines`: the two-engine smoke test (real Docker and Podman).
+
+mod support;
+
+mod bad_manifests;
