@@ -13,9 +13,7 @@ log() { printf 'setup-engines: %s\n' "$*" >&2; }
 need_packages=()
 command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 command -v podman >/dev/null 2>&1 || need_packages+=(podman)
-[ -x /bin/busybox ] && /bin/busybox --list >/dev/null 2>&1 && \
-  file_static=$(ldd /bin/busybox 2>&1 || true) && [[ "$file_static" == *"not a dynamic"* ]] || \
-  need_packages+=(busybox-static)
+dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_packages+=(busybox-static)
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
   log "installing ${need_packages[*]}"
@@ -42,9 +40,14 @@ fi
 # Rootful containers fail with "error setting rlimit type 7" because this
 # machine forbids raising rlimits; pin default ulimits below the hard limit.
 conf=/etc/containers/containers.conf
+ulimits='default_ulimits = ["nofile=1024:1024","nproc=1024:1024"]'
 if ! grep -qs 'default_ulimits' "$conf"; then
   mkdir -p /etc/containers
-  printf '[containers]\ndefault_ulimits = ["nofile=1024:1024","nproc=1024:1024"]\n' >>"$conf"
+  if grep -qs '^\[containers\]' "$conf"; then
+    sed -i "/^\[containers\]/a $ulimits" "$conf"
+  else
+    printf '[containers]\n%s\n' "$ulimits" >>"$conf"
+  fi
   log "podman: wrote default_ulimits to $conf"
 fi
 podman_sock=/run/podman/podman.sock

@@ -259,6 +259,10 @@ impl fmt::Display for ObjectKey {
 }
 
 /// An object of any kind.
+// Variants differ in size (a Container spec is the largest), but objects are
+// few, long-lived and matched everywhere; boxing would buy nothing measurable
+// and cost a deref in every match.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq)]
 pub enum AnyObject {
     /// A Container.

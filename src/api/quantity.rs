@@ -25,6 +25,11 @@ fn int_or_string_schema(description: &str) -> Schema {
     })
 }
 
+/// Schema of a string field.
+fn string_schema(description: &str) -> Schema {
+    json_schema!({ "type": "string", "description": description })
+}
+
 /// Accepts a YAML integer, float or string and keeps it as text.
 fn scalar_as_text<'de, D: Deserializer<'de>>(deserializer: D, expecting: &'static str) -> Result<String, D::Error> {
     struct TextVisitor(&'static str);
@@ -49,8 +54,19 @@ fn scalar_as_text<'de, D: Deserializer<'de>>(deserializer: D, expecting: &'stati
     deserializer.deserialize_any(TextVisitor(expecting))
 }
 
+/// Serde and schema plumbing of a newtype that keeps the user's text:
+/// `$expecting` is serde's "expected …" phrase, `$schema` builds the
+/// schema from `$description`.
 macro_rules! text_newtype {
-    ($name:ident, $expecting:literal) => {
+    ($name:ident, $expecting:literal, $schema:ident, $description:literal) => {
+        impl JsonSchema for $name {
+            fn schema_name() -> Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut SchemaGenerator) -> Schema {
+                $schema($description)
+            }
+        }
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&self.0)
@@ -79,7 +95,12 @@ macro_rules! text_newtype {
 /// Kubernetes: `512Mi`, `1G`, `1048576`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ByteQuantity(pub String);
-text_newtype!(ByteQuantity, "a byte size such as 512Mi, 1G or 1048576");
+text_newtype!(
+    ByteQuantity,
+    "a byte size such as 512Mi, 1G or 1048576",
+    int_or_string_schema,
+    "A size in bytes, e.g. `512Mi`, `1G` or `1048576`."
+);
 
 impl ByteQuantity {
     /// The size in bytes, or what is wrong with the text.
@@ -114,19 +135,15 @@ impl ByteQuantity {
     }
 }
 
-impl JsonSchema for ByteQuantity {
-    fn schema_name() -> Cow<'static, str> {
-        "ByteQuantity".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        int_or_string_schema("A size in bytes, e.g. `512Mi`, `1G` or `1048576`.")
-    }
-}
-
 /// A number of CPUs: `"0.5"`, `2`, or millicores `500m`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CpuQuantity(pub String);
-text_newtype!(CpuQuantity, "a CPU count such as \"0.5\", 2 or 500m");
+text_newtype!(
+    CpuQuantity,
+    "a CPU count such as \"0.5\", 2 or 500m",
+    int_or_string_schema,
+    "A number of CPUs, e.g. `\"0.5\"`, `2` or `500m`."
+);
 
 impl CpuQuantity {
     /// The amount in billionths of a CPU, as engines take it.
@@ -139,26 +156,22 @@ impl CpuQuantity {
         let value: f64 =
             number.parse().map_err(|_| format!("`{text}` is not a CPU count; write e.g. \"0.5\", 2 or 500m"))?;
         let nanos = value * scale;
-        if !nanos.is_finite() || nanos < 1_000_000.0 || nanos > 1e12 {
+        if !(1_000_000.0..=1e12).contains(&nanos) {
             return Err(format!("`{text}` is out of range; use between 0.001 and 1000 CPUs"));
         }
         Ok(nanos as u64)
     }
 }
 
-impl JsonSchema for CpuQuantity {
-    fn schema_name() -> Cow<'static, str> {
-        "CpuQuantity".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        int_or_string_schema("A number of CPUs, e.g. `\"0.5\"`, `2` or `500m`.")
-    }
-}
-
 /// A duration such as `10s`, `1m30s`, `500ms` or `2h`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DurationSpec(pub String);
-text_newtype!(DurationSpec, "a duration such as 10s, 1m30s or 500ms");
+text_newtype!(
+    DurationSpec,
+    "a duration such as 10s, 1m30s or 500ms",
+    string_schema,
+    "A duration, e.g. `10s`, `1m30s` or `500ms`."
+);
 
 impl DurationSpec {
     /// The parsed duration, or what is wrong with the text.
@@ -169,18 +182,6 @@ impl DurationSpec {
         }
         humantime::parse_duration(text)
             .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. 10s, 1m30s or 500ms"))
-    }
-}
-
-impl JsonSchema for DurationSpec {
-    fn schema_name() -> Cow<'static, str> {
-        "DurationSpec".into()
-    }
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        json_schema!({
-            "type": "string",
-            "description": "A duration, e.g. `10s`, `1m30s` or `500ms`.",
-        })
     }
 }
 

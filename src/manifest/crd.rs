@@ -73,17 +73,29 @@ pub fn structural(schema: &mut Value) {
 /// field, so that they end up after the field's own description.
 const VARIANT_NOTES: &str = "x-berth-variant-notes";
 
-fn rewrite(schema: &mut Value) {
-    let Some(object) = schema.as_object_mut() else { return };
-    for value in object.values_mut() {
-        match value {
-            Value::Object(_) => rewrite(value),
-            Value::Array(items) => items.iter_mut().for_each(rewrite),
-            _ => {}
+/// Calls `visit` on every JSON object of `value`, children before parents
+/// (so a parent sees its subschemas already rewritten).
+fn walk_objects(value: &mut Value, visit: &mut dyn FnMut(&mut Map<String, Value>)) {
+    match value {
+        Value::Object(object) => {
+            for child in object.values_mut() {
+                walk_objects(child, visit);
+            }
+            visit(object);
         }
+        Value::Array(items) => items.iter_mut().for_each(|item| walk_objects(item, visit)),
+        _ => {}
     }
+}
+
+fn rewrite(schema: &mut Value) {
+    walk_objects(schema, &mut rewrite_one);
+}
+
+fn rewrite_one(object: &mut Map<String, Value>) {
     collapse_constant_one_of(object);
     unwrap_optional(object);
+    unwrap_description(object);
     object.remove("nullable");
     object.remove("$schema");
     if object.contains_key("properties") {
@@ -101,6 +113,18 @@ fn rewrite(schema: &mut Value) {
         if let Some(mapped) = mapped {
             object.insert("format".into(), json!(mapped));
         }
+    }
+}
+
+/// Doc comments are wrapped at 120 columns; descriptions read better as
+/// paragraphs, so single line breaks become spaces.
+fn unwrap_description(object: &mut Map<String, Value>) {
+    if let Some(Value::String(text)) = object.get_mut("description") {
+        *text = text
+            .split("\n\n")
+            .map(|p| p.split('\n').map(str::trim).collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+            .join("\n\n");
     }
 }
 
@@ -143,7 +167,7 @@ fn collapse_constant_one_of(object: &mut Map<String, Value>) {
         .zip(&values)
         .filter_map(|(v, value)| {
             let doc = v.get("description")?.as_str()?;
-            Some(format!("`{}`: {doc}", value.as_str().unwrap_or_default()))
+            Some(format!("`{}`: {}", value.as_str().unwrap_or_default(), doc.trim_end_matches('.')))
         })
         .collect();
     object.remove("oneOf");
@@ -155,18 +179,15 @@ fn collapse_constant_one_of(object: &mut Map<String, Value>) {
 }
 
 fn append_variant_notes(schema: &mut Value) {
-    let Some(object) = schema.as_object_mut() else { return };
+    walk_objects(schema, &mut append_variant_notes_one);
+}
+
+fn append_variant_notes_one(object: &mut Map<String, Value>) {
     if let Some(Value::String(notes)) = object.remove(VARIANT_NOTES) {
         let description = object.get("description").and_then(Value::as_str).unwrap_or_default();
-        let joined = if description.is_empty() { notes } else { format!("{description} Values: {notes}") };
+        let joined =
+            if description.is_empty() { format!("{notes}.") } else { format!("{description} Values: {notes}.") };
         object.insert("description".into(), json!(joined));
-    }
-    for value in object.values_mut() {
-        match value {
-            Value::Object(_) => append_variant_notes(value),
-            Value::Array(items) => items.iter_mut().for_each(append_variant_notes),
-            _ => {}
-        }
     }
 }
 
@@ -265,17 +286,11 @@ fn metadata_schema() -> Value {
 /// Marks every object schema with properties as closed, as serde's
 /// `deny_unknown_fields` makes it.
 fn forbid_unknown_fields(schema: &mut Value) {
-    let Some(object) = schema.as_object_mut() else { return };
-    if object.contains_key("properties") {
-        object.insert("additionalProperties".into(), json!(false));
-    }
-    for value in object.values_mut() {
-        match value {
-            Value::Object(_) => forbid_unknown_fields(value),
-            Value::Array(items) => items.iter_mut().for_each(forbid_unknown_fields),
-            _ => {}
+    walk_objects(schema, &mut |object| {
+        if object.contains_key("properties") {
+            object.insert("additionalProperties".into(), json!(false));
         }
-    }
+    });
 }
 
 /// A schema that accepts a document of any berth kind, for editors that

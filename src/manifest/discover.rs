@@ -25,10 +25,11 @@ pub fn is_manifest_name(name: &str) -> bool {
 
 /// The manifest files under `path`: the path itself when it is a file
 /// (whatever its name: the user asked for it), else every manifest below it.
-pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
+pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, Box<ManifestError>> {
     let display = path.display().to_string();
-    let metadata = std::fs::metadata(path)
-        .map_err(|e| ManifestError::at(&display, Position { line: 1, column: 1 }, format!("cannot read: {e}")))?;
+    let metadata = std::fs::metadata(path).map_err(|e| {
+        Box::new(ManifestError::at(&display, Position { line: 1, column: 1 }, format!("cannot read: {e}")))
+    })?;
     if metadata.is_file() {
         return Ok(vec![path.to_path_buf()]);
     }
@@ -39,7 +40,7 @@ pub fn manifest_files(path: &Path) -> Result<Vec<PathBuf>, ManifestError> {
     for entry in walker.filter_entry(|e| !skip_hidden(e)) {
         let entry = entry.map_err(|e| {
             let at = e.path().map_or(display.clone(), |p| p.display().to_string());
-            ManifestError::at(&at, Position { line: 1, column: 1 }, format!("cannot read: {e}"))
+            Box::new(ManifestError::at(&at, Position { line: 1, column: 1 }, format!("cannot read: {e}")))
         })?;
         if entry.file_type().is_file() && is_manifest_name(&entry.file_name().to_string_lossy()) {
             files.push(entry.into_path());

@@ -44,7 +44,7 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<ManifestSet, ManifestEr
     for path in paths {
         match manifest_files(path.as_ref()) {
             Ok(files) => set.files.extend(files),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(*e),
         }
     }
     for file in &set.files {

@@ -52,6 +52,9 @@ pub struct SourceRecord {
 }
 
 /// One operation of a batch.
+// `Put` carries a whole object; batches are short-lived, so the size gap
+// between variants does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug)]
 pub enum WriteOp {
     /// Create or update an object's metadata and spec (status is kept).
@@ -215,6 +218,14 @@ fn read_object(tree: &TransactionalTree, key: &ObjectKey) -> TxResult<Option<Any
     }
 }
 
+/// The stored object, or `NotFound`.
+fn read_existing(tree: &TransactionalTree, key: &ObjectKey) -> TxResult<AnyObject> {
+    match read_object(tree, key)? {
+        Some(object) => Ok(object),
+        None => abort(StoreError::NotFound { key: key.clone() }),
+    }
+}
+
 fn write_object(tree: &TransactionalTree, object: &AnyObject) -> TxResult<()> {
     let bytes = serde_json::to_vec(object).expect("objects serialize to JSON");
     tree.insert(object.key().to_string().as_bytes(), bytes)?;
@@ -304,9 +315,7 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                 outcome
             }
             WriteOp::Delete { key, precondition, source, force } => {
-                let Some(mut stored) = read_object(trees.objects, key)? else {
-                    return abort(StoreError::NotFound { key: key.clone() });
-                };
+                let mut stored = read_existing(trees.objects, key)?;
                 check(key, *precondition, Some(&stored))?;
                 check_owner(key, &stored, source.as_ref(), *force)?;
                 if stored.metadata().deletion_timestamp.is_some() {
@@ -317,34 +326,28 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                 meta.deletion_timestamp = Some(now);
                 meta.resource_version = Some(next_version);
                 write_object(trees.objects, &stored)?;
-                let change = Change {
+                commit.changes.push(Change {
                     resource_version: next_version,
                     change: ChangeType::Modified,
                     object: stored,
                     status_only: false,
-                };
-                commit.changes.push(change);
+                });
                 Outcome::DeletionRequested
             }
             WriteOp::Remove { key, precondition } => {
-                let Some(stored) = read_object(trees.objects, key)? else {
-                    return abort(StoreError::NotFound { key: key.clone() });
-                };
+                let stored = read_existing(trees.objects, key)?;
                 check(key, *precondition, Some(&stored))?;
                 trees.objects.remove(key.to_string().as_bytes())?;
-                let change = Change {
+                commit.changes.push(Change {
                     resource_version: next_version,
                     change: ChangeType::Deleted,
                     object: stored,
                     status_only: false,
-                };
-                commit.changes.push(change);
+                });
                 Outcome::Removed
             }
             WriteOp::Status { key, status } => {
-                let Some(stored) = read_object(trees.objects, key)? else {
-                    return abort(StoreError::NotFound { key: key.clone() });
-                };
+                let stored = read_existing(trees.objects, key)?;
                 let mut json = stored.to_json();
                 json["status"] = status.clone();
                 json["metadata"]["resourceVersion"] = serde_json::json!(next_version);
@@ -353,13 +356,12 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                     Err(source) => return abort(StoreError::InvalidStatus { key: key.clone(), source }),
                 };
                 write_object(trees.objects, &next)?;
-                let change = Change {
+                commit.changes.push(Change {
                     resource_version: next_version,
                     change: ChangeType::Modified,
                     object: next,
                     status_only: true,
-                };
-                commit.changes.push(change);
+                });
                 Outcome::StatusWritten
             }
             WriteOp::Source(record) => {

@@ -11,3 +11,9 @@
 mod support;
 
 mod bad_manifests;
+mod cli;
+mod engines;
+mod fuzz;
+mod generated;
+mod loading;
+mod store;

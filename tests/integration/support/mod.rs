@@ -1,1 +1,10 @@
 //! Shared helpers of the integration tests.
+
+use std::path::PathBuf;
+
+pub mod engines;
+
+/// A path inside the repository.
+pub fn repo_path(relative: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative)
+}

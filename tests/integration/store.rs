@@ -1,0 +1,245 @@
+//! The store: compare-and-swap, generation against resourceVersion,
+//! atomic batches, two-phase deletion, ownership, durability across
+//! reopen, the event log, the watch stream, and the state-directory lock.
+
+use berth::api::{AnyObject, ContainerSpec, IntoAny, ObjectKey, Source, Volume, VolumeSpec};
+use berth::store::{ChangeType, Event, Outcome, Precondition, Store, StoreError, WriteBatch, WriteOp};
+
+fn volume(name: &str) -> AnyObject {
+    let mut object = Volume::new(name, VolumeSpec::default()).into_any();
+    berth::api::defaults::apply(&mut object);
+    object
+}
+
+fn container(name: &str, image: &str) -> AnyObject {
+    let spec = ContainerSpec { image: Some(image.into()), ..Default::default() };
+    let mut object = berth::api::Container::new(name, spec).into_any();
+    berth::api::defaults::apply(&mut object);
+    object
+}
+
+fn owned_by(mut object: AnyObject, source: Source) -> AnyObject {
+    object.metadata_mut().source = Some(source);
+    object
+}
+
+fn put_if(object: AnyObject, precondition: Precondition) -> WriteOp {
+    WriteOp::Put { object, precondition, force: false }
+}
+
+#[test]
+fn resource_version_is_store_wide_and_generation_follows_the_spec_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.resource_version(), 0);
+    store.commit(WriteBatch::new().put(container("web", "busybox:1"))).unwrap();
+    store.commit(WriteBatch::new().put(volume("data"))).unwrap();
+    let web = store.get(&container("web", "x").key()).unwrap().unwrap();
+    assert_eq!((web.metadata().resource_version, web.metadata().generation), (Some(1), Some(1)));
+    assert_eq!(store.get(&volume("data").key()).unwrap().unwrap().metadata().resource_version, Some(2));
+
+    // A label change is a write but not a spec change.
+    let mut relabelled = container("web", "busybox:1");
+    relabelled.metadata_mut().labels.insert("tier".into(), "front".into());
+    let commit = store.commit(WriteBatch::new().put(relabelled)).unwrap();
+    assert_eq!(commit.outcomes, [Outcome::Updated { spec_changed: false }]);
+    let web = store.get(&web.key()).unwrap().unwrap();
+    assert_eq!((web.metadata().resource_version, web.metadata().generation), (Some(3), Some(1)));
+
+    // A spec change moves both.
+    let mut respecced = container("web", "busybox:2");
+    respecced.metadata_mut().labels.insert("tier".into(), "front".into());
+    store.commit(WriteBatch::new().put(respecced.clone())).unwrap();
+    let web = store.get(&web.key()).unwrap().unwrap();
+    assert_eq!((web.metadata().resource_version, web.metadata().generation), (Some(4), Some(2)));
+
+    // The same object again changes nothing at all.
+    let commit = store.commit(WriteBatch::new().put(respecced)).unwrap();
+    assert_eq!(commit.outcomes, [Outcome::Unchanged]);
+    assert_eq!(commit.resource_version, 4);
+    assert_eq!(store.resource_version(), 4);
+    assert!(commit.changes.is_empty());
+}
+
+#[test]
+fn compare_and_swap_refuses_stale_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.commit(WriteBatch::new().op(put_if(volume("data"), Precondition::MustNotExist))).unwrap();
+    let read = store.get(&volume("data").key()).unwrap().unwrap();
+    let version = read.metadata().resource_version.unwrap();
+
+    let mut first = volume("data");
+    first.metadata_mut().labels.insert("by".into(), "first".into());
+    store.commit(WriteBatch::new().op(put_if(first, Precondition::ResourceVersion(version)))).unwrap();
+
+    let mut second = volume("data");
+    second.metadata_mut().labels.insert("by".into(), "second".into());
+    let err = store.commit(WriteBatch::new().op(put_if(second, Precondition::ResourceVersion(version)))).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { expected: 1, found: Some(2), .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        "Volume/default/data has changed: the write expected resourceVersion 1, the store has 2"
+    );
+
+    let err = store.commit(WriteBatch::new().op(put_if(volume("data"), Precondition::MustNotExist))).unwrap_err();
+    assert_eq!(err.to_string(), "Volume/default/data already exists");
+    assert_eq!(store.get(&read.key()).unwrap().unwrap().metadata().labels["by"], "first");
+}
+
+#[test]
+fn a_failing_batch_leaves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.commit(WriteBatch::new().put(volume("existing"))).unwrap();
+    let before = store.resource_version();
+    let batch = WriteBatch::new()
+        .put(volume("one"))
+        .put(container("two", "busybox"))
+        .event(Event::about(&volume("one").key(), "created", "Test", "should vanish"))
+        .op(put_if(volume("existing"), Precondition::MustNotExist));
+    assert!(matches!(store.commit(batch), Err(StoreError::AlreadyExists { .. })));
+    assert_eq!(store.get(&volume("one").key()).unwrap(), None);
+    assert_eq!(store.get(&container("two", "x").key()).unwrap(), None);
+    assert_eq!(store.resource_version(), before);
+    assert!(store.events(None, 0, 100).unwrap().is_empty());
+}
+
+#[test]
+fn deletion_is_two_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let key = volume("data").key();
+    store.commit(WriteBatch::new().put(volume("data"))).unwrap();
+    let commit = store.commit(WriteBatch::new().delete(key.clone())).unwrap();
+    assert_eq!(commit.outcomes, [Outcome::DeletionRequested]);
+    let marked = store.get(&key).unwrap().expect("still there until torn down");
+    assert!(marked.metadata().deletion_timestamp.is_some());
+    assert_eq!(store.commit(WriteBatch::new().delete(key.clone())).unwrap().outcomes, [Outcome::AlreadyDeleting]);
+    store.commit(WriteBatch::new().remove(key.clone())).unwrap();
+    assert_eq!(store.get(&key).unwrap(), None);
+    assert!(matches!(store.commit(WriteBatch::new().delete(key)), Err(StoreError::NotFound { .. })));
+}
+
+#[test]
+fn a_source_cannot_overwrite_another_sources_object_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let file = Source::file("/srv/manifests/web.yaml");
+    store.commit(WriteBatch::new().put(owned_by(container("web", "busybox:1"), file.clone()))).unwrap();
+
+    let from_api = owned_by(container("web", "busybox:2"), Source::api());
+    let err = store.commit(WriteBatch::new().put(from_api.clone())).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Container/default/web is owned by file:/srv/manifests/web.yaml; change it there, or force the write"
+    );
+
+    store
+        .commit(WriteBatch::new().op(WriteOp::Put { object: from_api, precondition: Precondition::None, force: true }))
+        .unwrap();
+    let web = store.get(&ObjectKey::parse("Container/default/web").unwrap()).unwrap().unwrap();
+    assert_eq!(web.metadata().source.as_ref(), Some(&file), "a forced write leaves the owner in place");
+    let AnyObject::Container(web) = web else { unreachable!() };
+    assert_eq!(web.spec.image.as_deref(), Some("busybox:2"));
+}
+
+#[test]
+fn status_writes_keep_the_spec_and_are_marked_for_watchers() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut watch = store.watch();
+    store.commit(WriteBatch::new().put(container("web", "busybox"))).unwrap();
+    let key = container("web", "x").key();
+    let status = serde_json::json!({"observedGeneration": 1, "readyReplicas": 1, "conditions": []});
+    store.commit(WriteBatch::new().status(key.clone(), status)).unwrap();
+    // An update of the spec keeps the status.
+    store.commit(WriteBatch::new().put(container("web", "busybox:2"))).unwrap();
+    let AnyObject::Container(web) = store.get(&key).unwrap().unwrap() else { unreachable!() };
+    assert_eq!(web.status.unwrap().ready_replicas, 1);
+
+    let changes: Vec<(u64, ChangeType, bool)> =
+        (0..3).map(|_| watch.try_recv().unwrap()).map(|c| (c.resource_version, c.change, c.status_only)).collect();
+    assert_eq!(
+        changes,
+        [(1, ChangeType::Added, false), (2, ChangeType::Modified, true), (3, ChangeType::Modified, false)]
+    );
+
+    let err = store.commit(WriteBatch::new().status(key, serde_json::json!({"readyReplicas": "many"}))).unwrap_err();
+    assert!(matches!(err, StoreError::InvalidStatus { .. }), "{err}");
+}
+
+#[test]
+fn everything_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = volume("data").key();
+    {
+        let store = Store::open(dir.path()).unwrap();
+        let batch = WriteBatch::new()
+            .put(owned_by(volume("data"), Source::file("/m/data.yaml")))
+            .put(container("web", "busybox"))
+            .event(Event::about(&key, "created", "Applied", "from /m/data.yaml"))
+            .op(WriteOp::Source(berth::store::SourceRecord {
+                source: Source::file("/m/data.yaml"),
+                objects: vec![key.clone()],
+                errors: vec![],
+                updated: chrono::Utc::now(),
+            }));
+        store.commit(batch).unwrap();
+        store
+            .commit(WriteBatch::new().event(Event::about(&container("web", "x").key(), "created", "Applied", "")))
+            .unwrap();
+    }
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.resource_version(), 1);
+    assert_eq!(store.list(None, None).unwrap().len(), 2);
+    assert_eq!(store.list(Some(berth::api::Kind::Volume), Some("default")).unwrap().len(), 1);
+    assert_eq!(store.list(Some(berth::api::Kind::Volume), Some("other")).unwrap().len(), 0);
+    assert_eq!(store.sources().unwrap()[0].objects, std::slice::from_ref(&key));
+    let events = store.events(None, 0, 10).unwrap();
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), [1, 2]);
+    let about_data = store.events(Some(&key), 0, 10).unwrap();
+    assert_eq!(about_data.len(), 1);
+    assert_eq!(about_data[0].message, "from /m/data.yaml");
+    assert_eq!(store.events(None, 1, 10).unwrap()[0].seq, 2, "reading resumes after a sequence number");
+    // Counters continue where they stopped.
+    store.commit(WriteBatch::new().put(volume("more"))).unwrap();
+    assert_eq!(store.resource_version(), 2);
+}
+
+#[test]
+fn a_newer_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    std::fs::write(dir.path().join("format"), "berth-state 99\n").unwrap();
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("has format version 99, newer than this berth understands (1)"), "{err}");
+    std::fs::write(dir.path().join("format"), "something else").unwrap();
+    let err = Store::open(dir.path()).err().expect("refused");
+    assert!(err.to_string().contains("not a berth format version"), "{err}");
+}
+
+#[test]
+fn the_lock_refuses_a_second_process_and_names_the_holder() {
+    let dir = tempfile::tempdir().unwrap();
+    let _held = Store::open(dir.path()).unwrap();
+    let output = assert_cmd::Command::cargo_bin("berth")
+        .unwrap()
+        .args(["serve", "--engine", "fake", "--state-dir"])
+        .arg(dir.path())
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let holder = format!("is in use by berth pid {}", std::process::id());
+    assert!(stderr.contains(&holder), "stderr should name this test process as the holder:\n{stderr}");
+    assert!(stderr.contains("stop that process or choose another --state-dir"), "{stderr}");
+}
+
+#[test]
+fn the_lock_is_released_when_the_holder_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path()).unwrap());
+    Store::open(dir.path()).expect("reopened after the first handle was dropped");
+}
