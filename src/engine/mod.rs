@@ -1,7 +1,86 @@
-//! What berth sends to container engines.
+//! Container engines, behind one trait.
 //!
-//! For now this is the [`build_context`] module: the in-memory tar that an
-//! image build sends to Docker or Podman. The `Engine` trait and its Docker,
-//! Podman and fake backends come later and build on it.
+//! The controller never talks to Docker or Podman directly: it asks an
+//! [`Engine`] in berth's own terms ([`types`]), and each backend translates.
+//! That keeps engine quirks out of the reconcilers, and lets the in-memory
+//! [`fake`] engine stand in for fast tests, fault injection and benchmarks.
+//!
+//! - [`docker`]: Docker over bollard (unix socket or `DOCKER_HOST`).
+//! - [`fake`]: in memory, with the same semantics, scripted failures and latency.
+//! - [`build_context`]: the in-memory tar an image build sends.
+//! - [`labels`]: berth's ownership labels and the spec hash.
 
 pub mod build_context;
+pub mod docker;
+mod error;
+pub mod fake;
+pub mod labels;
+pub mod types;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+pub use error::{EngineError, Result};
+pub use types::*;
+
+/// What berth needs from a container engine.
+///
+/// Implementations must be safe to call concurrently. "Not found" and
+/// "conflict" are reported as [`EngineError::NotFound`] and
+/// [`EngineError::Conflict`], whatever the engine's own words, because
+/// reconcilers rely on them to stay idempotent (removing a container that is
+/// gone is success; creating one that exists means a previous attempt got
+/// further than it knew).
+#[async_trait]
+pub trait Engine: Send + Sync + 'static {
+    /// Who the engine is; fails when it cannot be reached.
+    async fn info(&self) -> Result<EngineInfo>;
+
+    /// Containers carrying every label of `labels` (running or not).
+    async fn list_containers(&self, labels: &Labels) -> Result<Vec<ContainerInfo>>;
+    /// One container by id or name.
+    async fn inspect_container(&self, id: &str) -> Result<ContainerInfo>;
+    /// Creates a container (not started); returns its id.
+    async fn create_container(&self, config: &ContainerConfig) -> Result<String>;
+    /// Starts a container; starting a running one succeeds.
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// Stops a container, waiting `grace` before SIGKILL; stopping a stopped one succeeds.
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
+    /// Removes a container (killing it if running).
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    /// The last `tail` lines of a container's output (stdout and stderr).
+    async fn container_logs(&self, id: &str, tail: usize) -> Result<Vec<String>>;
+
+    /// An image by reference or id, `None` when absent.
+    async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>>;
+    /// Builds an image from a tar context.
+    async fn build_image(&self, request: &BuildRequest) -> Result<BuildOutput>;
+    /// Pulls an image from its registry.
+    async fn pull_image(&self, reference: &str) -> Result<()>;
+    /// Removes an image tag.
+    async fn remove_image(&self, reference: &str) -> Result<()>;
+
+    /// Volumes carrying every label of `labels`.
+    async fn list_volumes(&self, labels: &Labels) -> Result<Vec<VolumeInfo>>;
+    /// Creates a volume; returns what the engine made.
+    async fn create_volume(&self, config: &VolumeConfig) -> Result<VolumeInfo>;
+    /// Removes a volume and its data.
+    async fn remove_volume(&self, name: &str) -> Result<()>;
+
+    /// Networks carrying every label of `labels`.
+    async fn list_networks(&self, labels: &Labels) -> Result<Vec<NetworkInfo>>;
+    /// Creates a network; returns what the engine made.
+    async fn create_network(&self, config: &NetworkConfig) -> Result<NetworkInfo>;
+    /// Removes a network.
+    async fn remove_network(&self, name: &str) -> Result<()>;
+    /// Attaches a container to a network.
+    async fn connect_network(&self, network: &str, container: &str, aliases: &[String]) -> Result<()>;
+    /// Detaches a container from a network.
+    async fn disconnect_network(&self, network: &str, container: &str) -> Result<()>;
+
+    /// Engine events from now on. The stream ends (or yields an error) when
+    /// the connection drops; the caller reconnects and resyncs.
+    async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>>;
+}

@@ -1,0 +1,1 @@
+//! Docker over bollard. (Being written.)

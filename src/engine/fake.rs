@@ -1,0 +1,1 @@
+//! The in-memory fake engine. (Being written.)
