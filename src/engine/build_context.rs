@@ -137,6 +137,37 @@ RUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]
 ///
 /// `busybox` must be statically linked: the image has no libc.
 ///
+/// Every file under `dir` (recursively, following symlinks, so a context
+/// may link to host files such as `/bin/busybox`), skipping `.git`.
+///
+/// # Errors
+///
+/// [`BuildContextError::Read`] if a file or directory cannot be read.
+pub fn from_dir(dir: &Path) -> Result<BuildContext> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut context = BuildContext::new();
+    let walker = walkdir::WalkDir::new(dir).follow_links(true).sort_by_file_name().into_iter();
+    for entry in walker.filter_entry(|e| e.file_name() != ".git") {
+        let entry = entry.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            BuildContextError::Read {
+                path,
+                source: e.into_io_error().unwrap_or_else(|| io::Error::other("symlink loop")),
+            }
+        })?;
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let path = entry.path();
+        let read = |source| BuildContextError::Read { path: path.to_path_buf(), source };
+        let bytes = std::fs::read(path).map_err(read)?;
+        let mode = std::fs::metadata(path).map_err(read)?.permissions().mode();
+        let relative = path.strip_prefix(dir).unwrap_or(path).to_string_lossy().into_owned();
+        context = context.file(&relative, bytes, mode)?;
+    }
+    Ok(context)
+}
+
 /// # Errors
 ///
 /// [`BuildContextError::Read`] if `busybox` cannot be read.

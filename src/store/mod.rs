@@ -11,7 +11,9 @@
 //! # Guarantees
 //! - A [`WriteBatch`] commits atomically (one sled transaction across trees)
 //!   and is flushed to disk before [`Store::commit`] returns: a crash after
-//!   that keeps it, a crash before loses all of it.
+//!   that keeps it, a crash before loses all of it. Batches marked
+//!   [`WriteBatch::relaxed`] (status and controller events, which the next
+//!   reconcile derives again) reach the disk within sled's 500 ms flush.
 //! - Commits are serialized and announced to watchers in resourceVersion
 //!   order. A watcher that falls behind by more than the channel's capacity
 //!   gets `Lagged` and must re-list, as a Kubernetes watch gets `410 Gone`.
@@ -198,7 +200,9 @@ impl Store {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Db(e),
             })?;
-        inner.db.flush()?;
+        if !batch.relaxed {
+            inner.db.flush()?;
+        }
         for change in &commit.changes {
             // No receivers is fine: nobody is watching yet.
             let _ = inner.watch.send(change.clone());
@@ -219,6 +223,20 @@ impl Store {
             .ok()
             .flatten()
             .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+    }
+
+    /// This state directory's controller instance id: random, created on
+    /// first use, stable across restarts. It goes into the
+    /// `berth.dev/instance` label of every engine object, so two berths on
+    /// one engine never touch each other's objects.
+    pub fn instance_id(&self) -> Result<String> {
+        const KEY: &[u8] = b"instanceId";
+        let fresh = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
+        // Compare-and-swap from "absent": a concurrent first use agrees on one id.
+        let _ = self.inner.meta.compare_and_swap(KEY, None::<&[u8]>, Some(fresh.as_bytes()))?;
+        self.inner.db.flush()?;
+        let id = self.inner.meta.get(KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        Ok(id.unwrap_or(fresh))
     }
 
     /// One object.

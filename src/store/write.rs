@@ -104,6 +104,8 @@ pub enum WriteOp {
 #[derive(Clone, Debug, Default)]
 pub struct WriteBatch {
     pub(crate) ops: Vec<WriteOp>,
+    /// Commit without waiting for the disk (see [`WriteBatch::relaxed`]).
+    pub(crate) relaxed: bool,
 }
 
 impl WriteBatch {
@@ -141,6 +143,14 @@ impl WriteBatch {
     /// Appends an event.
     pub fn event(self, event: Event) -> Self {
         self.op(WriteOp::Event(event))
+    }
+
+    /// Lets the commit return before its data reaches the disk; sled writes
+    /// it within half a second. For what can be derived again after a crash
+    /// (status, the controller's own events), never for desired state.
+    pub fn relaxed(mut self) -> Self {
+        self.relaxed = true;
+        self
     }
 
     /// Whether the batch is empty.

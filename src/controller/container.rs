@@ -1,0 +1,269 @@
+//! Container reconciler: the replicas of a Container object.
+//!
+//! Each replica is an engine container named
+//! `berth-<namespace>-<name>-<replica>-<hash8>` and labelled with its owner,
+//! replica index and spec hash. A reconcile compares the replicas the
+//! engine has with the template of [`container_spec::resolve`]:
+//!
+//! - a missing replica is created and started;
+//! - a replica whose hash differs is replaced (`Recreate`: removed, then
+//!   created; `StartFirst`: the new one is started and the old one removed
+//!   once the new one is ready; fixed host ports force `Recreate`, as two
+//!   replicas cannot bind one port);
+//! - a stopped replica is started again (unless `restartPolicy: Never`);
+//! - replicas beyond `replicas`, and containers of deleted objects, are removed.
+//!
+//! # Guarantees
+//! Idempotent and safe to cancel at any await: every step is re-derived from
+//! the engine's labelled containers, and names are deterministic, so a crash
+//! after any engine call leaves a state from which the next reconcile
+//! finishes the job without duplicating a replica.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::api::container::ReplicaStatus;
+use crate::api::container::{RestartPolicy, UpdateStrategy};
+use crate::api::{Container, ContainerStatus, HostPort, ObjectKey};
+use crate::engine::{labels, ContainerInfo, ContainerState, Health};
+
+use super::action::{Action, ReconcileError};
+use super::container_spec::{self, Resolution, Template};
+use super::context::{Conditions, Context};
+use super::network::ignore_not_found;
+
+/// How long a not-ready Container waits before it is looked at again even
+/// without an engine event (a safety net; events normally arrive first).
+const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
+/// Grace period for containers whose object is gone.
+const ORPHAN_GRACE: Duration = Duration::from_secs(10);
+
+fn is_ready(info: &ContainerInfo) -> bool {
+    info.state == ContainerState::Running && matches!(info.health, None | Some(Health::Healthy))
+}
+
+fn replica_of(info: &ContainerInfo) -> Option<u32> {
+    info.labels.get(labels::REPLICA)?.parse().ok()
+}
+
+/// Brings the replicas of `key` in line with the store.
+pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container>) -> Result<Action, ReconcileError> {
+    let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
+    let Some(container) = desired.as_ref().filter(|c| c.metadata.deletion_timestamp.is_none()) else {
+        let (grace, reason) = match &desired {
+            Some(c) => (grace_of(c), "Deleted"),
+            None => (ORPHAN_GRACE, "Orphan"),
+        };
+        for replica in &observed {
+            remove(ctx, key, replica, grace, reason, "removed").await?;
+        }
+        if desired.is_some() {
+            ctx.finish_deletion(key)?;
+        }
+        return Ok(Action::await_change());
+    };
+    let template = match container_spec::resolve(ctx, container).await? {
+        Resolution::Ready(template) => template,
+        Resolution::Waiting(reason, message) => {
+            let status = ContainerStatus {
+                common: Conditions::from(container).ready(false, reason, message, false).build(),
+                ..container.status.clone().unwrap_or_default()
+            };
+            ctx.write_status(container, status)?;
+            // References wake this key when they turn Ready; secrets and
+            // pulls do not announce themselves, so look again later.
+            let recheck = matches!(reason, "SecretUnavailable" | "ImagePullFailed");
+            return Ok(if recheck { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
+        }
+    };
+    converge(ctx, container, &template, observed).await?;
+    let replicas = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
+    let all_ready = write_status(ctx, container, &template, &replicas)?;
+    Ok(if all_ready { Action::await_change() } else { Action::requeue(NOT_READY_RECHECK) })
+}
+
+async fn converge(
+    ctx: &Context,
+    container: &Container,
+    template: &Template,
+    observed: Vec<ContainerInfo>,
+) -> Result<(), ReconcileError> {
+    let key = container.key();
+    let wanted = container.spec.replicas.unwrap_or(1).max(0) as u32;
+    let grace = grace_of(container);
+    let mut by_replica: BTreeMap<u32, Vec<ContainerInfo>> = BTreeMap::new();
+    for info in observed {
+        match replica_of(&info) {
+            Some(index) if index < wanted => by_replica.entry(index).or_default().push(info),
+            _ => remove(ctx, &key, &info, grace, "ScaledDown", "removed").await?,
+        }
+    }
+    let fixed_ports = container.spec.ports.iter().any(|p| matches!(p.host_port, Some(HostPort::Fixed(_))));
+    let start_first = container.spec.update_strategy == Some(UpdateStrategy::StartFirst) && !fixed_ports;
+    for index in 0..wanted {
+        let group = by_replica.remove(&index).unwrap_or_default();
+        let (mut current, stale): (Vec<_>, Vec<_>) =
+            group.into_iter().partition(|c| c.labels.get(labels::SPEC_HASH) == Some(&template.hash));
+        // Two current containers for one replica cannot come from berth's own
+        // steps (names are deterministic); keep one, remove the rest.
+        for extra in current.split_off(current.len().min(1)) {
+            remove(ctx, &key, &extra, grace, "Duplicate", "removed").await?;
+        }
+        let reason = stale.first().map(|old| recreate_reason(old, template)).unwrap_or_else(|| "ReplicaMissing".into());
+        match current.pop() {
+            None => {
+                if !start_first {
+                    for old in &stale {
+                        remove(ctx, &key, old, grace, &reason, "recreate").await?;
+                    }
+                }
+                let id = create(ctx, &key, index, template).await?;
+                ctx.engine.start_container(&id).await?;
+                ctx.record(&key, "created", &reason, format!("replica {index} created and started ({})", short(&id)))?;
+            }
+            Some(replica) => {
+                let policy = container.spec.restart_policy.unwrap_or(RestartPolicy::Always);
+                if replica.state != ContainerState::Running
+                    && !(policy == RestartPolicy::Never && replica.state == ContainerState::Exited)
+                {
+                    ctx.engine.start_container(&replica.id).await?;
+                    ctx.record(
+                        &key,
+                        "started",
+                        "ReplicaNotRunning",
+                        format!("replica {index} was {}; started it", replica.state.as_str()),
+                    )?;
+                }
+                if replica.state == ContainerState::Running {
+                    for attachment in &template.config.networks {
+                        if !replica.ips.contains_key(&attachment.network) {
+                            ctx.engine.connect_network(&attachment.network, &replica.id, &attachment.aliases).await?;
+                            ctx.record(
+                                &key,
+                                "connected",
+                                "NetworkMissing",
+                                format!("replica {index} joined {}", attachment.network),
+                            )?;
+                        }
+                    }
+                }
+                if is_ready(&replica) {
+                    for old in &stale {
+                        remove(ctx, &key, old, grace, &reason, "replaced").await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `SpecChanged: env, ports` from the spec label of the replaced container.
+fn recreate_reason(old: &ContainerInfo, template: &Template) -> String {
+    let previous: serde_json::Value =
+        old.labels.get(labels::SPEC).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
+    let changed = container_spec::changed_fields(&previous, &template.hashed);
+    if changed.is_empty() {
+        "spec changed".to_string()
+    } else {
+        format!("spec changed: {}", changed.join(", "))
+    }
+}
+
+async fn create(ctx: &Context, key: &ObjectKey, index: u32, template: &Template) -> Result<String, ReconcileError> {
+    let mut config = template.config.clone();
+    config.name = format!("berth-{}-{}-{index}-{}", key.namespace, key.name, &template.hash[..8]);
+    config.labels.extend(labels::owner_labels(&ctx.instance, key));
+    config.labels.insert(labels::REPLICA.into(), index.to_string());
+    config.labels.insert(labels::SPEC_HASH.into(), template.hash.clone());
+    config.labels.insert(labels::HASH_VERSION.into(), labels::CURRENT_HASH_VERSION.into());
+    config.labels.insert(labels::SPEC.into(), template.hashed.to_string());
+    match ctx.engine.create_container(&config).await {
+        Ok(id) => Ok(id),
+        // A container of that name exists: ours from an interrupted attempt
+        // (then use it), or someone else's (then say so).
+        Err(e) if e.is_conflict() => {
+            let existing = ctx.engine.inspect_container(&config.name).await?;
+            if labels::owner_of(&existing.labels, &ctx.instance).as_ref() == Some(key) {
+                Ok(existing.id)
+            } else {
+                Err(ReconcileError::transient(format!(
+                    "container name {} is taken by a container berth does not manage",
+                    config.name
+                )))
+            }
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn remove(
+    ctx: &Context,
+    key: &ObjectKey,
+    replica: &ContainerInfo,
+    grace: Duration,
+    reason: &str,
+    action: &str,
+) -> Result<(), ReconcileError> {
+    if replica.state == ContainerState::Running {
+        ctx.engine.stop_container(&replica.id, grace).await.or_else(ignore_not_found)?;
+    }
+    ctx.engine.remove_container(&replica.id).await.or_else(ignore_not_found)?;
+    let index = replica_of(replica).map_or("?".to_string(), |i| i.to_string());
+    ctx.record(key, action, reason, format!("replica {index} removed ({})", short(&replica.id)))
+}
+
+fn grace_of(container: &Container) -> Duration {
+    container.spec.stop_grace_period.as_ref().and_then(|d| d.duration().ok()).unwrap_or(ORPHAN_GRACE)
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Writes the replicas' status; returns whether every replica is ready.
+fn write_status(
+    ctx: &Context,
+    container: &Container,
+    template: &Template,
+    replicas: &[ContainerInfo],
+) -> Result<bool, ReconcileError> {
+    let wanted = container.spec.replicas.unwrap_or(1).max(0) as u32;
+    let current: Vec<&ContainerInfo> =
+        replicas.iter().filter(|r| r.labels.get(labels::SPEC_HASH) == Some(&template.hash)).collect();
+    let mut statuses: Vec<ReplicaStatus> = replicas
+        .iter()
+        .map(|r| ReplicaStatus {
+            index: replica_of(r).unwrap_or(u32::MAX),
+            container_id: r.id.clone(),
+            state: r.state.as_str().to_string(),
+            health: r.health.map(|h| h.as_str().to_string()).unwrap_or_default(),
+            ips: r.ips.clone(),
+            host_ports: r.host_ports.clone(),
+            restarts: r.restart_count,
+            spec_hash: r.labels.get(labels::SPEC_HASH).cloned().unwrap_or_default(),
+        })
+        .collect();
+    statuses.sort_by(|a, b| (a.index, &a.container_id).cmp(&(b.index, &b.container_id)));
+    let ready = current.iter().filter(|r| is_ready(r)).count() as u32;
+    let failing: Vec<String> = current
+        .iter()
+        .filter(|r| {
+            r.health == Some(Health::Unhealthy) || (r.state == ContainerState::Exited && r.exit_code != Some(0))
+        })
+        .map(|r| {
+            format!("replica {} is {}", replica_of(r).unwrap_or(0), r.health.map_or(r.state.as_str(), Health::as_str))
+        })
+        .collect();
+    let all_ready = ready == wanted && current.len() == replicas.len();
+    let conditions = if all_ready {
+        Conditions::from(container).ready(true, "AllReplicasReady", format!("{ready}/{wanted} replicas ready"), false)
+    } else if !failing.is_empty() {
+        Conditions::from(container).ready(false, "ReplicaFailing", failing.join("; "), true)
+    } else {
+        Conditions::from(container).ready(false, "ReplicasNotReady", format!("{ready}/{wanted} replicas ready"), false)
+    };
+    let status = ContainerStatus { common: conditions.build(), ready_replicas: ready, replicas: statuses };
+    ctx.write_status(container, status)?;
+    Ok(all_ready)
+}

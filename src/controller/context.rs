@@ -1,0 +1,120 @@
+//! What every reconciler works with: the store, the engine, this
+//! controller's instance id, and helpers to record events and write status.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::api::{CommonStatus, Condition, ConditionStatus, Object, ObjectKey, Spec};
+use crate::engine::Engine;
+use crate::store::{Event, Store, WriteBatch};
+
+use super::action::ReconcileError;
+
+/// Shared by all reconciles.
+#[derive(Clone)]
+pub struct Context {
+    /// Desired state and status.
+    pub store: Store,
+    /// The engine to converge.
+    pub engine: Arc<dyn Engine>,
+    /// This controller's instance id (`berth.dev/instance`).
+    pub instance: String,
+}
+
+impl Context {
+    /// Appends an event about `key` to the log (durably: it is the audit
+    /// trail of an engine operation that happened), and logs it.
+    pub fn record(
+        &self,
+        key: &ObjectKey,
+        action: &str,
+        reason: &str,
+        message: impl Into<String>,
+    ) -> Result<(), ReconcileError> {
+        let message = message.into();
+        tracing::info!(object = %key, action, reason, "{message}");
+        self.store.commit(WriteBatch::new().event(Event::about(key, action, reason, message)))?;
+        Ok(())
+    }
+
+    /// Writes `status` for `object` when it differs from the stored one.
+    /// Status writes do not wake the object's own reconciler.
+    pub fn write_status<S: Spec>(&self, object: &Object<S>, status: S::Status) -> Result<(), ReconcileError> {
+        if object.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let json = serde_json::to_value(&status).map_err(|e| ReconcileError::Transient(e.into()))?;
+        match self.store.commit(WriteBatch::new().status(object.key(), json).relaxed()) {
+            Ok(_) => Ok(()),
+            // Deleted meanwhile: nothing to report on.
+            Err(crate::store::StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Marks a deleted object's teardown done: its record goes.
+    pub fn finish_deletion(&self, key: &ObjectKey) -> Result<(), ReconcileError> {
+        let batch =
+            WriteBatch::new().remove(key.clone()).event(Event::about(key, "removed", "Deleted", "teardown finished"));
+        match self.store.commit(batch) {
+            Ok(_) | Err(crate::store::StoreError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+/// Builds a status's conditions from the previous ones, so that
+/// `lastTransitionTime` only moves when a condition's truth changes.
+pub struct Conditions {
+    common: CommonStatus,
+    generation: u64,
+}
+
+impl Conditions {
+    /// Starts from the previous conditions of an object.
+    pub fn from<S: Spec>(object: &Object<S>) -> Self {
+        let common = object.status.as_ref().map(|s| S::status_common(s).clone()).unwrap_or_default();
+        Conditions { common, generation: object.metadata.generation.unwrap_or(0) }
+    }
+
+    /// Sets one condition.
+    pub fn set(mut self, kind: &str, status: bool, reason: &str, message: impl Into<String>) -> Self {
+        self.common.set_condition(Condition {
+            kind: kind.to_string(),
+            status: if status { ConditionStatus::True } else { ConditionStatus::False },
+            reason: reason.to_string(),
+            message: message.into(),
+            last_transition_time: Utc::now(),
+            observed_generation: self.generation,
+        });
+        self
+    }
+
+    /// `Ready` with `Progressing` and `Degraded` derived from it: ready means
+    /// neither progressing nor degraded; not ready is progressing unless
+    /// `degraded` says something is wrong.
+    pub fn ready(self, ready: bool, reason: &str, message: impl Into<String>, degraded: bool) -> Self {
+        let message = message.into();
+        let progressing = !ready && !degraded;
+        self.set("Ready", ready, reason, message.clone())
+            .set(
+                "Progressing",
+                progressing,
+                if progressing { reason } else { "Stable" },
+                if progressing { message.clone() } else { String::new() },
+            )
+            .set(
+                "Degraded",
+                degraded,
+                if degraded { reason } else { "AsExpected" },
+                if degraded { message } else { String::new() },
+            )
+    }
+
+    /// The finished conditions, with the generation observed.
+    pub fn build(mut self) -> CommonStatus {
+        self.common.observed_generation = self.generation;
+        self.common
+    }
+}

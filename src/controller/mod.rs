@@ -1,0 +1,331 @@
+//! The controller: converges the engine to the store, forever.
+//!
+//! Modelled on kube-runtime's `Controller`: requests keyed by object flow
+//! into the [`runtime`], which runs one reconcile per key at a time. They
+//! come from
+//! - the store's watch: an object changed (its own status writes excluded),
+//!   and the objects related to one that changed ([`dependents`]);
+//! - engine events: a container died, was removed, changed health; a
+//!   network or volume went away. The stream reconnects with jittered
+//!   backoff (800 ms to 30 s) and resyncs fully after each reconnect;
+//! - a full resync every few minutes, as a safety net;
+//! - the first full observation of the engine, before which nothing
+//!   reconciles: every stored object, and the owner of every labelled engine
+//!   object (so orphans of deleted objects are found and removed).
+//!
+//! Reconcilers live one per kind in this module's files.
+
+mod action;
+mod backoff;
+mod container;
+mod container_spec;
+mod context;
+mod dependents;
+mod image;
+mod network;
+pub mod runtime;
+mod unserved;
+mod volume;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::api::{AnyObject, Kind, ObjectKey};
+use crate::engine::{labels, Engine, EventAction, EventSubject};
+use crate::store::{ChangeType, Event, Store, WriteBatch};
+
+pub use action::{Action, ReconcileError};
+pub use context::Context;
+use dependents::Dependents;
+pub use network::engine_name;
+use runtime::{Report, Request, Shutdown, Trigger};
+
+/// Settings of the controller.
+#[derive(Clone, Debug)]
+pub struct ControllerConfig {
+    /// Reconciles running at once.
+    pub concurrency: usize,
+    /// Longest a reconcile may run (image builds included).
+    pub reconcile_timeout: Duration,
+    /// Time between full resyncs.
+    pub resync_interval: Duration,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            concurrency: 8,
+            reconcile_timeout: Duration::from_secs(600),
+            resync_interval: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The controller of one store and one engine.
+pub struct Controller {
+    ctx: Context,
+    config: ControllerConfig,
+    observed: Arc<AtomicBool>,
+}
+
+/// Jittered backoff for engine reconnects: 800 ms doubling to 30 s.
+fn reconnect_delay(attempt: u32) -> Duration {
+    let nominal = Duration::from_millis(800).saturating_mul(1u32 << attempt.min(6)).min(Duration::from_secs(30));
+    nominal.mul_f64(0.5 + fastrand::f64() * 0.5)
+}
+
+impl Controller {
+    /// A controller for `store` and `engine`.
+    pub fn new(store: Store, engine: Arc<dyn Engine>, config: ControllerConfig) -> crate::store::Result<Self> {
+        let instance = store.instance_id()?;
+        Ok(Controller { ctx: Context { store, engine, instance }, config, observed: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// This controller's instance id.
+    pub fn instance(&self) -> &str {
+        &self.ctx.instance
+    }
+
+    /// True once the engine has been observed in full (for readiness).
+    pub fn observed(&self) -> Arc<AtomicBool> {
+        self.observed.clone()
+    }
+
+    /// Runs until `shutdown` says drain (running reconciles finish) or force.
+    pub async fn run(self, mut shutdown: watch::Receiver<Shutdown>) -> anyhow::Result<()> {
+        let ctx = self.ctx.clone();
+        // Wait for the engine.
+        let mut attempt = 0;
+        loop {
+            match ctx.engine.info().await {
+                Ok(info) => {
+                    tracing::info!(engine = %info.kind, version = %info.version, endpoint = %info.endpoint, instance = %ctx.instance, "engine reachable");
+                    break;
+                }
+                Err(e) => {
+                    let delay = reconnect_delay(attempt);
+                    attempt += 1;
+                    tracing::warn!("engine not reachable ({e:#}); retrying in {delay:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.changed() => return Ok(()),
+                    }
+                }
+            }
+        }
+        let (requests, receiver) = mpsc::unbounded_channel();
+        let dependents = Arc::new(Mutex::new(Dependents::default()));
+        // Subscribe before the first listing, so no change falls in between.
+        let changes = ctx.store.watch();
+        for object in ctx.store.list(None, None)? {
+            dependents.lock().unwrap_or_else(|p| p.into_inner()).update(&object);
+        }
+        resync(&ctx, &requests, Trigger::Changed).await?;
+        self.observed.store(true, Ordering::SeqCst);
+        let mut helpers = tokio::task::JoinSet::new();
+        helpers.spawn(follow_store(ctx.clone(), changes, requests.clone(), dependents.clone()));
+        helpers.spawn(follow_engine(ctx.clone(), requests.clone()));
+        helpers.spawn(periodic_resync(ctx.clone(), requests.clone(), self.config.resync_interval));
+        drop(requests);
+        let reconcile_ctx = ctx.clone();
+        let reconcile: runtime::ReconcileFn<ObjectKey> = Arc::new(move |key| {
+            let ctx = reconcile_ctx.clone();
+            Box::pin(async move { reconcile(&ctx, &key).await })
+        });
+        let runtime_config =
+            runtime::RuntimeConfig { concurrency: self.config.concurrency, timeout: self.config.reconcile_timeout };
+        runtime::run(runtime_config, receiver, reconcile, reporter(ctx.clone()), shutdown).await;
+        helpers.abort_all();
+        Ok(())
+    }
+}
+
+/// Reconciles one object, whatever its kind.
+pub async fn reconcile(ctx: &Context, key: &ObjectKey) -> Result<Action, ReconcileError> {
+    let desired = ctx.store.get(key)?;
+    match (key.kind, desired) {
+        (Kind::Network, Some(AnyObject::Network(o))) => network::reconcile(ctx, key, Some(o)).await,
+        (Kind::Network, _) => network::reconcile(ctx, key, None).await,
+        (Kind::Volume, Some(AnyObject::Volume(o))) => volume::reconcile(ctx, key, Some(o)).await,
+        (Kind::Volume, _) => volume::reconcile(ctx, key, None).await,
+        (Kind::Image, Some(AnyObject::Image(o))) => image::reconcile(ctx, key, Some(o)).await,
+        (Kind::Image, _) => image::reconcile(ctx, key, None).await,
+        (Kind::Container, Some(AnyObject::Container(o))) => container::reconcile(ctx, key, Some(o)).await,
+        (Kind::Container, _) => container::reconcile(ctx, key, None).await,
+        (Kind::DnsRecord, Some(AnyObject::DnsRecord(o))) => unserved::reconcile(ctx, key, Some(o), "DNS server"),
+        (Kind::DnsRecord, _) => unserved::reconcile::<crate::api::DnsRecordSpec>(ctx, key, None, "DNS server"),
+        (Kind::Route, Some(AnyObject::Route(o))) => unserved::reconcile(ctx, key, Some(o), "HTTP proxy"),
+        (Kind::Route, _) => unserved::reconcile::<crate::api::RouteSpec>(ctx, key, None, "HTTP proxy"),
+    }
+}
+
+/// Requests every stored object and the owner of every labelled engine object.
+async fn resync(
+    ctx: &Context,
+    requests: &mpsc::UnboundedSender<Request<ObjectKey>>,
+    trigger: Trigger,
+) -> anyhow::Result<()> {
+    let ours = labels::instance_labels(&ctx.instance);
+    let mut keys: BTreeSet<ObjectKey> = ctx.store.list(None, None)?.iter().map(AnyObject::key).collect();
+    let containers = ctx.engine.list_containers(&ours).await?;
+    let volumes = ctx.engine.list_volumes(&ours).await?;
+    let networks = ctx.engine.list_networks(&ours).await?;
+    let owners = containers
+        .iter()
+        .map(|c| &c.labels)
+        .chain(volumes.iter().map(|v| &v.labels))
+        .chain(networks.iter().map(|n| &n.labels));
+    keys.extend(owners.filter_map(|l| labels::owner_of(l, &ctx.instance)));
+    for key in keys {
+        let _ = requests.send(Request::now(key, trigger));
+    }
+    Ok(())
+}
+
+/// Turns store changes into requests.
+async fn follow_store(
+    ctx: Context,
+    mut changes: broadcast::Receiver<crate::store::Change>,
+    requests: mpsc::UnboundedSender<Request<ObjectKey>>,
+    dependents: Arc<Mutex<Dependents>>,
+) {
+    loop {
+        match changes.recv().await {
+            Ok(change) => {
+                let key = change.object.key();
+                let related = {
+                    let mut graph = dependents.lock().unwrap_or_else(|p| p.into_inner());
+                    let before = graph.related(&key);
+                    match change.change {
+                        ChangeType::Deleted => graph.forget(&key),
+                        _ => graph.update(&change.object),
+                    }
+                    let mut related = before;
+                    related.extend(graph.related(&key));
+                    related
+                };
+                if !change.status_only {
+                    let _ = requests.send(Request::now(key, Trigger::Changed));
+                }
+                for other in related {
+                    let _ = requests.send(Request::now(other, Trigger::Other));
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "store watch fell behind; resyncing");
+                if let Ok(objects) = ctx.store.list(None, None) {
+                    let mut graph = dependents.lock().unwrap_or_else(|p| p.into_inner());
+                    for object in &objects {
+                        graph.update(object);
+                    }
+                }
+                if let Err(e) = resync(&ctx, &requests, Trigger::Changed).await {
+                    tracing::warn!("resync failed: {e:#}");
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Turns engine events into requests; reconnects and resyncs when the stream drops.
+async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<ObjectKey>>) {
+    let mut attempt = 0;
+    let mut connected_before = false;
+    loop {
+        let mut stream = match ctx.engine.events().await {
+            Ok(stream) => stream,
+            Err(e) => {
+                let delay = reconnect_delay(attempt);
+                attempt += 1;
+                tracing::warn!("engine events unavailable ({e:#}); reconnecting in {delay:?}");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        if connected_before {
+            tracing::info!("engine events reconnected; resyncing");
+            if let Err(e) = resync(&ctx, &requests, Trigger::Other).await {
+                tracing::warn!("resync after reconnect failed: {e:#}");
+            }
+        }
+        connected_before = true;
+        attempt = 0;
+        while let Some(item) = stream.next().await {
+            let Ok(event) = item else { break };
+            let relevant = matches!(
+                event.action,
+                EventAction::Die
+                    | EventAction::Destroy
+                    | EventAction::Stop
+                    | EventAction::Start
+                    | EventAction::Health(_)
+                    | EventAction::Disconnect
+            );
+            if !relevant {
+                continue;
+            }
+            match labels::owner_of(&event.labels, &ctx.instance) {
+                Some(key) => {
+                    let _ = requests.send(Request::now(key, Trigger::Other));
+                }
+                // Network and volume removals may come without labels: wake
+                // every object of that kind (there are few).
+                None if event.action == EventAction::Destroy && event.subject != EventSubject::Container => {
+                    let kind = if event.subject == EventSubject::Network { Kind::Network } else { Kind::Volume };
+                    for object in ctx.store.list(Some(kind), None).unwrap_or_default() {
+                        let _ = requests.send(Request::now(object.key(), Trigger::Other));
+                    }
+                }
+                None => {}
+            }
+        }
+        tracing::warn!("engine event stream ended; reconnecting");
+    }
+}
+
+async fn periodic_resync(ctx: Context, requests: mpsc::UnboundedSender<Request<ObjectKey>>, every: Duration) {
+    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    loop {
+        timer.tick().await;
+        if let Err(e) = resync(&ctx, &requests, Trigger::Other).await {
+            tracing::warn!("periodic resync failed: {e:#}");
+        }
+    }
+}
+
+/// Logs every outcome; records failures in the event log, once per distinct message.
+fn reporter(ctx: Context) -> runtime::ReportFn<ObjectKey> {
+    let last_error: Mutex<HashMap<ObjectKey, String>> = Mutex::new(HashMap::new());
+    Arc::new(move |key, report| {
+        let mut last = last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let (message, reason) = match report {
+            Report::Success { took } => {
+                tracing::debug!(object = %key, ?took, "reconciled");
+                last.remove(key);
+                return;
+            }
+            Report::Retry { message, delay, attempt } => {
+                tracing::warn!(object = %key, attempt, retry_in = ?delay, "reconcile failed: {message}");
+                (message, "ReconcileError")
+            }
+            Report::Parked { message } => {
+                tracing::error!(object = %key, "reconcile failed; waiting for the object to change: {message}");
+                (message, "ReconcileFailed")
+            }
+        };
+        if last.get(key) != Some(message) {
+            last.insert(key.clone(), message.clone());
+            let batch =
+                WriteBatch::new().event(Event::about(key, "reconcile-error", reason, message.clone())).relaxed();
+            if let Err(e) = ctx.store.commit(batch) {
+                tracing::warn!("cannot record event: {e:#}");
+            }
+        }
+    })
+}

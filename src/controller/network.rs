@@ -1,0 +1,123 @@
+//! Network reconciler: one engine network per Network object.
+//!
+//! Idempotent and cancel-safe: it reads what the engine has (by ownership
+//! labels) and acts on the difference, so running it again, or after a
+//! crash at any step, converges to the same place. A network whose spec
+//! changed is recreated: berth's containers are detached first (their
+//! reconcilers recreate them on the new network, whose id is part of their
+//! spec hash); a network still used by containers berth does not own is
+//! reported as Degraded rather than broken.
+
+use serde_json::json;
+
+use crate::api::{Network, NetworkSpec, NetworkStatus, ObjectKey};
+use crate::engine::{labels, NetworkConfig};
+
+use super::action::{Action, ReconcileError};
+use super::context::{Conditions, Context};
+
+/// Engine name of a Network or Volume object.
+pub fn engine_name(key: &ObjectKey) -> String {
+    format!("berth-{}-{}", key.namespace, key.name)
+}
+
+fn config(ctx: &Context, network: &Network) -> NetworkConfig {
+    let key = network.key();
+    let spec: &NetworkSpec = &network.spec;
+    let hash = labels::spec_hash(&json!(spec));
+    let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
+    engine_labels.insert(labels::SPEC_HASH.into(), hash);
+    engine_labels.insert(labels::HASH_VERSION.into(), labels::CURRENT_HASH_VERSION.into());
+    NetworkConfig {
+        name: engine_name(&key),
+        driver: spec.driver.clone().unwrap_or_else(|| crate::api::defaults::NETWORK_DRIVER.into()),
+        subnet: spec.subnet.clone(),
+        gateway: spec.gateway.clone(),
+        internal: spec.internal,
+        ipv6: spec.ipv6,
+        labels: engine_labels,
+    }
+}
+
+/// Brings the engine's network for `key` in line with the store.
+pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>) -> Result<Action, ReconcileError> {
+    let observed = ctx.engine.list_networks(&labels::owner_labels(&ctx.instance, key)).await?;
+    let Some(network) = desired.filter(|n| n.metadata.deletion_timestamp.is_none()) else {
+        for existing in &observed {
+            if !remove(ctx, key, &existing.name, "deleted").await? {
+                return Ok(Action::requeue(std::time::Duration::from_secs(2)));
+            }
+        }
+        if ctx.store.get(key)?.is_some() {
+            ctx.finish_deletion(key)?;
+        }
+        return Ok(Action::await_change());
+    };
+    let wanted = config(ctx, &network);
+    let wanted_hash = &wanted.labels[labels::SPEC_HASH];
+    let mut current = None;
+    for existing in observed {
+        if existing.name == wanted.name && existing.labels.get(labels::SPEC_HASH) == Some(wanted_hash) {
+            current = Some(existing);
+        } else if !remove(ctx, key, &existing.name, "spec changed").await? {
+            let status = NetworkStatus {
+                common: Conditions::from(&network)
+                    .ready(
+                        false,
+                        "InUse",
+                        format!(
+                            "network {} must be recreated but containers berth does not manage use it",
+                            existing.name
+                        ),
+                        true,
+                    )
+                    .build(),
+                ..network.status.clone().unwrap_or_default()
+            };
+            ctx.write_status(&network, status)?;
+            return Ok(Action::requeue(std::time::Duration::from_secs(5)));
+        }
+    }
+    let current = match current {
+        Some(current) => current,
+        None => {
+            let created = ctx.engine.create_network(&wanted).await?;
+            ctx.record(key, "created", "Missing", format!("created network {}", created.name))?;
+            created
+        }
+    };
+    let status = NetworkStatus {
+        common: Conditions::from(&network).ready(true, "Created", format!("network {}", current.name), false).build(),
+        engine_id: current.id.clone(),
+        subnets: current.subnets.clone(),
+    };
+    ctx.write_status(&network, status)?;
+    Ok(Action::await_change())
+}
+
+/// Removes a network, first detaching berth's own containers. Returns false
+/// when other containers still use it.
+async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: &str) -> Result<bool, ReconcileError> {
+    let ours = ctx.engine.list_containers(&labels::instance_labels(&ctx.instance)).await?;
+    for container in ours.iter().filter(|c| c.ips.contains_key(name)) {
+        ctx.engine.disconnect_network(name, &container.id).await.or_else(ignore_not_found)?;
+    }
+    match ctx.engine.remove_network(name).await {
+        Ok(()) => {
+            ctx.record(key, "removed", why, format!("removed network {name}"))?;
+            Ok(true)
+        }
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(e) if e.is_conflict() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Treats "already gone" as done.
+pub fn ignore_not_found(error: crate::engine::EngineError) -> Result<(), crate::engine::EngineError> {
+    if error.is_not_found() {
+        Ok(())
+    } else {
+        Err(error)
+    }
+}

@@ -1,0 +1,450 @@
+//! The reconcile runtime: which key reconciles when, modelled on
+//! kube-runtime's scheduler and runner.
+//!
+//! # Guarantees
+//! - At most one reconcile runs per key, and at most one more is pending:
+//!   requests for a key that is already due merge, the earliest deadline wins.
+//! - At most `concurrency` reconciles run at once.
+//! - A failed reconcile is retried after the key's backoff; success resets it.
+//! - A terminal failure parks the key: only a [`Trigger::Changed`] request
+//!   (the object itself changed) wakes it; engine events and resyncs do not.
+//! - A reconcile that panics or outlives `timeout` is reported and retried
+//!   with backoff; the runtime lives on.
+//! - Shutdown drains: no new reconcile starts, running ones finish. A forced
+//!   shutdown aborts them (reconcilers are idempotent; the next start resumes).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::action::{Action, ReconcileError};
+use super::backoff::Backoff;
+
+/// Why a key is requested.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// The object itself changed: wakes a parked key.
+    Changed,
+    /// Anything else: an engine event, a dependency, a resync.
+    Other,
+}
+
+/// A request to reconcile `key` after `delay`.
+#[derive(Clone, Debug)]
+pub struct Request<K> {
+    /// The key.
+    pub key: K,
+    /// How long from now.
+    pub delay: Duration,
+    /// Why.
+    pub trigger: Trigger,
+}
+
+impl<K> Request<K> {
+    /// Reconcile `key` now.
+    pub fn now(key: K, trigger: Trigger) -> Self {
+        Request { key, delay: Duration::ZERO, trigger }
+    }
+}
+
+/// Shutdown phases.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Keep running.
+    Running,
+    /// Start nothing new; finish what runs.
+    Drain,
+    /// Abort what runs.
+    Force,
+}
+
+/// What became of one reconcile, for logs, events and metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Report {
+    /// It succeeded.
+    Success {
+        /// How long it took.
+        took: Duration,
+    },
+    /// It failed and will be retried.
+    Retry {
+        /// Why.
+        message: String,
+        /// After how long.
+        delay: Duration,
+        /// Consecutive failures of this key, this one included.
+        attempt: u32,
+    },
+    /// It failed and waits for the object to change.
+    Parked {
+        /// Why.
+        message: String,
+    },
+}
+
+/// Settings of the runtime.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Reconciles running at once.
+    pub concurrency: usize,
+    /// Longest a reconcile may run.
+    pub timeout: Duration,
+}
+
+/// The reconcile function.
+pub type ReconcileFn<K> = Arc<dyn Fn(K) -> BoxFuture<'static, Result<Action, ReconcileError>> + Send + Sync>;
+/// Called after every reconcile.
+pub type ReportFn<K> = Arc<dyn Fn(&K, &Report) + Send + Sync>;
+
+/// A reconcile's result, or the timeout that cut it short.
+type Timed = Result<Result<Action, ReconcileError>, tokio::time::error::Elapsed>;
+
+/// Keys waiting for their deadline.
+struct Schedule<K> {
+    /// The pending deadline of each key (and its tie-breaking sequence number).
+    due: HashMap<K, (Instant, u64)>,
+    /// The same entries, by deadline.
+    queue: BTreeMap<(Instant, u64), K>,
+    sequence: u64,
+}
+
+impl<K: Clone + Eq + Hash> Schedule<K> {
+    fn new() -> Self {
+        Schedule { due: HashMap::new(), queue: BTreeMap::new(), sequence: 0 }
+    }
+
+    /// Schedules `key` at `at`, unless it is already due earlier.
+    fn schedule(&mut self, key: K, at: Instant) {
+        if let Some(&(existing, sequence)) = self.due.get(&key) {
+            if existing <= at {
+                return;
+            }
+            self.queue.remove(&(existing, sequence));
+        }
+        self.sequence += 1;
+        self.due.insert(key.clone(), (at, self.sequence));
+        self.queue.insert((at, self.sequence), key);
+    }
+
+    /// The earliest due key that is not running, if its deadline has passed.
+    fn pop_ready(&mut self, now: Instant, running: &HashSet<K>) -> Option<K> {
+        let entry = self.queue.iter().take_while(|((at, _), _)| *at <= now).find(|(_, key)| !running.contains(key));
+        let (&slot, key) = entry?;
+        let key = key.clone();
+        self.queue.remove(&slot);
+        self.due.remove(&key);
+        Some(key)
+    }
+
+    /// The earliest deadline of a key that is not running.
+    fn next_deadline(&self, running: &HashSet<K>) -> Option<Instant> {
+        self.queue.iter().find(|(_, key)| !running.contains(key)).map(|((at, _), _)| *at)
+    }
+
+    fn len(&self) -> usize {
+        self.queue.len()
+    }
+}
+
+/// Runs reconciles for the requests received until shutdown (or until every
+/// request sender is gone and nothing is running or due).
+pub async fn run<K>(
+    config: RuntimeConfig,
+    mut requests: mpsc::UnboundedReceiver<Request<K>>,
+    reconcile: ReconcileFn<K>,
+    report: ReportFn<K>,
+    mut shutdown: watch::Receiver<Shutdown>,
+) where
+    K: Clone + Eq + Hash + Debug + Send + Sync + 'static,
+{
+    let mut schedule = Schedule::new();
+    let mut running: HashSet<K> = HashSet::new();
+    let mut backoff: HashMap<K, Backoff> = HashMap::new();
+    let mut parked: HashSet<K> = HashSet::new();
+    let mut tasks: JoinSet<(Timed, Duration)> = JoinSet::new();
+    let mut task_keys: HashMap<tokio::task::Id, K> = HashMap::new();
+    let mut draining = false;
+    let mut senders_gone = false;
+    loop {
+        if !draining {
+            while running.len() < config.concurrency.max(1) {
+                let Some(key) = schedule.pop_ready(Instant::now(), &running) else { break };
+                running.insert(key.clone());
+                let future = reconcile(key.clone());
+                let timeout = config.timeout;
+                let handle = tasks.spawn(async move {
+                    let started = Instant::now();
+                    (tokio::time::timeout(timeout, future).await, started.elapsed())
+                });
+                task_keys.insert(handle.id(), key);
+            }
+        }
+        if tasks.is_empty() && (draining || (senders_gone && schedule.len() == 0)) {
+            return;
+        }
+        let next = if draining || running.len() >= config.concurrency.max(1) {
+            None
+        } else {
+            schedule.next_deadline(&running)
+        };
+        tokio::select! {
+            // Cancel safety: `recv` loses nothing when another branch wins.
+            request = requests.recv(), if !senders_gone && !draining => match request {
+                Some(Request { key, delay, trigger }) => {
+                    if trigger == Trigger::Changed {
+                        parked.remove(&key);
+                    }
+                    if !parked.contains(&key) {
+                        schedule.schedule(key, Instant::now() + delay);
+                    }
+                }
+                None => senders_gone = true,
+            },
+            // Cancel safety: `join_next_with_id` loses nothing when another branch wins.
+            Some(done) = tasks.join_next_with_id(), if !tasks.is_empty() => {
+                let (id, result) = match done {
+                    Ok((id, (result, took))) => (id, Ok((result, took))),
+                    Err(error) => (error.id(), Err(error)),
+                };
+                let Some(key) = task_keys.remove(&id) else { continue };
+                running.remove(&key);
+                let failure = match result {
+                    Ok((Ok(Ok(action)), took)) => {
+                        backoff.remove(&key);
+                        if let Some(delay) = action.requeue_after {
+                            schedule.schedule(key.clone(), Instant::now() + delay);
+                        }
+                        report(&key, &Report::Success { took });
+                        None
+                    }
+                    Ok((Ok(Err(ReconcileError::Terminal(error))), _)) => {
+                        parked.insert(key.clone());
+                        report(&key, &Report::Parked { message: format!("{error:#}") });
+                        None
+                    }
+                    Ok((Ok(Err(ReconcileError::Transient(error))), _)) => Some(format!("{error:#}")),
+                    Ok((Err(_), _)) => Some(format!("reconcile timed out after {:?}", config.timeout)),
+                    Err(join) if join.is_panic() => Some(format!("reconcile panicked: {}", panic_message(join.into_panic()))),
+                    Err(_) => None,
+                };
+                if let Some(message) = failure {
+                    let key_backoff = backoff.entry(key.clone()).or_default();
+                    let delay = key_backoff.next_delay();
+                    schedule.schedule(key.clone(), Instant::now() + delay);
+                    report(&key, &Report::Retry { message, delay, attempt: key_backoff.failures() });
+                }
+            }
+            // Cancel safety: a sleep is recreated each iteration.
+            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {}
+            // Cancel safety: `changed` loses nothing; the value is re-read.
+            changed = shutdown.changed() => match (changed, *shutdown.borrow()) {
+                (Err(_), _) | (_, Shutdown::Force) => {
+                    tasks.abort_all();
+                    return;
+                }
+                (_, Shutdown::Drain) => draining = true,
+                (_, Shutdown::Running) => {}
+            },
+        }
+    }
+}
+
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    struct Harness {
+        requests: mpsc::UnboundedSender<Request<u32>>,
+        shutdown: watch::Sender<Shutdown>,
+        reports: Arc<Mutex<Vec<(u32, Report, Instant)>>>,
+        task: tokio::task::JoinHandle<()>,
+    }
+
+    fn start(concurrency: usize, reconcile: ReconcileFn<u32>) -> Harness {
+        let (requests, receiver) = mpsc::unbounded_channel();
+        let (shutdown, shutdown_rx) = watch::channel(Shutdown::Running);
+        let reports = Arc::new(Mutex::new(Vec::new()));
+        let sink = reports.clone();
+        let report: ReportFn<u32> =
+            Arc::new(move |key, report| sink.lock().unwrap().push((*key, report.clone(), Instant::now())));
+        let config = RuntimeConfig { concurrency, timeout: Duration::from_secs(60) };
+        let task = tokio::spawn(run(config, receiver, reconcile, report, shutdown_rx));
+        Harness { requests, shutdown, reports, task }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_reconcile_per_key_under_a_storm_of_triggers() {
+        let active = Arc::new(Mutex::new(HashSet::new()));
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (active2, runs2) = (active.clone(), runs.clone());
+        let reconcile: ReconcileFn<u32> = Arc::new(move |key| {
+            let (active, runs) = (active2.clone(), runs2.clone());
+            Box::pin(async move {
+                assert!(active.lock().unwrap().insert(key), "key {key} reconciled twice at once");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                active.lock().unwrap().remove(&key);
+                runs.fetch_add(1, Ordering::SeqCst);
+                Ok(Action::await_change())
+            })
+        });
+        let harness = start(4, reconcile);
+        for round in 0..100 {
+            for key in 0..5 {
+                harness.requests.send(Request::now(key, Trigger::Other)).unwrap();
+            }
+            if round % 10 == 0 {
+                tokio::time::sleep(Duration::from_millis(3)).await;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let runs = runs.load(Ordering::SeqCst);
+        // Each key ran at least once and far fewer times than it was requested:
+        // requests merge while a key is due or running.
+        assert!((5..=5 * 12).contains(&runs), "{runs} runs for 500 requests");
+        harness.shutdown.send(Shutdown::Drain).unwrap();
+        harness.task.await.unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn concurrency_is_limited() {
+        let active = Arc::new(AtomicUsize::new(0));
+        let peak = Arc::new(AtomicUsize::new(0));
+        let (active2, peak2) = (active.clone(), peak.clone());
+        let reconcile: ReconcileFn<u32> = Arc::new(move |_| {
+            let (active, peak) = (active2.clone(), peak2.clone());
+            Box::pin(async move {
+                let now = active.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                active.fetch_sub(1, Ordering::SeqCst);
+                Ok(Action::await_change())
+            })
+        });
+        let harness = start(3, reconcile);
+        for key in 0..50 {
+            harness.requests.send(Request::now(key, Trigger::Other)).unwrap();
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(peak.load(Ordering::SeqCst), 3);
+        assert_eq!(harness.reports.lock().unwrap().len(), 50);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_back_off_exponentially_and_success_resets() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let attempts2 = attempts.clone();
+        let reconcile: ReconcileFn<u32> = Arc::new(move |_| {
+            let attempts = attempts2.clone();
+            Box::pin(async move {
+                match attempts.fetch_add(1, Ordering::SeqCst) {
+                    0..=5 => Err(ReconcileError::transient("engine unavailable")),
+                    _ => Ok(Action::requeue(Duration::from_secs(30))),
+                }
+            })
+        });
+        let harness = start(1, reconcile);
+        let begin = Instant::now();
+        harness.requests.send(Request::now(7, Trigger::Other)).unwrap();
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let reports = harness.reports.lock().unwrap().clone();
+        let delays: Vec<Duration> = reports
+            .iter()
+            .filter_map(|(_, r, _)| if let Report::Retry { delay, .. } = r { Some(*delay) } else { None })
+            .collect();
+        assert_eq!(delays.len(), 6);
+        for (i, delay) in delays.iter().enumerate() {
+            let nominal = Duration::from_millis(5 * (1 << i));
+            assert!(*delay >= nominal / 2 && *delay <= nominal, "retry {i}: {delay:?}");
+        }
+        // Retries happened when the backoff said: each attempt's time is the
+        // previous one's plus its delay.
+        let times: Vec<Duration> = reports.iter().map(|(_, _, at)| *at - begin).collect();
+        for i in 1..times.len() {
+            assert!(times[i] - times[i - 1] >= delays[i - 1], "attempt {i} came early");
+        }
+        assert!(matches!(reports.last().unwrap().1, Report::Success { .. }));
+        // Success reset the backoff; the requeue comes after 30 s.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn terminal_errors_wait_for_a_change_of_the_object() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let attempts2 = attempts.clone();
+        let reconcile: ReconcileFn<u32> = Arc::new(move |_| {
+            attempts2.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Err(ReconcileError::Terminal(anyhow::anyhow!("cannot be realized"))) })
+        });
+        let harness = start(1, reconcile);
+        harness.requests.send(Request::now(1, Trigger::Changed)).unwrap();
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        harness.requests.send(Request::now(1, Trigger::Other)).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 1, "no retry, and resyncs do not wake it");
+        harness.requests.send(Request::now(1, Trigger::Changed)).unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(attempts.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_is_reported_and_the_runtime_lives_on() {
+        let reconcile: ReconcileFn<u32> = Arc::new(|key| {
+            Box::pin(async move {
+                if key == 1 {
+                    panic!("bug in reconciler");
+                }
+                Ok(Action::await_change())
+            })
+        });
+        let harness = start(2, reconcile);
+        harness.requests.send(Request::now(1, Trigger::Other)).unwrap();
+        harness.requests.send(Request::now(2, Trigger::Other)).unwrap();
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let reports = harness.reports.lock().unwrap().clone();
+        assert!(reports.iter().any(|(k, r, _)| *k == 1
+            && matches!(r, Report::Retry { message, .. } if message == "reconcile panicked: bug in reconciler")));
+        assert!(reports.iter().any(|(k, r, _)| *k == 2 && matches!(r, Report::Success { .. })));
+        assert!(!harness.task.is_finished());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn earliest_deadline_wins_and_drain_finishes_running_work() {
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let order2 = order.clone();
+        let reconcile: ReconcileFn<u32> = Arc::new(move |key| {
+            let order = order2.clone();
+            Box::pin(async move {
+                order.lock().unwrap().push(key);
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                Ok(Action::await_change())
+            })
+        });
+        let harness = start(1, reconcile);
+        harness.requests.send(Request { key: 1, delay: Duration::from_secs(10), trigger: Trigger::Other }).unwrap();
+        harness.requests.send(Request { key: 2, delay: Duration::from_secs(5), trigger: Trigger::Other }).unwrap();
+        harness.requests.send(Request { key: 1, delay: Duration::from_secs(1), trigger: Trigger::Other }).unwrap();
+        tokio::time::sleep(Duration::from_millis(1001)).await;
+        harness.shutdown.send(Shutdown::Drain).unwrap();
+        harness.task.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), [1], "key 1 moved to 1 s; draining started nothing more");
+        assert_eq!(harness.reports.lock().unwrap().len(), 1, "the running reconcile finished");
+    }
+}

@@ -1,0 +1,88 @@
+//! Volume reconciler: one engine volume per Volume object.
+//!
+//! Data comes first. A volume is created when missing and never recreated:
+//! a changed driver or options is reported (`Degraded`, reason
+//! `SpecChangeNotApplied`) instead of silently replacing the data. Deleting
+//! the object removes the engine volume only with `reclaimPolicy: Delete`;
+//! with `Retain` (the default) the data stays, and so do its labels.
+
+use crate::api::volume::ReclaimPolicy;
+use crate::api::{ObjectKey, Volume, VolumeStatus};
+use crate::engine::{labels, VolumeConfig};
+
+use super::action::{Action, ReconcileError};
+use super::context::{Conditions, Context};
+use super::network::engine_name;
+
+/// Brings the engine's volume for `key` in line with the store.
+pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) -> Result<Action, ReconcileError> {
+    let observed = ctx.engine.list_volumes(&labels::owner_labels(&ctx.instance, key)).await?;
+    let Some(volume) = desired.as_ref().filter(|v| v.metadata.deletion_timestamp.is_none()) else {
+        let policy = desired.as_ref().and_then(|v| v.spec.reclaim_policy).unwrap_or(ReclaimPolicy::Retain);
+        for existing in &observed {
+            if policy == ReclaimPolicy::Delete {
+                match ctx.engine.remove_volume(&existing.name).await {
+                    Ok(()) => ctx.record(
+                        key,
+                        "removed",
+                        "Deleted",
+                        format!("removed volume {} and its data (reclaimPolicy Delete)", existing.name),
+                    )?,
+                    Err(e) if e.is_not_found() => {}
+                    // Still mounted by a container being torn down: try again shortly.
+                    Err(e) if e.is_conflict() => return Ok(Action::requeue(std::time::Duration::from_secs(1))),
+                    Err(e) => return Err(e.into()),
+                }
+            } else if desired.is_some() {
+                ctx.record(
+                    key,
+                    "retained",
+                    "ReclaimPolicyRetain",
+                    format!("kept volume {} and its data", existing.name),
+                )?;
+            }
+        }
+        if desired.is_some() {
+            ctx.finish_deletion(key)?;
+        }
+        return Ok(Action::await_change());
+    };
+    let name = engine_name(key);
+    let driver = volume.spec.driver.clone().unwrap_or_else(|| crate::api::defaults::VOLUME_DRIVER.into());
+    let current = match observed.into_iter().find(|v| v.name == name) {
+        Some(current) => current,
+        None => {
+            let mut engine_labels = labels::owner_labels(&ctx.instance, key);
+            engine_labels.insert(labels::SPEC_HASH.into(), storage_hash(&driver, volume));
+            let config = VolumeConfig {
+                name: name.clone(),
+                driver: driver.clone(),
+                driver_opts: volume.spec.driver_opts.clone(),
+                labels: engine_labels,
+            };
+            let created = ctx.engine.create_volume(&config).await?;
+            ctx.record(key, "created", "Missing", format!("created volume {}", created.name))?;
+            created
+        }
+    };
+    let unchanged = current.labels.get(labels::SPEC_HASH) == Some(&storage_hash(&driver, volume));
+    let mut conditions = Conditions::from(volume).ready(true, "Created", format!("volume {}", current.name), false);
+    if !unchanged {
+        let message =
+            "driver or driverOpts changed; volumes are never recreated automatically (that would lose data): \
+                       delete the Volume with reclaimPolicy Delete and apply it again";
+        conditions = conditions.set("Degraded", true, "SpecChangeNotApplied", message);
+    }
+    let status = VolumeStatus {
+        common: conditions.build(),
+        engine_name: current.name.clone(),
+        mountpoint: current.mountpoint.clone(),
+    };
+    ctx.write_status(volume, status)?;
+    Ok(Action::await_change())
+}
+
+/// Hash of what decides where the data lives (not the reclaim policy).
+fn storage_hash(driver: &str, volume: &Volume) -> String {
+    labels::spec_hash(&serde_json::json!({ "driver": driver, "driverOpts": volume.spec.driver_opts }))
+}

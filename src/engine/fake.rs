@@ -1,1 +1,0 @@
-//! The in-memory fake engine. (Being written.)

@@ -1,0 +1,343 @@
+//! The fake engine's world: containers, images, volumes and networks in
+//! memory, with Docker's rules (unique names, not-found and in-use errors,
+//! networks that must exist, volumes created on first mount).
+//!
+//! Every method is synchronous and runs under the engine's lock; the
+//! events it produces are returned for the handle to publish.
+
+use std::collections::BTreeMap;
+
+use super::super::{
+    BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, ContainerState, EngineError, EngineEvent, EventAction,
+    EventSubject, Health, ImageInfo, Labels, MountSource, NetworkConfig, NetworkInfo, Result, VolumeConfig, VolumeInfo,
+};
+
+/// A container and the config it was created from.
+#[derive(Clone, Debug)]
+pub(super) struct FakeContainer {
+    pub info: ContainerInfo,
+    pub config: ContainerConfig,
+    /// Networks joined, with their aliases.
+    pub networks: BTreeMap<String, Vec<String>>,
+    /// Bumped on every start, so that a health timer of an earlier run does
+    /// not touch a later one.
+    pub run: u64,
+}
+
+/// Everything the fake engine holds.
+#[derive(Debug, Default)]
+pub(super) struct World {
+    pub containers: BTreeMap<String, FakeContainer>,
+    pub images: BTreeMap<String, ImageInfo>,
+    pub volumes: BTreeMap<String, VolumeInfo>,
+    pub networks: BTreeMap<String, NetworkInfo>,
+    next_id: u64,
+    next_host_port: u16,
+}
+
+fn has_labels(labels: &Labels, wanted: &Labels) -> bool {
+    wanted.iter().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+fn not_found(what: String) -> EngineError {
+    EngineError::NotFound { what }
+}
+
+fn conflict(what: String, message: &str) -> EngineError {
+    EngineError::Conflict { what, message: message.to_string() }
+}
+
+fn event(subject: EventSubject, action: EventAction, id: &str, labels: &Labels) -> EngineEvent {
+    EngineEvent { subject, action, id: id.to_string(), labels: labels.clone() }
+}
+
+impl World {
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("{:064x}", self.next_id * 0x9e37_79b9_7f4a_7c15)
+    }
+
+    /// Finds a container by id, id prefix or name.
+    pub fn container_id(&self, id_or_name: &str) -> Result<String> {
+        if self.containers.contains_key(id_or_name) {
+            return Ok(id_or_name.to_string());
+        }
+        self.containers
+            .iter()
+            .find(|(id, c)| c.info.name == id_or_name || (id_or_name.len() >= 12 && id.starts_with(id_or_name)))
+            .map(|(id, _)| id.clone())
+            .ok_or_else(|| not_found(format!("container {id_or_name}")))
+    }
+
+    fn image_id(&self, reference: &str) -> Option<String> {
+        let tagged = if reference.contains(':') { reference.to_string() } else { format!("{reference}:latest") };
+        self.images
+            .iter()
+            .find(|(id, image)| *id == reference || image.tags.iter().any(|t| *t == tagged || *t == reference))
+            .map(|(id, _)| id.clone())
+    }
+
+    pub fn list_containers(&self, labels: &Labels) -> Vec<ContainerInfo> {
+        self.containers.values().filter(|c| has_labels(&c.info.labels, labels)).map(|c| c.info.clone()).collect()
+    }
+
+    pub fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
+        Ok(self.containers[&self.container_id(id)?].info.clone())
+    }
+
+    pub fn create_container(&mut self, config: &ContainerConfig) -> Result<(String, Vec<EngineEvent>)> {
+        if self.containers.values().any(|c| c.info.name == config.name) {
+            return Err(conflict(format!("container {}", config.name), "name already in use"));
+        }
+        let image_id = self.image_id(&config.image).ok_or_else(|| not_found(format!("image {}", config.image)))?;
+        for attachment in &config.networks {
+            if !self.networks.contains_key(&attachment.network) {
+                return Err(not_found(format!("network {}", attachment.network)));
+            }
+        }
+        let mut events = Vec::new();
+        for mount in &config.mounts {
+            if let MountSource::Volume(name) = &mount.source {
+                if !self.volumes.contains_key(name) {
+                    let volume = VolumeConfig { name: name.clone(), driver: "local".into(), ..Default::default() };
+                    events.extend(self.create_volume(&volume)?.1);
+                }
+            }
+        }
+        let id = self.new_id();
+        let networks = config.networks.iter().map(|n| (n.network.clone(), n.aliases.clone())).collect();
+        let info = ContainerInfo {
+            id: id.clone(),
+            name: config.name.clone(),
+            image_id,
+            labels: config.labels.clone(),
+            state: ContainerState::Created,
+            health: None,
+            exit_code: None,
+            restart_count: 0,
+            ips: BTreeMap::new(),
+            host_ports: BTreeMap::new(),
+        };
+        events.push(event(EventSubject::Container, EventAction::Create, &id, &info.labels));
+        self.containers.insert(id.clone(), FakeContainer { info, config: config.clone(), networks, run: 0 });
+        Ok((id, events))
+    }
+
+    /// Starts a container; returns the run number and events.
+    pub fn start_container(&mut self, id: &str) -> Result<(u64, Vec<EngineEvent>)> {
+        let id = self.container_id(id)?;
+        let mut next_port = self.next_host_port.max(32768);
+        let container = self.containers.get_mut(&id).expect("id resolved above");
+        if container.info.state == ContainerState::Running {
+            return Ok((container.run, Vec::new()));
+        }
+        container.run += 1;
+        container.info.state = ContainerState::Running;
+        container.info.exit_code = None;
+        container.info.health = container.config.health.as_ref().map(|_| Health::Starting);
+        container.info.host_ports = container
+            .config
+            .ports
+            .iter()
+            .map(|p| {
+                let port = p.host_port.unwrap_or_else(|| {
+                    next_port += 1;
+                    next_port
+                });
+                (format!("{}/{}", p.container_port, p.protocol.as_str()), port)
+            })
+            .collect();
+        let index = self.next_id;
+        container.info.ips = container
+            .networks
+            .keys()
+            .enumerate()
+            .map(|(n, network)| (network.clone(), format!("10.{}.{}.{}", 88 + n, (index / 250) % 250, index % 250 + 2)))
+            .collect();
+        self.next_host_port = next_port;
+        let run = container.run;
+        Ok((run, vec![event(EventSubject::Container, EventAction::Start, &id, &container.info.labels)]))
+    }
+
+    /// The process exits with `code` (a stop, a kill, or a crash).
+    pub fn exit_container(&mut self, id: &str, code: i64) -> Result<Vec<EngineEvent>> {
+        let id = self.container_id(id)?;
+        let container = self.containers.get_mut(&id).expect("id resolved above");
+        if container.info.state != ContainerState::Running {
+            return Ok(Vec::new());
+        }
+        container.info.state = ContainerState::Exited;
+        container.info.exit_code = Some(code);
+        container.info.health = None;
+        container.info.ips.clear();
+        Ok(vec![event(EventSubject::Container, EventAction::Die, &id, &container.info.labels)])
+    }
+
+    pub fn remove_container(&mut self, id: &str) -> Result<Vec<EngineEvent>> {
+        let id = self.container_id(id)?;
+        let mut events = self.exit_container(&id, 137)?;
+        let container = self.containers.remove(&id).expect("id resolved above");
+        events.push(event(EventSubject::Container, EventAction::Destroy, &id, &container.info.labels));
+        Ok(events)
+    }
+
+    /// Sets the health of a running container of run `run` (any run when `None`).
+    pub fn set_health(&mut self, id: &str, run: Option<u64>, health: Health) -> Result<Vec<EngineEvent>> {
+        let id = self.container_id(id)?;
+        let container = self.containers.get_mut(&id).expect("id resolved above");
+        let current_run = run.is_none_or(|r| r == container.run);
+        if container.info.state != ContainerState::Running || !current_run || container.info.health == Some(health) {
+            return Ok(Vec::new());
+        }
+        container.info.health = Some(health);
+        Ok(vec![event(EventSubject::Container, EventAction::Health(health), &id, &container.info.labels)])
+    }
+
+    pub fn inspect_image(&self, reference: &str) -> Option<ImageInfo> {
+        self.image_id(reference).map(|id| self.images[&id].clone())
+    }
+
+    pub fn build_image(&mut self, request: &BuildRequest) -> Result<BuildOutput> {
+        if request.context_tar.is_empty() {
+            return Err(EngineError::Failed {
+                operation: format!("build {}", request.tag),
+                message: "empty context".into(),
+            });
+        }
+        let digest =
+            super::super::labels::sha256_hex(&[&request.context_tar[..], request.dockerfile.as_bytes()].concat());
+        let id = format!("sha256:{digest}");
+        self.tag_image(&id, &request.tag, &request.labels);
+        let log = vec![format!("fake build of {} from {} bytes of context", request.tag, request.context_tar.len())];
+        Ok(BuildOutput { image_id: id, log })
+    }
+
+    /// Points `tag` at image `id`, creating the image if needed.
+    pub fn tag_image(&mut self, id: &str, tag: &str, labels: &Labels) {
+        for image in self.images.values_mut() {
+            image.tags.retain(|t| t != tag);
+        }
+        let image = self.images.entry(id.to_string()).or_insert_with(|| ImageInfo {
+            id: id.to_string(),
+            tags: Vec::new(),
+            labels: labels.clone(),
+        });
+        image.tags.push(tag.to_string());
+    }
+
+    pub fn remove_image(&mut self, reference: &str) -> Result<()> {
+        let id = self.image_id(reference).ok_or_else(|| not_found(format!("image {reference}")))?;
+        let image = self.images.get_mut(&id).expect("id resolved above");
+        image.tags.retain(|t| t != reference);
+        if image.tags.is_empty() {
+            if self.containers.values().any(|c| c.info.image_id == id) {
+                return Err(conflict(format!("image {reference}"), "image is being used by a container"));
+            }
+            self.images.remove(&id);
+        }
+        Ok(())
+    }
+
+    pub fn list_volumes(&self, labels: &Labels) -> Vec<VolumeInfo> {
+        self.volumes.values().filter(|v| has_labels(&v.labels, labels)).cloned().collect()
+    }
+
+    pub fn create_volume(&mut self, config: &VolumeConfig) -> Result<(VolumeInfo, Vec<EngineEvent>)> {
+        if self.volumes.contains_key(&config.name) {
+            return Err(conflict(format!("volume {}", config.name), "volume already exists"));
+        }
+        let info = VolumeInfo {
+            name: config.name.clone(),
+            driver: config.driver.clone(),
+            labels: config.labels.clone(),
+            mountpoint: format!("/var/lib/fake/volumes/{}/_data", config.name),
+        };
+        self.volumes.insert(config.name.clone(), info.clone());
+        let created = event(EventSubject::Volume, EventAction::Create, &config.name, &config.labels);
+        Ok((info, vec![created]))
+    }
+
+    pub fn remove_volume(&mut self, name: &str) -> Result<Vec<EngineEvent>> {
+        let Some(volume) = self.volumes.get(name) else { return Err(not_found(format!("volume {name}"))) };
+        let in_use = self
+            .containers
+            .values()
+            .any(|c| c.config.mounts.iter().any(|m| m.source == MountSource::Volume(name.to_string())));
+        if in_use {
+            return Err(conflict(format!("volume {name}"), "volume is in use"));
+        }
+        let labels = volume.labels.clone();
+        self.volumes.remove(name);
+        Ok(vec![event(EventSubject::Volume, EventAction::Destroy, name, &labels)])
+    }
+
+    pub fn list_networks(&self, labels: &Labels) -> Vec<NetworkInfo> {
+        self.networks.values().filter(|n| has_labels(&n.labels, labels)).map(|n| self.with_members(n)).collect()
+    }
+
+    fn with_members(&self, network: &NetworkInfo) -> NetworkInfo {
+        let mut info = network.clone();
+        info.containers = self
+            .containers
+            .iter()
+            .filter(|(_, c)| c.networks.contains_key(&network.name))
+            .map(|(id, _)| id.clone())
+            .collect();
+        info
+    }
+
+    pub fn create_network(&mut self, config: &NetworkConfig) -> Result<(NetworkInfo, Vec<EngineEvent>)> {
+        if self.networks.contains_key(&config.name) {
+            return Err(conflict(format!("network {}", config.name), "network already exists"));
+        }
+        let id = self.new_id();
+        let n = self.networks.len() + 1;
+        let info = NetworkInfo {
+            id: id.clone(),
+            name: config.name.clone(),
+            driver: config.driver.clone(),
+            labels: config.labels.clone(),
+            subnets: vec![config.subnet.clone().unwrap_or_else(|| format!("10.{}.0.0/16", 100 + n % 100))],
+            gateways: config.gateway.iter().cloned().collect(),
+            internal: config.internal,
+            containers: Vec::new(),
+        };
+        self.networks.insert(config.name.clone(), info.clone());
+        Ok((info, vec![event(EventSubject::Network, EventAction::Create, &id, &config.labels)]))
+    }
+
+    pub fn remove_network(&mut self, name: &str) -> Result<Vec<EngineEvent>> {
+        let Some(network) = self.networks.get(name) else { return Err(not_found(format!("network {name}"))) };
+        if self.containers.values().any(|c| c.networks.contains_key(name)) {
+            return Err(conflict(format!("network {name}"), "network has active endpoints"));
+        }
+        let (id, labels) = (network.id.clone(), network.labels.clone());
+        self.networks.remove(name);
+        Ok(vec![event(EventSubject::Network, EventAction::Destroy, &id, &labels)])
+    }
+
+    pub fn connect_network(&mut self, network: &str, container: &str, aliases: &[String]) -> Result<Vec<EngineEvent>> {
+        if !self.networks.contains_key(network) {
+            return Err(not_found(format!("network {network}")));
+        }
+        let id = self.container_id(container)?;
+        let c = self.containers.get_mut(&id).expect("id resolved above");
+        if c.networks.insert(network.to_string(), aliases.to_vec()).is_some() {
+            return Ok(Vec::new());
+        }
+        Ok(vec![event(EventSubject::Network, EventAction::Connect, &id, &c.info.labels)])
+    }
+
+    pub fn disconnect_network(&mut self, network: &str, container: &str) -> Result<Vec<EngineEvent>> {
+        if !self.networks.contains_key(network) {
+            return Err(not_found(format!("network {network}")));
+        }
+        let id = self.container_id(container)?;
+        let c = self.containers.get_mut(&id).expect("id resolved above");
+        if c.networks.remove(network).is_none() {
+            return Ok(Vec::new());
+        }
+        c.info.ips.remove(network);
+        Ok(vec![event(EventSubject::Network, EventAction::Disconnect, &id, &c.info.labels)])
+    }
+}
