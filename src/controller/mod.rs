@@ -140,7 +140,7 @@ impl Controller {
         let runtime_config =
             runtime::RuntimeConfig { concurrency: self.config.concurrency, timeout: self.config.reconcile_timeout };
         runtime::run(runtime_config, receiver, reconcile, reporter(ctx.clone()), shutdown).await;
-        helpers.abort_all();
+        helpers.shutdown().await;
         Ok(())
     }
 }

@@ -244,9 +244,10 @@ pub async fn run<K>(
             // Cancel safety: a sleep is recreated each iteration.
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {}
             // Cancel safety: `changed` loses nothing; the value is re-read.
-            changed = shutdown.changed() => match (changed, *shutdown.borrow()) {
+            changed = shutdown.changed() => match (changed, read_phase(&shutdown)) {
                 (Err(_), _) | (_, Shutdown::Force) => {
-                    tasks.abort_all();
+                    // Abort and wait, so no reconcile outlives the runtime.
+                    tasks.shutdown().await;
                     return;
                 }
                 (_, Shutdown::Drain) => draining = true,
@@ -254,6 +255,11 @@ pub async fn run<K>(
             },
         }
     }
+}
+
+/// The current phase, with the watch's read guard released at once.
+fn read_phase(shutdown: &watch::Receiver<Shutdown>) -> Shutdown {
+    *shutdown.borrow()
 }
 
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {

@@ -6,12 +6,14 @@
 //! - `store`: compare-and-swap, generations, atomicity, durability, the lock.
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
+//! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
 
 mod support;
 
 mod bad_manifests;
 mod cli;
+mod controller;
 mod engines;
 mod fuzz;
 mod generated;

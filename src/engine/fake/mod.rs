@@ -265,7 +265,10 @@ impl Engine for FakeEngine {
     async fn start_container(&self, id: &str) -> Result<()> {
         self.enter("start_container", id, true).await?;
         let run = self.mutate(|world| world.start_container(id))?;
-        self.schedule_health(&lock(&self.inner.world).container_id(id)?, run);
+        // Resolve the id in its own statement: the guard must be gone before
+        // `schedule_health` locks the world again.
+        let resolved = lock(&self.inner.world).container_id(id)?;
+        self.schedule_health(&resolved, run);
         Ok(())
     }
 

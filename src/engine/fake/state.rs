@@ -54,7 +54,7 @@ fn event(subject: EventSubject, action: EventAction, id: &str, labels: &Labels) 
 impl World {
     fn new_id(&mut self) -> String {
         self.next_id += 1;
-        format!("{:064x}", self.next_id * 0x9e37_79b9_7f4a_7c15)
+        format!("{:016x}{:048x}", self.next_id.wrapping_mul(0x9e37_79b9_7f4a_7c15), self.next_id)
     }
 
     /// Finds a container by id, id prefix or name.

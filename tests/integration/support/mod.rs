@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub mod controller;
 pub mod engines;
 
 /// A path inside the repository.

@@ -1,0 +1,263 @@
+//! The controller against the fake engine: convergence, idempotence,
+//! crash-resume after every engine call, drift repair, targeted recreation
+//! and deletion. (The same scenarios run on real Docker in `docker_e2e`.)
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth::api::{AnyObject, ObjectKey};
+use berth::engine::fake::FakeEngine;
+use berth::engine::{labels, ContainerState, Engine};
+use berth::store::{Store, WriteBatch};
+
+use crate::support::controller::{apply, eventually, examples, is_ready, Running};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn replicas_of(fake: &FakeEngine, name: &str) -> Vec<berth::engine::ContainerInfo> {
+    fake.containers().into_iter().filter(|c| c.labels.get(labels::NAME).map(String::as_str) == Some(name)).collect()
+}
+
+async fn converged_examples() -> (tempfile::TempDir, Store, FakeEngine, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fake = FakeEngine::new();
+    apply(&store, examples());
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, "every example Container ready", || async {
+        (is_ready(&store, "Container/default/web") && is_ready(&store, "Container/default/api")).then_some(())
+    })
+    .await;
+    (dir, store, fake, running)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_examples_converge_with_ownership_labels() {
+    let (_dir, store, fake, running) = converged_examples().await;
+    let instance = store.instance_id().unwrap();
+    let web = replicas_of(&fake, "web");
+    assert_eq!(web.len(), 2);
+    for replica in &web {
+        assert_eq!(replica.state, ContainerState::Running);
+        assert_eq!(replica.labels[labels::MANAGED_BY], "berth");
+        assert_eq!(replica.labels[labels::INSTANCE], instance);
+        assert_eq!(replica.labels[labels::KIND], "Container");
+        assert_eq!(replica.labels[labels::NAMESPACE], "default");
+        assert!(replica.labels[labels::SPEC_HASH].len() == 64);
+        assert_eq!(replica.labels[labels::HASH_VERSION], "1");
+    }
+    let mut replica_labels: Vec<&str> = web.iter().map(|r| r.labels[labels::REPLICA].as_str()).collect();
+    replica_labels.sort();
+    assert_eq!(replica_labels, ["0", "1"]);
+    assert_eq!(replicas_of(&fake, "api").len(), 1);
+    assert_eq!(fake.networks().iter().map(|n| n.name.as_str()).collect::<Vec<_>>(), ["berth-default-app"]);
+    assert!(fake.volumes().iter().any(|v| v.name == "berth-default-api-data"));
+    assert!(
+        is_ready(&store, "Image/default/busybox")
+            && is_ready(&store, "Network/default/app")
+            && is_ready(&store, "Volume/default/api-data")
+    );
+    let dns = store.get(&ObjectKey::parse("DnsRecord/default/web").unwrap()).unwrap().unwrap();
+    let ready = dns.status_common().unwrap().condition("Ready").unwrap();
+    assert_eq!((ready.reason.as_str(), ready.status), ("NotServed", berth::api::ConditionStatus::False));
+    let events = store.events(Some(&ObjectKey::parse("Container/default/web").unwrap()), 0, 100).unwrap();
+    assert_eq!(events.iter().filter(|e| e.action == "created").count(), 2, "{events:#?}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resync_with_nothing_changed_makes_no_mutating_call() {
+    let (_dir, store, fake, running) = converged_examples().await;
+    running.stop().await;
+    fake.clear_calls();
+    let rv = store.resource_version();
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    // The restart's first observation reconciles every object.
+    eventually(WAIT, "a reconcile of every Container", || async {
+        let lists = fake.calls().iter().filter(|c| c.op == "list_containers").count();
+        (lists >= 4).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.stop().await;
+    assert_eq!(fake.mutating_calls(), [], "nothing changed, so nothing should be done");
+    assert_eq!(store.resource_version(), rv, "nor written");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_removed_by_hand_comes_back() {
+    let (_dir, store, fake, running) = converged_examples().await;
+    let victim = replicas_of(&fake, "web").remove(0);
+    fake.remove_container(&victim.id).await.unwrap();
+    let back = eventually(Duration::from_secs(2), "replica 0 back", || async {
+        replicas_of(&fake, "web")
+            .into_iter()
+            .find(|c| c.labels[labels::REPLICA] == "0" && c.state == ContainerState::Running)
+    })
+    .await;
+    assert_ne!(back.id, victim.id);
+    let stopped = replicas_of(&fake, "api").remove(0);
+    fake.stop_container(&stopped.id, Duration::ZERO).await.unwrap();
+    eventually(Duration::from_secs(2), "api running again", || async {
+        (fake.inspect_container(&stopped.id).await.ok()?.state == ContainerState::Running).then_some(())
+    })
+    .await;
+    let reasons: Vec<String> = store
+        .events(Some(&ObjectKey::parse("Container/default/web").unwrap()), 0, 100)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.reason)
+        .collect();
+    assert!(reasons.contains(&"ReplicaMissing".to_string()), "{reasons:?}");
+    drop(store);
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_env_recreates_only_that_containers_replicas() {
+    let (_dir, store, fake, running) = converged_examples().await;
+    let web_before: Vec<String> = replicas_of(&fake, "web").into_iter().map(|c| c.id).collect();
+    let api_before = replicas_of(&fake, "api")[0].id.clone();
+    let mut web = store.get(&ObjectKey::parse("Container/default/web").unwrap()).unwrap().unwrap();
+    let AnyObject::Container(c) = &mut web else { unreachable!() };
+    c.spec.env.push(berth::api::container::EnvVar {
+        name: "MODE".into(),
+        value: Some("blue".into()),
+        value_from: None,
+    });
+    apply(&store, [web]);
+    eventually(WAIT, "web replaced", || async {
+        let now: Vec<String> = replicas_of(&fake, "web").into_iter().map(|c| c.id).collect();
+        (now.len() == 2 && now.iter().all(|id| !web_before.contains(id)) && is_ready(&store, "Container/default/web"))
+            .then_some(())
+    })
+    .await;
+    assert_eq!(replicas_of(&fake, "api")[0].id, api_before, "api must not be touched");
+    let events = store.events(Some(&ObjectKey::parse("Container/default/web").unwrap()), 0, 100).unwrap();
+    assert!(events.iter().any(|e| e.reason == "spec changed: env"), "{events:#?}");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deletion_removes_containers_and_keeps_retained_volumes() {
+    let (_dir, store, fake, running) = converged_examples().await;
+    let batch = WriteBatch::new()
+        .delete(ObjectKey::parse("Container/default/api").unwrap())
+        .delete(ObjectKey::parse("Volume/default/api-data").unwrap());
+    store.commit(batch).unwrap();
+    eventually(WAIT, "api and its volume object gone", || async {
+        let gone = store.get(&ObjectKey::parse("Container/default/api").unwrap()).unwrap().is_none()
+            && store.get(&ObjectKey::parse("Volume/default/api-data").unwrap()).unwrap().is_none();
+        (gone && replicas_of(&fake, "api").is_empty()).then_some(())
+    })
+    .await;
+    assert!(fake.volumes().iter().any(|v| v.name == "berth-default-api-data"), "Retain keeps the data");
+    running.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_of_this_instance_are_removed_and_others_are_left_alone() {
+    let (_dir, store, fake, running) = converged_examples().await;
+    running.stop().await;
+    let instance = store.instance_id().unwrap();
+    let mut orphan =
+        berth::engine::ContainerConfig { name: "leftover".into(), image: "busybox".into(), ..Default::default() };
+    orphan.labels = labels::owner_labels(&instance, &ObjectKey::parse("Container/default/gone").unwrap());
+    fake.preload_image("busybox");
+    let orphan_id = fake.create_container(&orphan).await.unwrap();
+    let mut foreign = orphan.clone();
+    foreign.name = "someone-elses".into();
+    foreign.labels = labels::owner_labels("another-instance", &ObjectKey::parse("Container/default/gone").unwrap());
+    let foreign_id = fake.create_container(&foreign).await.unwrap();
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, "the orphan removed", || async {
+        fake.inspect_container(&orphan_id).await.is_err().then_some(())
+    })
+    .await;
+    assert!(fake.inspect_container(&foreign_id).await.is_ok(), "never touch another instance's containers");
+    running.stop().await;
+}
+
+/// A small stack without health checks, so that each crash-resume round is quick.
+fn small_stack() -> Vec<AnyObject> {
+    let text = "\
+apiVersion: berth.dev/v1alpha1
+kind: Network
+metadata: {name: net}
+spec: {}
+---
+apiVersion: berth.dev/v1alpha1
+kind: Volume
+metadata: {name: data}
+spec: {}
+---
+apiVersion: berth.dev/v1alpha1
+kind: Image
+metadata: {name: app}
+spec: {build: {dockerfileInline: 'FROM scratch'}}
+---
+apiVersion: berth.dev/v1alpha1
+kind: Container
+metadata: {name: app}
+spec:
+  imageRef: app
+  replicas: 2
+  networks: [{name: net}]
+  volumeMounts: [{volume: data, mountPath: /data}]
+---
+apiVersion: berth.dev/v1alpha1
+kind: Container
+metadata: {name: side}
+spec: {image: busybox, dependsOn: [{container: app}]}
+";
+    berth::manifest::load_text(text, "<test>", None).unwrap().into_iter().map(|o| o.object).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_after_any_engine_call_resumes_without_duplicates_or_orphans() {
+    // How many mutating calls a clean convergence takes.
+    let total = {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let fake = FakeEngine::new();
+        fake.preload_image("busybox");
+        apply(&store, small_stack());
+        let running = Running::start(&store, Arc::new(fake.clone()));
+        eventually(WAIT, "clean convergence", || async { is_ready(&store, "Container/default/side").then_some(()) })
+            .await;
+        running.stop().await;
+        fake.mutating_calls().len()
+    };
+    assert!(total >= 8, "the stack should need several engine calls, took {total}");
+    for crash_after in 0..total {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeEngine::new();
+        fake.preload_image("busybox");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            apply(&store, small_stack());
+            fake.fail_mutations_after(crash_after);
+            let running = Running::start(&store, Arc::new(fake.clone()));
+            eventually(WAIT, "the crash point", || async { (fake.mutating_calls().len() > crash_after).then_some(()) })
+                .await;
+            running.crash().await;
+        }
+        fake.clear_faults();
+        let store = Store::open(dir.path()).unwrap();
+        let running = Running::start(&store, Arc::new(fake.clone()));
+        eventually(WAIT, &format!("convergence after a crash after call {crash_after}"), || async {
+            (is_ready(&store, "Container/default/side") && is_ready(&store, "Container/default/app")).then_some(())
+        })
+        .await;
+        running.stop().await;
+        let mut names: Vec<String> = fake
+            .containers()
+            .into_iter()
+            .map(|c| format!("{}#{}", c.labels[labels::NAME], c.labels[labels::REPLICA]))
+            .collect();
+        names.sort();
+        assert_eq!(names, ["app#0", "app#1", "side#0"], "after a crash after call {crash_after}");
+        assert_eq!(fake.networks().len(), 1, "after a crash after call {crash_after}");
+        assert_eq!(fake.volumes().len(), 1, "after a crash after call {crash_after}");
+    }
+}
