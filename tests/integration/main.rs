@@ -7,11 +7,14 @@
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
+//! - `conformance`: what every `Engine` backend must do, one test per check
+//!   and engine (`conformance::docker::...`).
 
 mod support;
 
 mod bad_manifests;
 mod cli;
+mod conformance;
 mod engines;
 mod fuzz;
 mod generated;
