@@ -53,7 +53,9 @@ pub fn instance_labels(instance: &str) -> Labels {
 
 /// The owning object named by an engine object's labels, if it is ours.
 pub fn owner_of(labels: &Labels, instance: &str) -> Option<ObjectKey> {
-    if labels.get(MANAGED_BY).map(String::as_str) != Some("berth") || labels.get(INSTANCE).map(String::as_str) != Some(instance) {
+    if labels.get(MANAGED_BY).map(String::as_str) != Some("berth")
+        || labels.get(INSTANCE).map(String::as_str) != Some(instance)
+    {
         return None;
     }
     let kind: Kind = labels.get(KIND)?.parse().ok()?;
