@@ -8,11 +8,14 @@
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
+//! - `conformance`: what every `Engine` backend must do, one test per check
+//!   and engine (`conformance::docker::...`).
 
 mod support;
 
 mod bad_manifests;
 mod cli;
+mod conformance;
 mod controller;
 mod engines;
 mod fuzz;

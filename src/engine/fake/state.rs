@@ -321,9 +321,16 @@ impl World {
             return Err(not_found(format!("network {network}")));
         }
         let id = self.container_id(container)?;
+        self.next_id += 1;
+        let index = self.next_id;
         let c = self.containers.get_mut(&id).expect("id resolved above");
         if c.networks.insert(network.to_string(), aliases.to_vec()).is_some() {
             return Ok(Vec::new());
+        }
+        // A running container gets an address on the network at once, as in Docker.
+        if c.info.state == ContainerState::Running {
+            let ip = format!("10.{}.{}.{}", 88 + c.networks.len(), (index / 250) % 250, index % 250 + 2);
+            c.info.ips.insert(network.to_string(), ip);
         }
         Ok(vec![event(EventSubject::Network, EventAction::Connect, &id, &c.info.labels)])
     }

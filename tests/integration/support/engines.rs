@@ -263,6 +263,17 @@ pub async fn docker() -> Option<DockerEngine> {
     .await
 }
 
+/// berth's own Docker engine, if the policy lets the calling test run (see
+/// the module doc). Its `connect` asks the daemon's version, which is the
+/// ping.
+pub async fn berth_docker() -> Option<berth::engine::docker::DockerEngine> {
+    reach(EngineKind::Docker, |socket| async move {
+        let endpoint = format!("unix://{}", socket.display());
+        Ok(berth::engine::docker::DockerEngine::connect(Some(&endpoint)).await?)
+    })
+    .await
+}
+
 impl TestEngine for DockerEngine {
     fn kind(&self) -> EngineKind {
         EngineKind::Docker
