@@ -17,4 +17,5 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod manifest;
+pub mod source;
 pub mod store;

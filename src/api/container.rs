@@ -211,10 +211,12 @@ pub struct HealthCheck {
     /// Run a command inside the container; exit code 0 is healthy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecAction>,
-    /// HTTP GET against the container; a 2xx or 3xx answer is healthy.
+    /// HTTP GET against the container; a 2xx or 3xx answer is healthy. Runs
+    /// `wget` inside the container (busybox and most distributions have it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_get: Option<HttpGetAction>,
-    /// TCP connect to the container; an accepted connection is healthy.
+    /// TCP connect to the container; an accepted connection is healthy. Runs
+    /// `nc` inside the container (busybox and most distributions have it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_socket: Option<TcpSocketAction>,
     /// Time between checks. Default `10s`.

@@ -1,16 +1,28 @@
 //! `berth serve`: the controller process.
 //!
-//! This build opens (and locks) the state directory and checks the engine
-//! choice; the reconcile loop that fills the rest in is the next piece of
-//! work, and until then `serve` says so and exits 1 rather than pretending.
+//! Opens (and locks) the state directory, connects to the engine (waiting
+//! for it if it is not up yet, as at boot), follows the manifest
+//! directories into the store, and runs the controller until SIGTERM or
+//! Ctrl-C. The first signal drains (running reconciles finish); a second
+//! one forces the exit. Either way a restart resumes from the store and the
+//! engine's labels.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use tokio::sync::watch;
 
+use crate::controller::runtime::Shutdown;
+use crate::controller::{Controller, ControllerConfig};
+use crate::engine::docker::DockerEngine;
+use crate::engine::fake::FakeEngine;
+use crate::engine::Engine;
+use crate::source::dir::DirSource;
 use crate::store::Store;
 
 /// Arguments of `berth serve`.
@@ -23,22 +35,29 @@ pub struct ServeArgs {
     /// for root, else `$XDG_STATE_HOME/berth` (`~/.local/state/berth`).
     #[arg(long, value_name = "DIR", env = "BERTH_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Address of the REST API.
+    /// Address of the REST API (served in a later version).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7777")]
     pub listen: SocketAddr,
     /// Container engine to drive.
-    #[arg(long, value_enum, default_value_t = EngineChoice::Auto)]
+    #[arg(long, value_enum, default_value_t = EngineChoice::Auto, env = "BERTH_ENGINE")]
     pub engine: EngineChoice,
+    /// Reconciles running at once.
+    #[arg(long, value_name = "N", default_value_t = ControllerConfig::default().concurrency)]
+    pub concurrency: usize,
+    /// Time between full resyncs with the engine (a safety net: engine
+    /// events repair drift at once).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub resync_interval: Duration,
 }
 
 /// Which engine `serve` drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineChoice {
-    /// The first engine found: `DOCKER_HOST`, then Docker's and Podman's sockets.
+    /// Docker at `DOCKER_HOST` or `/var/run/docker.sock` (Podman comes later).
     Auto,
-    /// Docker, through its API socket.
+    /// Docker, through its API socket (`DOCKER_HOST` or `/var/run/docker.sock`).
     Docker,
-    /// Podman, through its libpod API socket.
+    /// Podman, through its libpod API socket (not in this version yet).
     Podman,
     /// The in-memory engine, for trying berth without containers.
     Fake,
@@ -56,13 +75,97 @@ pub fn default_state_dir() -> PathBuf {
     state_home.unwrap_or_else(|| PathBuf::from(".")).join("berth")
 }
 
-/// Opens the state directory, then stops: the controller comes next.
+/// Runs the controller until a signal.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let state_dir = args.state_dir.unwrap_or_else(default_state_dir);
+    let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let store = Store::open(&state_dir).with_context(|| format!("opening state directory {}", state_dir.display()))?;
+    for dir in &args.manifests {
+        anyhow::ensure!(dir.is_dir(), "--manifests {}: not a directory", dir.display());
+    }
     tracing::info!(state_dir = %state_dir.display(), resource_version = store.resource_version(), "store opened");
-    anyhow::bail!(
-        "the reconcile loop is not part of this build yet; `berth serve` only checks its state directory ({})",
-        state_dir.display()
-    )
+    let runtime =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
+    runtime.block_on(serve(args, store))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(args: ServeArgs, store: Store) -> anyhow::Result<()> {
+    let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
+    tokio::spawn(shutdown_signal(shutdown_tx));
+    let Some(engine) = connect(args.engine, shutdown.clone()).await? else { return Ok(()) };
+    let config = ControllerConfig {
+        concurrency: args.concurrency.max(1),
+        resync_interval: args.resync_interval,
+        ..ControllerConfig::default()
+    };
+    let controller = Controller::new(store.clone(), engine, config)?;
+    let mut tasks = tokio::task::JoinSet::new();
+    if !args.manifests.is_empty() {
+        let source = DirSource::new(store.clone(), &args.manifests).context("--manifests")?;
+        let source_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(e) = source.run(source_shutdown).await {
+                tracing::error!("manifest directories: {e:#}");
+            }
+        });
+    } else {
+        tracing::warn!("no --manifests directory: nothing will be declared (the REST API comes in a later version)");
+    }
+    controller.run(shutdown).await?;
+    tasks.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Connects to the chosen engine, waiting for it to come up; `None` when a
+/// signal came first.
+async fn connect(
+    choice: EngineChoice,
+    mut shutdown: watch::Receiver<Shutdown>,
+) -> anyhow::Result<Option<Arc<dyn Engine>>> {
+    match choice {
+        EngineChoice::Fake => {
+            tracing::warn!("using the in-memory fake engine: nothing real will run");
+            return Ok(Some(Arc::new(FakeEngine::new())));
+        }
+        EngineChoice::Podman => {
+            anyhow::bail!("the Podman engine is not in this version of berth yet; use --engine docker")
+        }
+        EngineChoice::Auto | EngineChoice::Docker => {}
+    }
+    let mut attempt = 0u32;
+    loop {
+        match DockerEngine::connect(None).await {
+            Ok(engine) => {
+                tracing::info!(endpoint = engine.endpoint(), "using Docker");
+                return Ok(Some(Arc::new(engine)));
+            }
+            Err(e) => {
+                let delay = Duration::from_millis(800).saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(30));
+                attempt += 1;
+                tracing::warn!("Docker is not reachable ({e:#}); is dockerd running? retrying in {delay:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = shutdown.changed() => return Ok(None),
+                }
+            }
+        }
+    }
+}
+
+/// First SIGTERM or Ctrl-C: drain. Second: force.
+async fn shutdown_signal(shutdown: watch::Sender<Shutdown>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut terminate) = signal(SignalKind::terminate()) else { return };
+    for phase in [Shutdown::Drain, Shutdown::Force] {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
+        match phase {
+            Shutdown::Drain => tracing::info!("shutting down: finishing running reconciles (signal again to force)"),
+            _ => tracing::warn!("forced shutdown"),
+        }
+        let _ = shutdown.send(phase);
+    }
 }

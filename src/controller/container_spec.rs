@@ -236,7 +236,12 @@ fn engine_config(
                 format!("http://127.0.0.1:{}{path}", http.port),
             ]
         } else if let Some(tcp) = &check.tcp_socket {
-            vec!["nc".into(), "-z".into(), "127.0.0.1".into(), tcp.port.to_string()]
+            // `nc -z` where netcat has it; busybox's lacks it, but connects
+            // and exits 0 when stdin is empty and the port accepts.
+            let port = tcp.port;
+            let script =
+                format!("nc -z 127.0.0.1 {port} 2>/dev/null || nc -w 2 127.0.0.1 {port} </dev/null >/dev/null 2>&1");
+            vec!["sh".into(), "-c".into(), script]
         } else {
             Vec::new()
         };

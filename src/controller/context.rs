@@ -64,6 +64,15 @@ impl Context {
     }
 }
 
+/// The error for an engine object berth wanted to create under a name that
+/// something it does not own already uses.
+pub fn name_taken(what: &str, name: &str) -> ReconcileError {
+    ReconcileError::transient(format!(
+        "{what} {name} already exists but is not this berth's (made by hand, or by a berth with another state \
+         directory); remove it, or rename the object"
+    ))
+}
+
 /// Builds a status's conditions from the previous ones, so that
 /// `lastTransitionTime` only moves when a condition's truth changes.
 pub struct Conditions {

@@ -14,7 +14,7 @@ use crate::api::{Network, NetworkSpec, NetworkStatus, ObjectKey};
 use crate::engine::{labels, NetworkConfig};
 
 use super::action::{Action, ReconcileError};
-use super::context::{Conditions, Context};
+use super::context::{name_taken, Conditions, Context};
 
 /// Engine name of a Network or Volume object.
 pub fn engine_name(key: &ObjectKey) -> String {
@@ -81,7 +81,10 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
     let current = match current {
         Some(current) => current,
         None => {
-            let created = ctx.engine.create_network(&wanted).await?;
+            let created = match ctx.engine.create_network(&wanted).await {
+                Err(e) if e.is_conflict() => return Err(name_taken("network", &wanted.name)),
+                other => other?,
+            };
             ctx.record(key, "created", "Missing", format!("created network {}", created.name))?;
             created
         }

@@ -11,7 +11,7 @@ use crate::api::{ObjectKey, Volume, VolumeStatus};
 use crate::engine::{labels, VolumeConfig};
 
 use super::action::{Action, ReconcileError};
-use super::context::{Conditions, Context};
+use super::context::{name_taken, Conditions, Context};
 use super::network::engine_name;
 
 /// Brings the engine's volume for `key` in line with the store.
@@ -60,7 +60,10 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) 
                 driver_opts: volume.spec.driver_opts.clone(),
                 labels: engine_labels,
             };
-            let created = ctx.engine.create_volume(&config).await?;
+            let created = match ctx.engine.create_volume(&config).await {
+                Err(e) if e.is_conflict() => return Err(name_taken("volume", &name)),
+                other => other?,
+            };
             ctx.record(key, "created", "Missing", format!("created volume {}", created.name))?;
             created
         }

@@ -81,13 +81,13 @@ fn version_prints_the_version() {
 }
 
 #[test]
-fn serve_says_plainly_that_the_controller_is_not_in_this_build() {
+fn serve_refuses_a_manifests_path_that_is_not_a_directory() {
     let dir = tempfile::tempdir().unwrap();
     berth()
-        .args(["serve", "--engine", "fake", "--state-dir"])
+        .args(["serve", "--engine", "fake", "--manifests", "/no/such/dir", "--state-dir"])
         .arg(dir.path())
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("the reconcile loop is not part of this build yet"));
+        .stderr(predicate::str::contains("--manifests /no/such/dir: not a directory"));
     assert!(dir.path().join("format").is_file(), "serve prepared the state directory");
 }
