@@ -7,6 +7,7 @@
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
+//! - `dir_source`: watched manifest directories on real files.
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
 //! - `conformance`: what every `Engine` backend must do, one test per check
 //!   and engine (`conformance::docker::...`).
@@ -17,6 +18,7 @@ mod bad_manifests;
 mod cli;
 mod conformance;
 mod controller;
+mod dir_source;
 mod engines;
 mod fuzz;
 mod generated;
