@@ -10,7 +10,8 @@
 //!   created; `StartFirst`: the new one is started and the old one removed
 //!   once the new one is ready; fixed host ports force `Recreate`, as two
 //!   replicas cannot bind one port);
-//! - a stopped replica is started again (unless `restartPolicy: Never`);
+//! - a stopped replica is started again (unless `restartPolicy: Never`, or
+//!   the engine is restarting it, or someone paused it); a dead one is replaced;
 //! - replicas beyond `replicas`, and containers of deleted objects, are removed.
 //!
 //! # Guarantees
@@ -123,9 +124,20 @@ async fn converge(
             }
             Some(replica) => {
                 let policy = container.spec.restart_policy.unwrap_or(RestartPolicy::Always);
-                if replica.state != ContainerState::Running
-                    && !(policy == RestartPolicy::Never && replica.state == ContainerState::Exited)
-                {
+                if replica.state == ContainerState::Dead {
+                    remove(ctx, &key, &replica, grace, "ReplicaDead", "removed").await?;
+                    let id = create(ctx, &key, index, template).await?;
+                    ctx.engine.start_container(&id).await?;
+                    ctx.record(&key, "created", "ReplicaDead", format!("replica {index} replaced ({})", short(&id)))?;
+                    continue;
+                }
+                // Running, being restarted by the engine, or paused by someone:
+                // not ours to start. Exited under `Never`: meant to stay down.
+                let leave = matches!(
+                    replica.state,
+                    ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
+                ) || (policy == RestartPolicy::Never && replica.state == ContainerState::Exited);
+                if !leave {
                     ctx.engine.start_container(&replica.id).await?;
                     ctx.record(
                         &key,
