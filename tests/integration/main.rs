@@ -7,6 +7,8 @@
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
+//! - `docker_e2e`: the `berth serve` binary on real Docker (the examples
+//!   converge; edits, deletions, drift, a crash and an invalid file).
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
 //! - `conformance`: what every `Engine` backend must do, one test per check
 //!   and engine (`conformance::docker::...`).
@@ -17,6 +19,7 @@ mod bad_manifests;
 mod cli;
 mod conformance;
 mod controller;
+mod docker_e2e;
 mod engines;
 mod fuzz;
 mod generated;
