@@ -138,7 +138,9 @@ async fn converge(
                     ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
                 ) || (policy == RestartPolicy::Never && replica.state == ContainerState::Exited);
                 if !leave {
-                    ctx.engine.start_container(&replica.id).await?;
+                    if !start_existing(ctx, &replica).await? {
+                        continue;
+                    }
                     ctx.record(
                         &key,
                         "started",
@@ -168,6 +170,28 @@ async fn converge(
         }
     }
     Ok(())
+}
+
+/// Starts a stopped replica. `false` when it is being removed instead (by
+/// hand: `docker rm -f` reports `die`, which wakes this reconcile, before the
+/// removal ends): that is not a failure, and the removal's own event brings
+/// the reconcile back to create the replacement.
+async fn start_existing(ctx: &Context, replica: &ContainerInfo) -> Result<bool, ReconcileError> {
+    if replica.state == ContainerState::Removing {
+        return Ok(false);
+    }
+    match ctx.engine.start_container(&replica.id).await {
+        Ok(()) => Ok(true),
+        Err(e) if e.is_not_found() => Ok(false),
+        // Docker's answer for a container marked for removal; other
+        // conflicts (a paused container) stay errors.
+        Err(e) if e.is_conflict() => match ctx.engine.inspect_container(&replica.id).await {
+            Ok(now) if now.state == ContainerState::Removing => Ok(false),
+            Err(gone) if gone.is_not_found() => Ok(false),
+            _ => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `SpecChanged: env, ports` from the spec label of the replaced container.

@@ -9,6 +9,13 @@
 //!
 //! Files removed while berth was not running are noticed on start: their
 //! source records name files that no longer exist.
+//!
+//! A file read while a slow writer is still writing it could look valid but
+//! short (an empty file, or the first of two documents). Applying it would
+//! delete what the missing part declares. So a change that would delete
+//! objects is applied only once the file has not been modified for
+//! [`STABLE_FOR`]; until then it is looked at again. Additions and updates
+//! apply at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -28,6 +35,9 @@ use super::apply::{apply_source, reject_source, remove_source};
 const DEBOUNCE: Duration = Duration::from_millis(100);
 /// Longest a burst may delay a rescan.
 const MAX_DELAY: Duration = Duration::from_secs(1);
+/// How long a file must be left alone before a change that deletes objects
+/// is believed.
+pub const STABLE_FOR: Duration = Duration::from_secs(1);
 
 /// Follows directories of manifests into the store.
 pub struct DirSource {
@@ -44,32 +54,39 @@ impl DirSource {
         Ok(DirSource { store, dirs, seen: BTreeMap::new() })
     }
 
-    /// Scans every directory once and applies what changed.
-    pub fn sync_all(&mut self) -> Result<(), StoreError> {
+    /// Scans every directory once and applies what changed. Returns true
+    /// when a file must be looked at again (see [`STABLE_FOR`]).
+    pub fn sync_all(&mut self) -> Result<bool, StoreError> {
+        let mut recheck = false;
         for dir in self.dirs.clone() {
-            self.sync_dir(&dir)?;
+            recheck |= self.sync_dir(&dir)?;
         }
-        Ok(())
+        Ok(recheck)
     }
 
     /// Scans one directory: applies new and changed files, removes the
-    /// objects of files that are gone.
-    pub fn sync_dir(&mut self, dir: &Path) -> Result<(), StoreError> {
+    /// objects of files that are gone. Returns true when a file must be
+    /// looked at again.
+    pub fn sync_dir(&mut self, dir: &Path) -> Result<bool, StoreError> {
         let files: BTreeSet<PathBuf> = match manifest::manifest_files(dir) {
             Ok(files) => files.into_iter().collect(),
             Err(e) => {
                 tracing::warn!("cannot scan {}: {e}", dir.display());
-                return Ok(());
+                return Ok(false);
             }
         };
+        let mut recheck = false;
         for file in &files {
             let Ok(bytes) = std::fs::read(file) else { continue };
             let hash = sha256_hex(&bytes);
             if self.seen.get(file) == Some(&hash) {
                 continue;
             }
+            if self.load(file)? == Loaded::Postponed {
+                recheck = true;
+                continue;
+            }
             self.seen.insert(file.clone(), hash);
-            self.load(file)?;
         }
         for record in self.store.sources()? {
             let source = record.source;
@@ -80,10 +97,10 @@ impl DirSource {
                 tracing::info!(file = %path.display(), deleted, "manifest removed; deleting its objects");
             }
         }
-        Ok(())
+        Ok(recheck)
     }
 
-    fn load(&self, file: &Path) -> Result<(), StoreError> {
+    fn load(&self, file: &Path) -> Result<Loaded, StoreError> {
         let source = Source::file(file.display().to_string());
         let (objects, mut errors) = manifest::decode_file(file);
         errors.extend(manifest::check_set(&objects));
@@ -92,13 +109,26 @@ impl DirSource {
                 tracing::error!("{error}");
             }
             tracing::warn!(file = %file.display(), "invalid manifest: its objects stay as they were");
-            return reject_source(&self.store, &source, errors.iter().map(ToString::to_string).collect());
+            reject_source(&self.store, &source, errors.iter().map(ToString::to_string).collect())?;
+            return Ok(Loaded::Done);
         }
         let objects: Vec<_> = objects.into_iter().map(|o| o.object).collect();
+        let declared: BTreeSet<_> = objects.iter().map(crate::api::AnyObject::key).collect();
+        let previous = self.store.source(&source.id())?.map(|r| r.objects).unwrap_or_default();
+        let deletes = previous.iter().any(|key| !declared.contains(key));
+        let settled = std::fs::metadata(file)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_none_or(|age| age >= STABLE_FOR);
+        if deletes && !settled {
+            tracing::debug!(file = %file.display(), "change would delete objects; waiting for the file to settle");
+            return Ok(Loaded::Postponed);
+        }
         match retry_on_race(|| apply_source(&self.store, &source, objects.clone())) {
             Ok(applied) => {
                 tracing::info!(file = %file.display(), written = applied.written, deleted = applied.deleted, "manifest applied");
-                Ok(())
+                Ok(Loaded::Done)
             }
             Err(StoreError::OwnedByOther { key, owner }) => {
                 let message =
@@ -112,7 +142,7 @@ impl DirSource {
                     let record = crate::store::SourceRecord { errors, ..owner_record };
                     self.store.commit(crate::store::WriteBatch::new().op(crate::store::WriteOp::Source(record)))?;
                 }
-                Ok(())
+                Ok(Loaded::Done)
             }
             Err(e) => Err(e),
         }
@@ -140,12 +170,18 @@ impl DirSource {
         for dir in &self.dirs {
             watcher.watch(dir, RecursiveMode::Recursive)?;
         }
-        self.sync_all()?;
+        let mut recheck = self.sync_all()?;
         loop {
-            // Cancel safety: both branches only receive; nothing is lost.
+            let recheck_at = tokio::time::Instant::now() + STABLE_FOR;
+            // Cancel safety: every branch only receives or sleeps; nothing is lost.
             let first = tokio::select! {
-                dir = rx.recv() => match dir { Some(dir) => dir, None => return Ok(()) },
+                dir = rx.recv() => match dir { Some(dir) => Some(dir), None => return Ok(()) },
+                _ = tokio::time::sleep_until(recheck_at), if recheck => None,
                 _ = shutdown.changed() => return Ok(()),
+            };
+            let Some(first) = first else {
+                recheck = self.sync_all()?;
+                continue;
             };
             let mut dirty = BTreeSet::from([first]);
             let deadline = tokio::time::Instant::now() + MAX_DELAY;
@@ -154,13 +190,25 @@ impl DirSource {
             {
                 dirty.insert(dir);
             }
+            // `recheck` stays set for other directories; the timer's full
+            // rescan recomputes it.
             for dir in dirty {
-                if let Err(e) = self.sync_dir(&dir) {
-                    tracing::error!("applying {} failed: {e:#}", dir.display());
+                match self.sync_dir(&dir) {
+                    Ok(again) => recheck |= again,
+                    Err(e) => tracing::error!("applying {} failed: {e:#}", dir.display()),
                 }
             }
         }
     }
+}
+
+/// What became of a changed file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Loaded {
+    /// Applied, or rejected with its errors recorded.
+    Done,
+    /// Not yet: it would delete objects and was modified too recently.
+    Postponed,
 }
 
 /// Runs a store write again when a concurrent teardown removed an object

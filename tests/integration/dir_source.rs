@@ -190,3 +190,30 @@ async fn files_removed_while_berth_was_down_are_noticed_on_start() {
     assert!(deleting(&store, "Volume/default/a"));
     assert!(!deleting(&store, "Volume/default/b"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_half_written_file_never_deletes_what_its_missing_part_declares() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a.yaml");
+    let whole = format!("{}---\n{}", volume("a", "x"), volume("b", "x"));
+    std::fs::write(&file, &whole).unwrap();
+    let watched = watch_dir(dir.path());
+    let store = watched.store.clone();
+    eventually(WAIT, "both applied", || async { get(&store, "Volume/default/b").is_some().then_some(()) }).await;
+    // A slow writer: the first document lands, the rest 400 ms later.
+    std::fs::write(&file, volume("a", "x")).unwrap();
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!deleting(&store, "Volume/default/b"), "b was deleted from a half-written file");
+    }
+    std::fs::write(&file, &whole).unwrap();
+    tokio::time::sleep(berth::source::dir::STABLE_FOR * 2).await;
+    assert!(!deleting(&store, "Volume/default/b"), "b was deleted from a half-written file");
+    // An empty file that stays empty is believed, once it has settled.
+    std::fs::write(&file, "").unwrap();
+    eventually(WAIT, "both deleted", || async {
+        (deleting(&store, "Volume/default/a") && deleting(&store, "Volume/default/b")).then_some(())
+    })
+    .await;
+    watched.stop().await;
+}

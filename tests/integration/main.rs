@@ -8,6 +8,8 @@
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `dir_source`: watched manifest directories on real files.
+//! - `docker_e2e`: the `berth serve` binary on real Docker (the examples
+//!   converge; edits, deletions, drift, a crash and an invalid file).
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
 //! - `conformance`: what every `Engine` backend must do, one test per check
 //!   and engine (`conformance::docker::...`).
@@ -19,6 +21,7 @@ mod cli;
 mod conformance;
 mod controller;
 mod dir_source;
+mod docker_e2e;
 mod engines;
 mod fuzz;
 mod generated;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 pub mod controller;
 pub mod engines;
+pub mod serve;
 
 /// A path inside the repository.
 pub fn repo_path(relative: &str) -> PathBuf {

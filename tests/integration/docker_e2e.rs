@@ -1,0 +1,228 @@
+//! End to end: the `berth serve` binary on real Docker, driven only through
+//! its manifests directory and signals, observed through Docker (and the
+//! store once berth has exited). The same scenarios run on the fake engine
+//! in `controller`; these prove them on a real engine, with real health
+//! checks, events, timings and crashes.
+//!
+//! Each test serves its own copy of the examples in a namespace of its own
+//! (see `support::serve`), so the tests run in parallel; each leaves nothing
+//! behind, pass or fail. They run, skip or fail without Docker as
+//! `BERTH_TEST_ENGINES` says (see `support::engines`).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use berth::api::ObjectKey;
+use berth::engine::{labels, ContainerState, Engine, Health};
+
+use crate::support::controller::poll_until;
+use crate::support::serve::{replica_key, write_atomically, Stack, CONVERGE};
+
+/// Longest a change of manifest may take to show on the engine: a rescan, a
+/// replacement replica passing its first health check (2 s interval), the
+/// old one's stop grace (2 s).
+const CHANGE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn the_examples_converge_with_ownership_labels_health_network_and_volume() {
+    let Some(mut stack) = Stack::examples().await else { return };
+    let started = Instant::now();
+    stack.start();
+    let containers = stack.converged().await;
+    eprintln!("{}: converged in {:.1?}", stack.namespace, started.elapsed());
+    let network = stack.engine_name("app");
+    let instance = containers["api#0"].labels[labels::INSTANCE].clone();
+    for (replica, container) in &containers {
+        let (name, index) = replica.split_once('#').unwrap();
+        let expected = [
+            (labels::MANAGED_BY, "berth"),
+            (labels::INSTANCE, instance.as_str()),
+            (labels::KIND, "Container"),
+            (labels::NAMESPACE, stack.namespace.as_str()),
+            (labels::NAME, name),
+            (labels::REPLICA, index),
+            (labels::HASH_VERSION, labels::CURRENT_HASH_VERSION),
+        ];
+        for (label, value) in expected {
+            assert_eq!(container.labels.get(label).map(String::as_str), Some(value), "{replica}: label {label}");
+        }
+        assert_eq!(container.labels[labels::SPEC_HASH].len(), 64, "{replica}: spec hash");
+        assert!(container.ips.contains_key(&network), "{replica} is not on {network}: {:?}", container.ips);
+    }
+    let (volumes, networks) = stack.volumes_and_networks().await;
+    assert_eq!(volumes, [stack.engine_name("api-data")]);
+    assert_eq!(networks, [network]);
+    // The api publishes 8081 on a host port Docker chose.
+    assert!(containers["api#0"].host_ports.get("8081/tcp").is_some_and(|p| *p > 0), "{containers:#?}");
+
+    assert!(stack.stop().success(), "berth exits 0 on SIGTERM");
+    let store = stack.store();
+    assert_eq!(store.instance_id().unwrap(), instance, "the containers carry the store's instance id");
+    let web = ObjectKey::parse(&format!("Container/{}/web", stack.namespace)).unwrap();
+    let created = store.events(Some(&web), 0, 100).unwrap().into_iter().filter(|e| e.action == "created").count();
+    assert_eq!(created, 2, "one creation per web replica");
+}
+
+#[tokio::test]
+async fn a_changed_env_recreates_only_that_containers_replicas() {
+    let Some(mut stack) = Stack::examples().await else { return };
+    stack.start();
+    let before = stack.converged().await;
+    let web = stack.manifest("04-web.yaml");
+    let text = std::fs::read_to_string(&web).unwrap();
+    assert!(text.contains("\nspec:\n"), "04-web.yaml has a block `spec:`");
+    write_atomically(&web, &text.replace("\nspec:\n", "\nspec:\n  env:\n    - name: MODE\n      value: blue\n"));
+    let changed = Instant::now();
+
+    let after = stack
+        .eventually(CHANGE, "both web replicas replaced, running and healthy", || async {
+            let now = stack.settled().await?;
+            let replaced = ["web#0", "web#1"].iter().all(|r| now[*r].id != before[*r].id);
+            replaced.then_some(now)
+        })
+        .await;
+    eprintln!("{}: web replaced in {:.1?}", stack.namespace, changed.elapsed());
+    assert_eq!(after["api#0"].id, before["api#0"].id, "api's container must not be touched");
+    assert_ne!(after["web#0"].labels[labels::SPEC_HASH], before["web#0"].labels[labels::SPEC_HASH]);
+    assert!(stack.log().contains("spec changed: env"), "the recreation names the field");
+    assert!(stack.stop().success());
+}
+
+#[tokio::test]
+async fn deleted_files_remove_their_containers_and_retain_the_volume() {
+    let Some(mut stack) = Stack::examples().await else { return };
+    stack.start();
+    let before = stack.converged().await;
+    std::fs::remove_file(stack.manifest("03-api.yaml")).unwrap();
+    stack
+        .eventually(CHANGE, "api's container removed", || async {
+            stack.replicas("api").await.is_empty().then_some(())
+        })
+        .await;
+    let web: Vec<String> = stack.replicas("web").await.into_iter().map(|c| c.id).collect();
+    assert_eq!(web, [before["web#0"].id.clone(), before["web#1"].id.clone()], "web is left running");
+
+    std::fs::remove_file(stack.manifest("01-volume.yaml")).unwrap();
+    let volume = stack.engine_name("api-data");
+    let kept = format!("kept volume {volume} and its data");
+    stack.eventually(CHANGE, "the Volume's teardown", || async { stack.log().contains(&kept).then_some(()) }).await;
+    assert!(stack.stop().success());
+
+    let (volumes, _) = stack.volumes_and_networks().await;
+    assert_eq!(volumes, [volume], "reclaimPolicy Retain keeps the engine volume");
+    let store = stack.store();
+    for key in [format!("Container/{}/api", stack.namespace), format!("Volume/{}/api-data", stack.namespace)] {
+        let key = ObjectKey::parse(&key).unwrap();
+        assert!(store.get(&key).unwrap().is_none(), "{key} is no longer managed");
+    }
+}
+
+#[tokio::test]
+async fn a_replica_removed_by_hand_is_replaced_within_two_seconds() {
+    let Some(mut stack) = Stack::examples().await else { return };
+    stack.start();
+    let before = stack.converged().await;
+    let victim = &before["web#1"];
+    let logged = stack.log().len();
+    let asked = Instant::now();
+    stack.engine.remove_container(&victim.id).await.expect("docker rm -f");
+    let removed = Instant::now();
+    let replacement = stack
+        .eventually(Duration::from_secs(10), "a replacement for web#1", || async {
+            let replicas = stack.replicas("web").await;
+            replicas.into_iter().find(|c| replica_key(c) == "web#1" && c.state == ContainerState::Running)
+        })
+        .await;
+    let took = removed.elapsed();
+    eprintln!(
+        "{}: web#1 running again {took:.2?} after its removal ({:.2?} after `rm -f` was asked)",
+        stack.namespace,
+        asked.elapsed()
+    );
+    assert_ne!(replacement.id, victim.id);
+    assert!(took < Duration::from_secs(2), "the replacement took {took:?}");
+    // `rm -f` reports `die` before the removal ends; starting the dying
+    // replica again is not a reconcile failure.
+    let log = stack.log();
+    let failures: Vec<&str> = log[logged..].lines().filter(|l| l.contains("reconcile failed")).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    let now = stack.converged().await;
+    assert_eq!(now["web#0"].id, before["web#0"].id, "the other replica is left alone");
+    assert_eq!(now["api#0"].id, before["api#0"].id, "api is left alone");
+    assert!(stack.stop().success());
+}
+
+#[tokio::test]
+async fn a_crash_while_converging_resumes_without_duplicates_or_orphans() {
+    let Some(mut stack) = Stack::examples().await else { return };
+    stack.start();
+    // The first replica (api's: web waits for it to be healthy). Image
+    // builds also show labelled containers (their intermediate steps), hence
+    // the kind.
+    let first = poll_until(CONVERGE, || async {
+        let containers = stack.containers().await;
+        containers.into_iter().find(|c| c.labels.get(labels::KIND).map(String::as_str) == Some("Container"))
+    })
+    .await;
+    let Some(first) = first else {
+        panic!("no replica within {CONVERGE:?}");
+    };
+    stack.kill();
+    eprintln!("{}: SIGKILLed berth with {} {}", stack.namespace, replica_key(&first), first.state.as_str());
+
+    stack.start();
+    let containers = stack.converged().await;
+    // Give a late duplicate the time to show up.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut replicas: Vec<String> = stack.containers().await.iter().map(replica_key).collect();
+    replicas.sort();
+    assert_eq!(replicas, ["api#0", "web#0", "web#1"], "one container per replica, no orphan");
+    assert_eq!(replica_key(&first), "api#0");
+    assert_eq!(containers["api#0"].id, first.id, "the replica made before the crash is adopted, not duplicated");
+    let instances: Vec<&String> = containers.values().map(|c| &c.labels[labels::INSTANCE]).collect();
+    assert!(instances.iter().all(|i| *i == instances[0]), "one instance across the restart: {instances:?}");
+    let (volumes, networks) = stack.volumes_and_networks().await;
+    assert_eq!((volumes.len(), networks.len()), (1, 1), "volumes {volumes:?}, networks {networks:?}");
+    assert!(stack.stop().success());
+}
+
+#[tokio::test]
+async fn an_invalid_file_tears_nothing_down_and_its_error_has_a_position() {
+    let Some(mut stack) = Stack::examples().await else { return };
+    stack.start();
+    let before = stack.converged().await;
+    let web = stack.manifest("04-web.yaml");
+    let broken = std::fs::read_to_string(&web).unwrap().replace("containerPort: 8080", "containerPort: 70000");
+    let (line, column) = position_of(&broken, "70000");
+    write_atomically(&web, &broken);
+    let expected = format!(
+        "{}:{line}:{column}: Container/{}/web: spec.ports[0].containerPort: port 70000 is out of range",
+        web.display(),
+        stack.namespace
+    );
+    stack
+        .eventually(Duration::from_secs(10), &format!("`{expected}` in the log"), || async {
+            stack.log().contains(&expected).then_some(())
+        })
+        .await;
+    let unchanged: BTreeMap<String, (String, ContainerState)> =
+        before.iter().map(|(k, c)| (k.clone(), (c.id.clone(), ContainerState::Running))).collect();
+    let watched = Instant::now();
+    while watched.elapsed() < Duration::from_secs(4) {
+        let now: BTreeMap<String, (String, ContainerState)> =
+            stack.containers().await.into_iter().map(|c| (replica_key(&c), (c.id, c.state))).collect();
+        assert_eq!(now, unchanged, "the invalid file must leave every container as it was");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let web_health: Vec<Option<Health>> = stack.replicas("web").await.iter().map(|c| c.health).collect();
+    assert_eq!(web_health, [Some(Health::Healthy); 2]);
+    assert!(stack.stop().success());
+}
+
+/// 1-based line and column of the first `needle` in `text`.
+fn position_of(text: &str, needle: &str) -> (usize, usize) {
+    text.lines()
+        .enumerate()
+        .find_map(|(i, line)| line.find(needle).map(|c| (i + 1, c + 1)))
+        .unwrap_or_else(|| panic!("`{needle}` not in the text"))
+}
