@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{Source, SourceKind};
@@ -157,6 +158,9 @@ impl DirSource {
         let roots = self.dirs.clone();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let paths = match event {
+                // berth's own reads during a rescan come back as opens and
+                // closes; following them would rescan forever.
+                Ok(event) if !may_change_content(&event.kind) => return,
                 Ok(event) => event.paths,
                 // Lost events: rescan everything.
                 Err(_) => roots.clone(),
@@ -202,6 +206,12 @@ impl DirSource {
     }
 }
 
+/// False for events that only report a file being read: inotify reports
+/// every open and close, the rescan's own reads included.
+fn may_change_content(kind: &EventKind) -> bool {
+    !matches!(kind, EventKind::Access(AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)))
+}
+
 /// What became of a changed file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Loaded {
@@ -219,6 +229,36 @@ fn retry_on_race<T>(mut write: impl FnMut() -> Result<T, StoreError>) -> Result<
         match write() {
             Err(StoreError::NotFound { .. }) if attempts < 3 => attempts += 1,
             other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind};
+
+    #[test]
+    fn reads_are_not_changes_but_writes_and_everything_else_are() {
+        let reads = [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ];
+        for kind in reads {
+            assert!(!may_change_content(&kind), "{kind:?}");
+        }
+        let changes = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+            EventKind::Other,
+        ];
+        for kind in changes {
+            assert!(may_change_content(&kind), "{kind:?}");
         }
     }
 }
