@@ -58,8 +58,8 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
         for replica in &observed {
             remove(ctx, key, replica, grace, reason, "removed").await?;
         }
-        if desired.is_some() {
-            ctx.finish_deletion(key)?;
+        if let Some(deleted) = &desired {
+            ctx.finish_deletion(&deleted.metadata, key)?;
         }
         return Ok(Action::await_change());
     };

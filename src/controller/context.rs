@@ -53,12 +53,22 @@ impl Context {
         }
     }
 
-    /// Marks a deleted object's teardown done: its record goes.
-    pub fn finish_deletion(&self, key: &ObjectKey) -> Result<(), ReconcileError> {
-        let batch =
-            WriteBatch::new().remove(key.clone()).event(Event::about(key, "removed", "Deleted", "teardown finished"));
+    /// Marks a deleted object's teardown done: its record goes, but only if
+    /// it is still the version this reconcile saw marked for deletion (a
+    /// compare-and-swap): an object applied again meanwhile stays, and its
+    /// change brings another reconcile.
+    pub fn finish_deletion(&self, object: &crate::api::ObjectMeta, key: &ObjectKey) -> Result<(), ReconcileError> {
+        let precondition = match object.resource_version {
+            Some(version) => crate::store::Precondition::ResourceVersion(version),
+            None => crate::store::Precondition::None,
+        };
+        let batch = WriteBatch::new()
+            .op(crate::store::WriteOp::Remove { key: key.clone(), precondition })
+            .event(Event::about(key, "removed", "Deleted", "teardown finished"));
         match self.store.commit(batch) {
-            Ok(_) | Err(crate::store::StoreError::NotFound { .. }) => Ok(()),
+            Ok(_) | Err(crate::store::StoreError::NotFound { .. }) | Err(crate::store::StoreError::Conflict { .. }) => {
+                Ok(())
+            }
             Err(e) => Err(e.into()),
         }
     }

@@ -42,18 +42,18 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
 /// Brings the engine's network for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_networks(&labels::owner_labels(&ctx.instance, key)).await?;
-    let Some(network) = desired.filter(|n| n.metadata.deletion_timestamp.is_none()) else {
+    let Some(network) = desired.as_ref().filter(|n| n.metadata.deletion_timestamp.is_none()) else {
         for existing in &observed {
             if !remove(ctx, key, &existing.name, "deleted").await? {
                 return Ok(Action::requeue(std::time::Duration::from_secs(2)));
             }
         }
-        if ctx.store.get(key)?.is_some() {
-            ctx.finish_deletion(key)?;
+        if let Some(deleted) = &desired {
+            ctx.finish_deletion(&deleted.metadata, key)?;
         }
         return Ok(Action::await_change());
     };
-    let wanted = config(ctx, &network);
+    let wanted = config(ctx, network);
     let wanted_hash = &wanted.labels[labels::SPEC_HASH];
     let mut current = None;
     for existing in observed {
@@ -61,7 +61,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
             current = Some(existing);
         } else if !remove(ctx, key, &existing.name, "spec changed").await? {
             let status = NetworkStatus {
-                common: Conditions::from(&network)
+                common: Conditions::from(network)
                     .ready(
                         false,
                         "InUse",
@@ -74,7 +74,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
                     .build(),
                 ..network.status.clone().unwrap_or_default()
             };
-            ctx.write_status(&network, status)?;
+            ctx.write_status(network, status)?;
             return Ok(Action::requeue(std::time::Duration::from_secs(5)));
         }
     }
@@ -90,11 +90,11 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
         }
     };
     let status = NetworkStatus {
-        common: Conditions::from(&network).ready(true, "Created", format!("network {}", current.name), false).build(),
+        common: Conditions::from(network).ready(true, "Created", format!("network {}", current.name), false).build(),
         engine_id: current.id.clone(),
         subnets: current.subnets.clone(),
     };
-    ctx.write_status(&network, status)?;
+    ctx.write_status(network, status)?;
     Ok(Action::await_change())
 }
 
@@ -122,5 +122,51 @@ pub fn ignore_not_found(error: crate::engine::EngineError) -> Result<(), crate::
         Ok(())
     } else {
         Err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::api::AnyObject;
+    use crate::engine::fake::FakeEngine;
+    use crate::store::{Store, WriteBatch};
+
+    fn network() -> AnyObject {
+        let json = serde_json::json!({
+            "apiVersion": "berth.dev/v1alpha1", "kind": "Network",
+            "metadata": {"name": "net", "namespace": "default"}, "spec": {}
+        });
+        AnyObject::from_json(json).expect("a Network")
+    }
+
+    /// A reconcile that read no object must not remove one applied meanwhile.
+    #[tokio::test]
+    async fn an_object_created_during_a_reconcile_that_saw_none_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let ctx = Context { store: store.clone(), engine: Arc::new(FakeEngine::new()), instance: "test".into() };
+        let key = network().key();
+        store.commit(WriteBatch::new().put(network())).expect("apply");
+        reconcile(&ctx, &key, None).await.expect("reconcile");
+        assert!(store.get(&key).expect("read").is_some(), "the Network was removed from the store");
+    }
+
+    /// A teardown must not remove an object that was applied again while it ran.
+    #[tokio::test]
+    async fn an_object_applied_again_during_its_teardown_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let ctx = Context { store: store.clone(), engine: Arc::new(FakeEngine::new()), instance: "test".into() };
+        let key = network().key();
+        store.commit(WriteBatch::new().put(network())).expect("apply");
+        store.commit(WriteBatch::new().delete(key.clone())).expect("delete");
+        let Some(AnyObject::Network(seen)) = store.get(&key).expect("read") else { panic!("a Network") };
+        store.commit(WriteBatch::new().put(network())).expect("applied again");
+        reconcile(&ctx, &key, Some(seen)).await.expect("reconcile");
+        let kept = store.get(&key).expect("read").expect("the Network was removed from the store");
+        assert!(kept.metadata().deletion_timestamp.is_none());
     }
 }

@@ -22,12 +22,13 @@ where
     S: Spec,
     S::Status: DeserializeOwned,
 {
-    let Some(object) = desired.filter(|o| o.metadata.deletion_timestamp.is_none()) else {
-        if ctx.store.get(key)?.is_some() {
-            ctx.finish_deletion(key)?;
+    let Some(object) = desired.as_ref().filter(|o| o.metadata.deletion_timestamp.is_none()) else {
+        if let Some(deleted) = &desired {
+            ctx.finish_deletion(&deleted.metadata, key)?;
         }
         return Ok(Action::await_change());
     };
+    let object = object.clone();
     let common: CommonStatus = Conditions::from(&object)
         .ready(false, "NotServed", format!("stored; this build of berth has no {server} yet"), false)
         .build();

@@ -42,8 +42,8 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) 
                 )?;
             }
         }
-        if desired.is_some() {
-            ctx.finish_deletion(key)?;
+        if let Some(deleted) = &desired {
+            ctx.finish_deletion(&deleted.metadata, key)?;
         }
         return Ok(Action::await_change());
     };
