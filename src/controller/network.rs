@@ -42,13 +42,17 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
 /// Brings the engine's network for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_networks(&labels::owner_labels(&ctx.instance, key)).await?;
+    let marked_for_deletion = desired.is_some();
     let Some(network) = desired.filter(|n| n.metadata.deletion_timestamp.is_none()) else {
         for existing in &observed {
             if !remove(ctx, key, &existing.name, "deleted").await? {
                 return Ok(Action::requeue(std::time::Duration::from_secs(2)));
             }
         }
-        if ctx.store.get(key)?.is_some() {
+        // Only the object this reconcile saw marked for deletion: when it
+        // saw none, one created since is not to be finished (its change
+        // brings another reconcile).
+        if marked_for_deletion {
             ctx.finish_deletion(key)?;
         }
         return Ok(Action::await_change());
@@ -122,5 +126,33 @@ pub fn ignore_not_found(error: crate::engine::EngineError) -> Result<(), crate::
         Ok(())
     } else {
         Err(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::api::AnyObject;
+    use crate::engine::fake::FakeEngine;
+    use crate::store::{Store, WriteBatch};
+
+    /// A reconcile that read no object, and finds one in the store when it
+    /// finishes (applied meanwhile), leaves it alone.
+    #[tokio::test]
+    async fn an_object_created_during_a_reconcile_that_saw_none_is_kept() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let ctx = Context { store: store.clone(), engine: Arc::new(FakeEngine::new()), instance: "test".into() };
+        let network = AnyObject::from_json(serde_json::json!({
+            "apiVersion": "berth.dev/v1alpha1", "kind": "Network",
+            "metadata": {"name": "net", "namespace": "default"}, "spec": {}
+        }))
+        .expect("a Network");
+        let key = network.key();
+        store.commit(WriteBatch::new().put(network)).expect("apply");
+        reconcile(&ctx, &key, None).await.expect("reconcile");
+        assert!(store.get(&key).expect("read").is_some(), "the Network was removed from the store");
     }
 }

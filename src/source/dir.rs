@@ -14,7 +14,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
 use crate::api::{Source, SourceKind};
@@ -80,6 +81,7 @@ impl DirSource {
                 tracing::info!(file = %path.display(), deleted, "manifest removed; deleting its objects");
             }
         }
+        tracing::debug!(dir = %dir.display(), files = files.len(), "manifest directory synced");
         Ok(())
     }
 
@@ -127,6 +129,9 @@ impl DirSource {
         let roots = self.dirs.clone();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
             let paths = match event {
+                // berth's own reads during a rescan come back as opens and
+                // closes; following them would rescan forever.
+                Ok(event) if !may_change_content(&event.kind) => return,
                 Ok(event) => event.paths,
                 // Lost events: rescan everything.
                 Err(_) => roots.clone(),
@@ -163,6 +168,12 @@ impl DirSource {
     }
 }
 
+/// False for events that only report a file being read: inotify reports
+/// every open and close, the rescan's own reads included.
+fn may_change_content(kind: &EventKind) -> bool {
+    !matches!(kind, EventKind::Access(AccessKind::Open(_) | AccessKind::Read | AccessKind::Close(AccessMode::Read)))
+}
+
 /// Runs a store write again when a concurrent teardown removed an object
 /// between our read and our write.
 fn retry_on_race<T>(mut write: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
@@ -171,6 +182,36 @@ fn retry_on_race<T>(mut write: impl FnMut() -> Result<T, StoreError>) -> Result<
         match write() {
             Err(StoreError::NotFound { .. }) if attempts < 3 => attempts += 1,
             other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, DataChange, MetadataKind, ModifyKind, RemoveKind};
+
+    #[test]
+    fn reads_are_not_changes_but_writes_and_everything_else_are() {
+        let reads = [
+            EventKind::Access(AccessKind::Open(AccessMode::Any)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+        ];
+        for kind in reads {
+            assert!(!may_change_content(&kind), "{kind:?}");
+        }
+        let changes = [
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any)),
+            EventKind::Remove(RemoveKind::File),
+            EventKind::Any,
+            EventKind::Other,
+        ];
+        for kind in changes {
+            assert!(may_change_content(&kind), "{kind:?}");
         }
     }
 }
