@@ -240,6 +240,10 @@ pub async fn run<K>(
                     schedule.schedule(key.clone(), Instant::now() + delay);
                     report(&key, &Report::Retry { message, delay, attempt: key_backoff.failures() });
                 }
+                // Idle: nothing running, nothing due, no request waiting (benchmarks time convergence by it).
+                if tasks.is_empty() && requests.is_empty() && schedule.next_deadline(&running).is_none_or(|at| at > Instant::now()) {
+                    tracing::debug!(scheduled = schedule.len(), "reconcile queue idle");
+                }
             }
             // Cancel safety: a sleep is recreated each iteration.
             _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {}

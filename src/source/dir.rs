@@ -98,6 +98,7 @@ impl DirSource {
                 tracing::info!(file = %path.display(), deleted, "manifest removed; deleting its objects");
             }
         }
+        tracing::debug!(dir = %dir.display(), files = files.len(), "manifest directory synced");
         Ok(recheck)
     }
 
