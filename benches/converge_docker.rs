@@ -5,11 +5,11 @@
 //!
 //! ```sh
 //! cargo bench --bench converge_docker
-//! cargo bench --bench converge_docker -- --reps 5 --sweep 1,2,4,8,16 --sweep-reps 3
+//! cargo bench --bench converge_docker -- --reps 9 --sweep 2,4,8,16 --sweep-reps 5
 //! ```
 //!
 //! Options: `--containers N` (20), `--concurrency N` (8, berth's default),
-//! `--reps N` (3), `--sweep LIST` (1,2,4,8,16),
+//! `--reps N` (5), `--sweep LIST` (1,2,4,8,16),
 //! `--sweep-reps N` (3; 0 skips the sweep).
 //!
 //! The stack is 1 Network, 1 Volume and 20 Containers (busybox `sleep` and
@@ -45,7 +45,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 async fn main() {
     let args = Args::from_env();
     let containers: usize = args.get("containers", 20);
-    let reps: usize = args.get("reps", 3);
+    let reps: usize = args.get("reps", 5);
     let concurrency: usize = args.get("concurrency", 8);
     let sweep: Vec<usize> = args.list("sweep", &[1, 2, 4, 8, 16]);
     let sweep_reps: usize = args.get("sweep-reps", 3);
