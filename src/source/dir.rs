@@ -1,6 +1,6 @@
 //! Watched directories: every manifest file under them is a source.
 //!
-//! notify reports changes; bursts are debounced (quiet for 100 ms, at most
+//! notify reports changes; bursts are debounced (quiet for 20 ms, at most
 //! 1 s), then the changed directory is rescanned whole. Rescanning rather
 //! than trusting event paths handles editors that write a temporary file
 //! and rename it over the original, and events lost by the OS. Only files
@@ -33,7 +33,7 @@ use crate::store::{Store, StoreError};
 use super::apply::{apply_source, reject_source, remove_source};
 
 /// Quiet time that ends a burst of changes.
-const DEBOUNCE: Duration = Duration::from_millis(100);
+const DEBOUNCE: Duration = Duration::from_millis(20);
 /// Longest a burst may delay a rescan.
 const MAX_DELAY: Duration = Duration::from_secs(1);
 /// How long a file must be left alone before a change that deletes objects
