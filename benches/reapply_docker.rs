@@ -185,18 +185,19 @@ async fn main() {
         row(write.describe(), &times[i], format!("{} | {}", reconciles_caused[i], extra_rescans[i]));
     }
     println!();
-    // source/dir.rs: DEBOUNCE (private there; keep in step).
-    let debounce = Duration::from_millis(100);
+    let debounce = berth::source::dir::DEBOUNCE;
     for (write, samples) in writes.iter().zip(&times) {
         let work = median(samples).saturating_sub(debounce);
         println!(
-            "{}: {} of it after the 100 ms debounce ({} the baseline)",
+            "{}: {} of it after the {} debounce ({} the baseline)",
             write.describe(),
+            ms(debounce),
             ms(work),
             ratio(work, baseline)
         );
     }
     println!(
-        "berth rescans only after 100 ms without a change event (source/dir.rs DEBOUNCE): the floor of every berth row"
+        "berth rescans only after {} without a change event (source/dir.rs DEBOUNCE): the floor of every berth row",
+        ms(debounce)
     );
 }

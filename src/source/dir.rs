@@ -33,7 +33,7 @@ use crate::store::{Store, StoreError};
 use super::apply::{apply_source, reject_source, remove_source};
 
 /// Quiet time that ends a burst of changes.
-const DEBOUNCE: Duration = Duration::from_millis(20);
+pub const DEBOUNCE: Duration = Duration::from_millis(20);
 /// Longest a burst may delay a rescan.
 const MAX_DELAY: Duration = Duration::from_secs(1);
 /// How long a file must be left alone before a change that deletes objects
