@@ -115,17 +115,7 @@ async fn converge_berth(docker: &bollard::Docker, containers: usize, concurrency
     support::write_docker_stack(manifests.path(), NAMESPACE, containers, IMAGE);
     let watch = docker::StartWatch::new(docker, &docker::berth_labels(NAMESPACE), containers);
     let concurrency = concurrency.to_string();
-    let args = [
-        "--manifests",
-        manifests.path().to_str().expect("utf-8 path"),
-        "--engine",
-        "docker",
-        "--state-dir",
-        state.path().to_str().expect("utf-8 path"),
-        "--concurrency",
-        &concurrency,
-    ];
-    let mut berth = Berth::spawn(&args, "info");
+    let mut berth = Berth::serve(manifests.path(), state.path(), "docker", &["--concurrency", &concurrency], "info");
     let started = berth.started;
     let Some(done) = watch.wait(TIMEOUT).await else {
         panic!("berth did not start every container within {TIMEOUT:?}; its log:\n{}", berth.unread())

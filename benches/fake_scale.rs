@@ -101,15 +101,8 @@ fn run(containers: usize, idle: Duration) -> Figures {
         let docs: Vec<String> = names.map(|name| support::fake_container_manifest(&name)).collect();
         std::fs::write(manifests.path().join(format!("f{file:03}.yaml")), docs.join("---\n")).expect("manifest");
     }
-    let args = [
-        "--manifests",
-        manifests.path().to_str().expect("utf-8 path"),
-        "--engine",
-        "fake",
-        "--state-dir",
-        state.path().to_str().expect("utf-8 path"),
-    ];
-    let mut berth = Berth::spawn(&args, "berth=info,berth::controller::runtime=debug");
+    let mut berth =
+        Berth::serve(manifests.path(), state.path(), "fake", &[], "berth=info,berth::controller::runtime=debug");
     let mut created = 0;
     let mut idle_marks = 0;
     let converged = berth.wait_for(TIMEOUT, |line| {

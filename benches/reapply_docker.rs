@@ -102,15 +102,7 @@ async fn main() {
     support::write_docker_stack(manifests.path(), NAMESPACE, CONTAINERS, IMAGE);
     let labels = docker::berth_labels(NAMESPACE);
     let watch = docker::StartWatch::new(&client, &labels, CONTAINERS);
-    let args = [
-        "--manifests",
-        manifests.path().to_str().expect("utf-8 path"),
-        "--engine",
-        "docker",
-        "--state-dir",
-        state.path().to_str().expect("utf-8 path"),
-    ];
-    let mut berth = Berth::spawn(&args, "berth=debug");
+    let mut berth = Berth::serve(manifests.path(), state.path(), "docker", &[], "berth=debug");
     let Some(converged) = watch.wait(Duration::from_secs(120)).await else {
         panic!("berth did not start every container within 120 s; its log:\n{}", berth.unread())
     };

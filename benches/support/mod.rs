@@ -114,6 +114,27 @@ impl Berth {
     }
 
     /// The process id.
+    /// Starts `berth serve` on `manifests` with its state in `state`, on
+    /// `engine`, with `extra` flags.
+    pub fn serve(
+        manifests: &std::path::Path,
+        state: &std::path::Path,
+        engine: &str,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> Self {
+        let mut args = vec![
+            "--manifests",
+            manifests.to_str().expect("utf-8 path"),
+            "--engine",
+            engine,
+            "--state-dir",
+            state.to_str().expect("utf-8 path"),
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(&args, rust_log)
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
