@@ -77,8 +77,12 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
             return Ok(if recheck { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
         }
     };
-    converge(ctx, container, &template, observed).await?;
-    let replicas = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
+    // Status describes the engine after converging: list again only if it changed.
+    let replicas = if converge(ctx, container, &template, observed.clone()).await? {
+        ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?
+    } else {
+        observed
+    };
     let all_ready = write_status(ctx, container, &template, &replicas)?;
     Ok(if all_ready { Action::await_change() } else { Action::requeue(NOT_READY_RECHECK) })
 }
@@ -88,15 +92,20 @@ async fn converge(
     container: &Container,
     template: &Template,
     observed: Vec<ContainerInfo>,
-) -> Result<(), ReconcileError> {
+) -> Result<bool, ReconcileError> {
     let key = container.key();
+    // Whether any engine call changed something.
+    let mut touched = false;
     let wanted = container.spec.replicas.unwrap_or(1).max(0) as u32;
     let grace = grace_of(container);
     let mut by_replica: BTreeMap<u32, Vec<ContainerInfo>> = BTreeMap::new();
     for info in observed {
         match replica_of(&info) {
             Some(index) if index < wanted => by_replica.entry(index).or_default().push(info),
-            _ => remove(ctx, &key, &info, grace, "ScaledDown", "removed").await?,
+            _ => {
+                remove(ctx, &key, &info, grace, "ScaledDown", "removed").await?;
+                touched = true;
+            }
         }
     }
     let fixed_ports = container.spec.ports.iter().any(|p| matches!(p.host_port, Some(HostPort::Fixed(_))));
@@ -109,6 +118,7 @@ async fn converge(
         // steps (names are deterministic); keep one, remove the rest.
         for extra in current.split_off(current.len().min(1)) {
             remove(ctx, &key, &extra, grace, "Duplicate", "removed").await?;
+            touched = true;
         }
         let reason = stale.first().map(|old| recreate_reason(old, template)).unwrap_or_else(|| "ReplicaMissing".into());
         match current.pop() {
@@ -120,6 +130,7 @@ async fn converge(
                 }
                 let id = create(ctx, &key, index, template).await?;
                 ctx.engine.start_container(&id).await?;
+                touched = true;
                 ctx.record(&key, "created", &reason, format!("replica {index} created and started ({})", short(&id)))?;
             }
             Some(replica) => {
@@ -128,6 +139,7 @@ async fn converge(
                     remove(ctx, &key, &replica, grace, "ReplicaDead", "removed").await?;
                     let id = create(ctx, &key, index, template).await?;
                     ctx.engine.start_container(&id).await?;
+                    touched = true;
                     ctx.record(&key, "created", "ReplicaDead", format!("replica {index} replaced ({})", short(&id)))?;
                     continue;
                 }
@@ -138,6 +150,8 @@ async fn converge(
                     ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
                 ) || (policy == RestartPolicy::Never && replica.state == ContainerState::Exited);
                 if !leave {
+                    // Started, or found going away: either way the engine moved on.
+                    touched = true;
                     if !start_existing(ctx, &replica).await? {
                         continue;
                     }
@@ -152,6 +166,7 @@ async fn converge(
                     for attachment in &template.config.networks {
                         if !replica.ips.contains_key(&attachment.network) {
                             ctx.engine.connect_network(&attachment.network, &replica.id, &attachment.aliases).await?;
+                            touched = true;
                             ctx.record(
                                 &key,
                                 "connected",
@@ -164,12 +179,13 @@ async fn converge(
                 if is_ready(&replica) {
                     for old in &stale {
                         remove(ctx, &key, old, grace, &reason, "replaced").await?;
+                        touched = true;
                     }
                 }
             }
         }
     }
-    Ok(())
+    Ok(touched)
 }
 
 /// Starts a stopped replica. `false` when it is being removed instead (by
