@@ -91,12 +91,18 @@ pub fn decode_text(text: &str, file: &str, base_dir: Option<&Path>) -> (Vec<Load
 
 /// Decodes a file read from disk.
 pub fn decode_file(path: &Path) -> (Vec<LoadedObject>, Vec<ManifestError>) {
+    match std::fs::read(path) {
+        Ok(bytes) => decode_bytes(path, bytes),
+        Err(e) => {
+            let message = format!("cannot read: {e}");
+            (Vec::new(), vec![ManifestError::at(&path.display().to_string(), Position { line: 1, column: 1 }, message)])
+        }
+    }
+}
+
+/// Decodes the content of the file at `path`, already read.
+pub fn decode_bytes(path: &Path, bytes: Vec<u8>) -> (Vec<LoadedObject>, Vec<ManifestError>) {
     let file = path.display().to_string();
-    let start = Position { line: 1, column: 1 };
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) => return (Vec::new(), vec![ManifestError::at(&file, start, format!("cannot read: {e}"))]),
-    };
     let text = match String::from_utf8(bytes) {
         Ok(text) => text,
         Err(e) => {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use crate::api::{AnyObject, FieldPath, ObjectKey};
 
 pub use discover::{is_manifest_name, manifest_files};
-pub use document::{decode_file, decode_text, LoadedObject, MAX_FILE_BYTES};
+pub use document::{decode_bytes, decode_file, decode_text, LoadedObject, MAX_FILE_BYTES};
 pub use error::{ManifestError, ManifestErrors};
 pub use yaml_tree::Position;
 

@@ -83,7 +83,7 @@ impl DirSource {
             if self.seen.get(file) == Some(&hash) {
                 continue;
             }
-            if self.load(file)? == Loaded::Postponed {
+            if self.load(file, bytes)? == Loaded::Postponed {
                 recheck = true;
                 continue;
             }
@@ -102,9 +102,10 @@ impl DirSource {
         Ok(recheck)
     }
 
-    fn load(&self, file: &Path) -> Result<Loaded, StoreError> {
+    /// Applies `bytes`, the content of `file` just read and hashed.
+    fn load(&self, file: &Path, bytes: Vec<u8>) -> Result<Loaded, StoreError> {
         let source = Source::file(file.display().to_string());
-        let (objects, mut errors) = manifest::decode_file(file);
+        let (objects, mut errors) = manifest::decode_bytes(file, bytes);
         errors.extend(manifest::check_set(&objects));
         if !errors.is_empty() {
             for error in &errors {
