@@ -26,12 +26,11 @@ use std::time::Duration;
 use crate::api::container::ReplicaStatus;
 use crate::api::container::{RestartPolicy, UpdateStrategy};
 use crate::api::{Container, ContainerStatus, HostPort, ObjectKey};
-use crate::engine::{labels, ContainerInfo, ContainerState, Health};
+use crate::engine::{labels, ContainerInfo, ContainerState, EngineError, Health};
 
 use super::action::{Action, ReconcileError};
 use super::container_spec::{self, Resolution, Template};
 use super::context::{Conditions, Context};
-use super::network::ignore_not_found;
 
 /// How long a not-ready Container waits before it is looked at again even
 /// without an engine event (a safety net; events normally arrive first).
@@ -258,9 +257,9 @@ async fn remove(
     action: &str,
 ) -> Result<(), ReconcileError> {
     if replica.state == ContainerState::Running {
-        ctx.engine.stop_container(&replica.id, grace).await.or_else(ignore_not_found)?;
+        ctx.engine.stop_container(&replica.id, grace).await.or_else(EngineError::ignore_not_found)?;
     }
-    ctx.engine.remove_container(&replica.id).await.or_else(ignore_not_found)?;
+    ctx.engine.remove_container(&replica.id).await.or_else(EngineError::ignore_not_found)?;
     let index = replica_of(replica).map_or("?".to_string(), |i| i.to_string());
     ctx.record(key, action, reason, format!("replica {index} removed ({})", short(&replica.id)))
 }

@@ -11,7 +11,7 @@
 use serde_json::json;
 
 use crate::api::{Network, NetworkSpec, NetworkStatus, ObjectKey};
-use crate::engine::{labels, NetworkConfig};
+use crate::engine::{labels, EngineError, NetworkConfig};
 
 use super::action::{Action, ReconcileError};
 use super::context::{name_taken, Conditions, Context};
@@ -103,7 +103,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
 async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: &str) -> Result<bool, ReconcileError> {
     let ours = ctx.engine.list_containers(&labels::instance_labels(&ctx.instance)).await?;
     for container in ours.iter().filter(|c| c.ips.contains_key(name)) {
-        ctx.engine.disconnect_network(name, &container.id).await.or_else(ignore_not_found)?;
+        ctx.engine.disconnect_network(name, &container.id).await.or_else(EngineError::ignore_not_found)?;
     }
     match ctx.engine.remove_network(name).await {
         Ok(()) => {
@@ -113,15 +113,6 @@ async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: &str) -> Result
         Err(e) if e.is_not_found() => Ok(true),
         Err(e) if e.is_conflict() => Ok(false),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// Treats "already gone" as done.
-pub fn ignore_not_found(error: crate::engine::EngineError) -> Result<(), crate::engine::EngineError> {
-    if error.is_not_found() {
-        Ok(())
-    } else {
-        Err(error)
     }
 }
 

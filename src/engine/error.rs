@@ -51,6 +51,16 @@ impl EngineError {
         matches!(self, EngineError::NotFound { .. })
     }
 
+    /// `Ok` when the object was already gone: for removals, where "not
+    /// found" means the work is done.
+    pub fn ignore_not_found(self) -> Result<()> {
+        if self.is_not_found() {
+            Ok(())
+        } else {
+            Err(self)
+        }
+    }
+
     /// Whether the object already existed or is in use.
     pub fn is_conflict(&self) -> bool {
         matches!(self, EngineError::Conflict { .. })
