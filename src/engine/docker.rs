@@ -250,6 +250,19 @@ impl Engine for DockerEngine {
         Ok(lines[lines.len().saturating_sub(tail)..].to_vec())
     }
 
+    async fn stream_logs(&self, id: &str, tail: usize, follow: bool) -> Result<BoxStream<'static, Result<String>>> {
+        let what = format!("container {id}");
+        // Ask first: the logs stream reports a missing container only once polled.
+        self.client.inspect_container(id, None).await.map_err(self.fail("read logs of", &what))?;
+        let options =
+            LogsOptionsBuilder::new().stdout(true).stderr(true).follow(follow).tail(&tail.to_string()).build();
+        let endpoint = self.endpoint.clone();
+        let chunks = self.client.logs(id, Some(options)).map(move |chunk| {
+            chunk.map(|c| c.into_bytes()).map_err(|e| engine_error(e, &endpoint, "read logs of", &what))
+        });
+        Ok(super::lines_of(chunks))
+    }
+
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
         let what = format!("image {reference}");
         match self.client.inspect_image(reference).await.map_err(self.fail("inspect", &what)) {

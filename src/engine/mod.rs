@@ -9,12 +9,14 @@
 //! - [`fake`]: in memory, with the same semantics, scripted failures and latency.
 //! - [`build_context`]: the in-memory tar an image build sends.
 //! - [`labels`]: berth's ownership labels and the spec hash.
+//! - [`lines_of`]: engine output chunks cut into lines.
 
 pub mod build_context;
 pub mod docker;
 mod error;
 pub mod fake;
 pub mod labels;
+mod log_lines;
 pub mod types;
 
 use std::time::Duration;
@@ -23,6 +25,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 pub use error::{EngineError, Result};
+pub use log_lines::lines_of;
 pub use types::*;
 
 /// What berth needs from a container engine.
@@ -52,6 +55,9 @@ pub trait Engine: Send + Sync + 'static {
     async fn remove_container(&self, id: &str) -> Result<()>;
     /// The last `tail` lines of a container's output (stdout and stderr).
     async fn container_logs(&self, id: &str, tail: usize) -> Result<Vec<String>>;
+    /// A container's output as a stream of lines: the last `tail` lines,
+    /// then, with `follow`, each new line until the container stops.
+    async fn stream_logs(&self, id: &str, tail: usize, follow: bool) -> Result<BoxStream<'static, Result<String>>>;
 
     /// An image by reference or id, `None` when absent.
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>>;

@@ -289,6 +289,31 @@ impl Engine for FakeEngine {
         Ok(lines.into_iter().rev().take(tail).collect())
     }
 
+    async fn stream_logs(&self, id: &str, tail: usize, follow: bool) -> Result<BoxStream<'static, Result<String>>> {
+        let lines = self.container_logs(id, tail).await?;
+        let backlog = futures::stream::iter(lines.into_iter().map(Ok));
+        if !follow {
+            return Ok(backlog.boxed());
+        }
+        // Following ends when the container stops running, as on Docker.
+        let (engine, id) = (self.clone(), id.to_string());
+        let until_stopped = futures::stream::unfold((), move |()| {
+            let (engine, id) = (engine.clone(), id.clone());
+            async move {
+                loop {
+                    let running = lock(&engine.inner.world)
+                        .inspect_container(&id)
+                        .is_ok_and(|c| c.state == super::ContainerState::Running);
+                    if !running {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        });
+        Ok(backlog.chain(until_stopped.map(Ok::<String, EngineError>)).boxed())
+    }
+
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {
         self.enter("inspect_image", reference, false).await?;
         Ok(lock(&self.inner.world).inspect_image(reference))
