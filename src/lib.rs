@@ -17,5 +17,6 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod manifest;
+pub mod server;
 pub mod source;
 pub mod store;

@@ -82,7 +82,8 @@ pub struct Source {
     /// `file`, `git` or `api`.
     #[serde(rename = "type")]
     pub kind: SourceKind,
-    /// For `file`: the manifest's path. For `git`: the path inside the repository.
+    /// For `file`: the manifest's path. For `git`: the path inside the
+    /// repository. For `api`: the name of the applied set, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
     /// For `git`: the repository URL.
@@ -107,6 +108,12 @@ impl Source {
         Source { kind: SourceKind::Api, path: None, repo: None, branch: None, commit: None }
     }
 
+    /// A named set of objects applied through the REST API as a whole
+    /// (`berth apply --source NAME`): each apply replaces the set.
+    pub fn api_set(name: &str) -> Self {
+        Source { path: Some(name.to_string()), ..Source::api() }
+    }
+
     /// Stable identity of the source, used as its key in the store. Git
     /// sources are identified without the commit: a new commit is the same
     /// source at a later state.
@@ -117,7 +124,8 @@ impl Source {
             SourceKind::Git => {
                 format!("git:{}#{}:{path}", self.repo.as_deref().unwrap_or(""), self.branch.as_deref().unwrap_or(""))
             }
-            SourceKind::Api => "api".to_string(),
+            SourceKind::Api if path.is_empty() => "api".to_string(),
+            SourceKind::Api => format!("api:{path}"),
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod meta;
 pub mod network;
 pub mod quantity;
 pub mod route;
+pub mod selector;
 pub mod validation;
 pub mod volume;
 
@@ -33,6 +34,7 @@ pub use meta::{CommonStatus, Condition, ConditionStatus, LabelSelector, ObjectMe
 pub use network::{NetworkSpec, NetworkStatus};
 pub use quantity::{ByteQuantity, CpuQuantity, DurationSpec, HostPort};
 pub use route::{RouteSpec, RouteStatus};
+pub use selector::Selector;
 pub use validation::{FieldError, FieldErrors, FieldPath};
 pub use volume::{VolumeSpec, VolumeStatus};
 
@@ -398,6 +400,48 @@ impl<'de> Deserialize<'de> for AnyObject {
         let value = serde_json::Value::deserialize(deserializer)?;
         AnyObject::from_json(value).map_err(serde::de::Error::custom)
     }
+}
+
+impl JsonSchema for AnyObject {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "AnyObject".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An object of any kind, told apart by `kind`.",
+            "oneOf": [
+                generator.subschema_for::<Container>(),
+                generator.subschema_for::<Volume>(),
+                generator.subschema_for::<Network>(),
+                generator.subschema_for::<Image>(),
+                generator.subschema_for::<DnsRecord>(),
+                generator.subschema_for::<Route>(),
+            ]
+        })
+    }
+}
+
+/// A list of objects, as the API returns it.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectList {
+    /// Always `berth.dev/v1alpha1`.
+    pub api_version: String,
+    /// `ContainerList`, …, or `List` when kinds are mixed.
+    pub kind: String,
+    /// The store's resourceVersion at the time of the list: watch from it.
+    pub metadata: ListMeta,
+    /// The objects, ordered by kind, namespace and name.
+    pub items: Vec<AnyObject>,
+}
+
+/// Metadata of a list.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ListMeta {
+    /// The store's resourceVersion when the list was read.
+    pub resource_version: u64,
 }
 
 #[cfg(test)]

@@ -1,13 +1,13 @@
 //! `berth serve`: the controller process.
 //!
-//! Opens (and locks) the state directory, connects to the engine (waiting
-//! for it if it is not up yet, as at boot), follows the manifest
+//! Opens (and locks) the state directory, binds the REST API (so a taken
+//! port fails the start at once), connects to the engine (waiting for it if
+//! it is not up yet, as at boot), then serves the API, follows the manifest
 //! directories into the store, and runs the controller until SIGTERM or
 //! Ctrl-C. The first signal drains (running reconciles finish); a second
 //! one forces the exit. Either way a restart resumes from the store and the
 //! engine's labels.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use crate::controller::{Controller, ControllerConfig};
 use crate::engine::docker::DockerEngine;
 use crate::engine::fake::FakeEngine;
 use crate::engine::Engine;
+use crate::server::{Listen, ServerState, Token};
 use crate::source::dir::DirSource;
 use crate::store::Store;
 
@@ -35,9 +36,9 @@ pub struct ServeArgs {
     /// for root, else `$XDG_STATE_HOME/berth` (`~/.local/state/berth`).
     #[arg(long, value_name = "DIR", env = "BERTH_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Address of the REST API (served in a later version).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7777")]
-    pub listen: SocketAddr,
+    /// Where the REST API listens: `ADDRESS:PORT` or `unix:/PATH`.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7777", env = "BERTH_LISTEN")]
+    pub listen: Listen,
     /// Container engine to drive.
     #[arg(long, value_enum, default_value_t = EngineChoice::Auto, env = "BERTH_ENGINE")]
     pub engine: EngineChoice,
@@ -85,13 +86,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(state_dir = %state_dir.display(), resource_version = store.resource_version(), "store opened");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
-    runtime.block_on(serve(args, store))?;
+    let token = Token::load_or_create(&state_dir)?;
+    runtime.block_on(serve(args, store, token))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs, store: Store) -> anyhow::Result<()> {
+async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
     tokio::spawn(shutdown_signal(shutdown_tx));
+    let listener = args.listen.bind().await?;
     let Some(engine) = connect(args.engine, shutdown.clone()).await? else { return Ok(()) };
     let config = ControllerConfig {
         concurrency: args.concurrency.max(1),
@@ -100,6 +103,16 @@ async fn serve(args: ServeArgs, store: Store) -> anyhow::Result<()> {
     };
     let controller = Controller::new(store.clone(), engine, config)?;
     let mut tasks = tokio::task::JoinSet::new();
+    let app = crate::server::app(ServerState { ctx: controller.context(), observed: controller.observed() }, token);
+    let mut api_shutdown = shutdown.clone();
+    let stopping = async move {
+        let _ = api_shutdown.wait_for(|phase| *phase != Shutdown::Running).await;
+    };
+    match listener.local_addr() {
+        Some(address) => tracing::info!("REST API on http://{address}"),
+        None => tracing::info!("REST API on {}", args.listen),
+    }
+    let api = tokio::spawn(listener.serve(app, stopping));
     if !args.manifests.is_empty() {
         let source = DirSource::new(store.clone(), &args.manifests).context("--manifests")?;
         let source_shutdown = shutdown.clone();
@@ -108,11 +121,13 @@ async fn serve(args: ServeArgs, store: Store) -> anyhow::Result<()> {
                 tracing::error!("manifest directories: {e:#}");
             }
         });
-    } else {
-        tracing::warn!("no --manifests directory: nothing will be declared (the REST API comes in a later version)");
     }
     controller.run(shutdown).await?;
     tasks.shutdown().await;
+    match api.await {
+        Ok(result) => result?,
+        Err(e) => tracing::error!("the API server stopped: {e}"),
+    }
     tracing::info!("stopped");
     Ok(())
 }

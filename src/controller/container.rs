@@ -42,7 +42,7 @@ fn is_ready(info: &ContainerInfo) -> bool {
     info.state == ContainerState::Running && matches!(info.health, None | Some(Health::Healthy))
 }
 
-fn replica_of(info: &ContainerInfo) -> Option<u32> {
+pub(super) fn replica_of(info: &ContainerInfo) -> Option<u32> {
     info.labels.get(labels::REPLICA)?.parse().ok()
 }
 
@@ -210,7 +210,7 @@ async fn start_existing(ctx: &Context, replica: &ContainerInfo) -> Result<bool, 
 }
 
 /// `SpecChanged: env, ports` from the spec label of the replaced container.
-fn recreate_reason(old: &ContainerInfo, template: &Template) -> String {
+pub(super) fn recreate_reason(old: &ContainerInfo, template: &Template) -> String {
     let previous: serde_json::Value =
         old.labels.get(labels::SPEC).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
     let changed = container_spec::changed_fields(&previous, &template.hashed);

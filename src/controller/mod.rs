@@ -23,6 +23,7 @@ mod context;
 mod dependents;
 mod image;
 mod network;
+pub mod plan;
 pub mod runtime;
 mod unserved;
 mod volume;
@@ -89,6 +90,11 @@ impl Controller {
     /// This controller's instance id.
     pub fn instance(&self) -> &str {
         &self.ctx.instance
+    }
+
+    /// The store, engine and instance this controller works with.
+    pub fn context(&self) -> Context {
+        self.ctx.clone()
     }
 
     /// True once the engine has been observed in full (for readiness).

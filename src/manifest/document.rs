@@ -154,7 +154,11 @@ impl DocumentContext<'_> {
             errors.extend(self.name_errors(key.as_ref()));
             errors
         })?;
+        // resourceVersion stays: an API write uses it as its precondition
+        // (directory sources ignore it); every other server field goes.
+        let resource_version = object.metadata().resource_version;
         object.metadata_mut().clear_server_fields();
+        object.metadata_mut().resource_version = resource_version;
         object.clear_status();
         let key = Some(object.key());
         let mut errors: Vec<ManifestError> = object

@@ -6,52 +6,99 @@ use std::collections::BTreeSet;
 use chrono::Utc;
 
 use crate::api::{AnyObject, ObjectKey, Source};
-use crate::store::{Event, Precondition, SourceRecord, Store, StoreError, WriteBatch, WriteOp};
+use crate::store::{Event, Outcome, Precondition, SourceRecord, Store, StoreError, WriteBatch, WriteOp};
 
 /// What an apply did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Applied {
+    /// Objects created.
+    pub created: usize,
     /// Objects created or changed.
     pub written: usize,
     /// Objects the source no longer declares, now marked for deletion.
     pub deleted: usize,
+    /// The store's resourceVersion after the apply.
+    pub resource_version: u64,
+}
+
+/// How a set is applied.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SetOptions {
+    /// The set is everything the source declares: delete what it declared
+    /// before and no longer does, and remember the set.
+    pub prune: bool,
+    /// Write objects other sources own.
+    pub force: bool,
+    /// Write an object carrying `metadata.resourceVersion` only if the
+    /// stored one is at that version (API writes; files ignore it).
+    pub preconditions: bool,
+}
+
+impl SetOptions {
+    /// A watched file or repository: the set is complete, versions ignored.
+    pub const SOURCE: SetOptions = SetOptions { prune: true, force: false, preconditions: false };
 }
 
 /// Makes `objects` the complete set `source` declares: writes them, deletes
 /// what it declared before and no longer does, and records the source, all
 /// in one transaction. Fails whole if another source owns one of the objects.
 pub fn apply_source(store: &Store, source: &Source, objects: Vec<AnyObject>) -> Result<Applied, StoreError> {
+    apply_set(store, source, objects, SetOptions::SOURCE)
+}
+
+/// Objects `source` declared before and no longer does, that still exist.
+pub fn pruned(store: &Store, source: &Source, objects: &[AnyObject]) -> Result<Vec<ObjectKey>, StoreError> {
     let previous = store.source(&source.id())?.map(|r| r.objects).unwrap_or_default();
+    let keys: BTreeSet<ObjectKey> = objects.iter().map(AnyObject::key).collect();
+    let mut gone = Vec::new();
+    for key in previous.into_iter().filter(|k| !keys.contains(k)) {
+        if store.get(&key)?.is_some_and(|o| o.metadata().deletion_timestamp.is_none()) {
+            gone.push(key);
+        }
+    }
+    Ok(gone)
+}
+
+/// Writes `objects` as `source`'s, in one transaction, as `options` say.
+pub fn apply_set(
+    store: &Store,
+    source: &Source,
+    objects: Vec<AnyObject>,
+    options: SetOptions,
+) -> Result<Applied, StoreError> {
+    let gone = if options.prune { pruned(store, source, &objects)? } else { Vec::new() };
     let keys: BTreeSet<ObjectKey> = objects.iter().map(AnyObject::key).collect();
     let mut batch = WriteBatch::new();
     for mut object in objects {
+        let precondition = match object.metadata().resource_version {
+            Some(version) if options.preconditions => Precondition::ResourceVersion(version),
+            _ => Precondition::None,
+        };
         object.metadata_mut().source = Some(source.clone());
-        batch = batch.op(WriteOp::Put { object, precondition: Precondition::None, force: false });
+        batch = batch.op(WriteOp::Put { object, precondition, force: options.force });
     }
-    let mut deleted = 0;
-    for key in previous.iter().filter(|k| !keys.contains(*k)) {
-        if store.get(key)?.is_some_and(|o| o.metadata().deletion_timestamp.is_none()) {
-            batch = batch.op(WriteOp::Delete {
-                key: key.clone(),
-                precondition: Precondition::None,
-                source: Some(source.clone()),
-                force: false,
-            });
-            deleted += 1;
-        }
+    let deleted = gone.len();
+    for key in gone {
+        batch = batch.op(WriteOp::Delete {
+            key,
+            precondition: Precondition::None,
+            source: Some(source.clone()),
+            force: options.force,
+        });
     }
-    let record = SourceRecord {
-        source: source.clone(),
-        objects: keys.into_iter().collect(),
-        errors: Vec::new(),
-        updated: Utc::now(),
-    };
-    let commit = store.commit(batch.op(WriteOp::Source(record)))?;
-    let written = commit
-        .outcomes
-        .iter()
-        .filter(|o| matches!(o, crate::store::Outcome::Created | crate::store::Outcome::Updated { .. }))
-        .count();
+    if options.prune {
+        let record = SourceRecord {
+            source: source.clone(),
+            objects: keys.into_iter().collect(),
+            errors: Vec::new(),
+            updated: Utc::now(),
+        };
+        batch = batch.op(WriteOp::Source(record));
+    }
+    let commit = store.commit(batch)?;
+    let count = |f: fn(&Outcome) -> bool| commit.outcomes.iter().filter(|o| f(o)).count();
+    let created = count(|o| matches!(o, Outcome::Created));
+    let written = count(|o| matches!(o, Outcome::Created | Outcome::Updated { .. }));
     if written + deleted > 0 {
         let message = format!("{written} objects written, {deleted} deleted from {source}");
         let events: Vec<Event> = commit
@@ -65,7 +112,7 @@ pub fn apply_source(store: &Store, source: &Source, objects: Vec<AnyObject>) -> 
         }
         store.commit(events_batch)?;
     }
-    Ok(Applied { written, deleted })
+    Ok(Applied { created, written, deleted, resource_version: commit.resource_version })
 }
 
 /// Records that `source`'s current input was rejected: its errors, and its

@@ -12,3 +12,5 @@
 
 pub mod apply;
 pub mod dir;
+
+pub use apply::{apply_set, pruned, Applied, SetOptions};

@@ -7,6 +7,8 @@
 //! - `sources`: source id → [`SourceRecord`], what each source declared last.
 //! - `events` and `events_by_object`: the append-only audit log and its index.
 //! - `meta`: the resourceVersion and event sequence counters.
+//! - `tombstones`: the last state of removed objects, for watchers that
+//!   resume from an older resourceVersion (see [`history`]).
 //!
 //! # Guarantees
 //! - A [`WriteBatch`] commits atomically (one sled transaction across trees)
@@ -21,6 +23,7 @@
 //!   lock and refuses a directory written by a newer format.
 
 mod events;
+mod history;
 mod state_dir;
 mod watch;
 mod write;
@@ -28,6 +31,7 @@ mod write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use chrono::Utc;
 use sled::transaction::TransactionError;
 use sled::Transactional;
 use tokio::sync::broadcast;
@@ -35,6 +39,7 @@ use tokio::sync::broadcast;
 use crate::api::{AnyObject, Kind, ObjectKey};
 
 pub use events::Event;
+pub use history::TOMBSTONE_TTL;
 pub use state_dir::FORMAT_VERSION;
 pub use watch::{Change, ChangeType};
 pub use write::{Commit, Outcome, Precondition, SourceRecord, WriteBatch, WriteOp};
@@ -110,6 +115,17 @@ pub enum StoreError {
         /// The object.
         key: ObjectKey,
     },
+    /// A watch asked for history older than the store keeps.
+    #[error(
+        "resourceVersion {requested} is too old: changes are kept from {kept_from}; \
+         list again and watch from the list's resourceVersion"
+    )]
+    Expired {
+        /// The version asked for.
+        requested: u64,
+        /// The oldest version from which every change is known.
+        kept_from: u64,
+    },
     /// The object does not exist.
     #[error("{key} not found")]
     NotFound {
@@ -160,10 +176,13 @@ struct Inner {
     meta: sled::Tree,
     events: sled::Tree,
     events_by_object: sled::Tree,
+    tombstones: sled::Tree,
     /// Serializes commits so that watchers see them in resourceVersion order
     /// (a std mutex: it is never held across an await).
     commit_lock: Mutex<()>,
     watch: broadcast::Sender<Change>,
+    /// The sequence number of the newest event, for followers of the log.
+    last_event: tokio::sync::watch::Sender<u64>,
     /// Dropped last: the lock outlives the database handle.
     _lock: state_dir::StateDirLock,
 }
@@ -173,28 +192,38 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Store> {
         let lock = state_dir::prepare(state_dir)?;
         let db = sled::Config::new().path(state_dir.join("db")).open()?;
+        let had_history = db.tree_names().iter().any(|name| name.as_ref() == b"tombstones");
         let inner = Inner {
             objects: db.open_tree("objects")?,
             sources: db.open_tree("sources")?,
             meta: db.open_tree("meta")?,
             events: db.open_tree("events")?,
             events_by_object: db.open_tree("events_by_object")?,
+            tombstones: db.open_tree("tombstones")?,
             db,
             commit_lock: Mutex::new(()),
             watch: broadcast::channel(WATCH_CAPACITY).0,
+            last_event: tokio::sync::watch::channel(0).0,
             _lock: lock,
         };
-        Ok(Store { inner: Arc::new(inner) })
+        let store = Store { inner: Arc::new(inner) };
+        if !had_history {
+            // A store from before tombstones: removals until now are unknown.
+            store.inner.meta.insert(history::HISTORY_FROM_KEY, &store.resource_version().to_be_bytes())?;
+        }
+        store.inner.last_event.send_replace(store.counter(write::EVENT_SEQ_KEY));
+        Ok(store)
     }
 
     /// Commits a batch atomically and durably, then tells watchers.
     pub fn commit(&self, batch: WriteBatch) -> Result<Commit> {
         let inner = &*self.inner;
         let _serial = inner.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let trees = (&inner.objects, &inner.sources, &inner.meta, &inner.events, &inner.events_by_object);
+        let trees =
+            (&inner.objects, &inner.sources, &inner.meta, &inner.events, &inner.events_by_object, &inner.tombstones);
         let commit = trees
-            .transaction(|(objects, sources, meta, events, events_by_object)| {
-                write::apply(&batch.ops, write::Trees { objects, sources, meta, events, events_by_object })
+            .transaction(|(objects, sources, meta, events, events_by_object, tombstones)| {
+                write::apply(&batch.ops, write::Trees { objects, sources, meta, events, events_by_object, tombstones })
             })
             .map_err(|e| match e {
                 TransactionError::Abort(e) => e,
@@ -207,7 +236,90 @@ impl Store {
             // No receivers is fine: nobody is watching yet.
             let _ = inner.watch.send(change.clone());
         }
+        if let Some(seq) = commit.last_event {
+            inner.last_event.send_replace(seq);
+        }
+        if commit.changes.iter().any(|c| c.change == ChangeType::Deleted) {
+            self.forget_old_tombstones()?;
+        }
         Ok(commit)
+    }
+
+    /// Drops tombstones older than [`TOMBSTONE_TTL`], moving the start of
+    /// complete history past them. Called with the commit lock held.
+    fn forget_old_tombstones(&self) -> Result<()> {
+        let inner = &*self.inner;
+        let cutoff = Utc::now() - chrono::Duration::from_std(TOMBSTONE_TTL).unwrap_or_default();
+        let mut kept_from = None;
+        for entry in inner.tombstones.iter() {
+            let (key, bytes) = entry?;
+            let removed = serde_json::from_slice::<history::Tombstone>(&bytes).map(|t| t.removed).ok();
+            if removed.is_some_and(|removed| removed > cutoff) {
+                break;
+            }
+            inner.tombstones.remove(&key)?;
+            kept_from = Some(history::version_of(&key));
+        }
+        if let Some(version) = kept_from {
+            inner.meta.insert(history::HISTORY_FROM_KEY, &version.to_be_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Every change after `resource_version` (each changed object in its
+    /// newest state, each removal), oldest first, and a subscription to the
+    /// changes after those: together they miss nothing and repeat nothing.
+    /// Fails with [`StoreError::Expired`] when that history is no longer kept.
+    pub fn changes_since(&self, resource_version: u64) -> Result<(Vec<Change>, broadcast::Receiver<Change>)> {
+        let inner = &*self.inner;
+        // Under the commit lock nothing commits between the scan and the subscription.
+        let _serial = inner.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let kept_from = self.counter(history::HISTORY_FROM_KEY);
+        if resource_version < kept_from {
+            return Err(StoreError::Expired { requested: resource_version, kept_from });
+        }
+        let mut changes = Vec::new();
+        for entry in inner.objects.iter() {
+            let (key, bytes) = entry?;
+            let object = decode(&String::from_utf8_lossy(&key), &bytes)?;
+            let version = object.metadata().resource_version.unwrap_or(0);
+            if version > resource_version {
+                changes.push(Change {
+                    resource_version: version,
+                    change: ChangeType::Modified,
+                    object,
+                    status_only: false,
+                });
+            }
+        }
+        for entry in inner.tombstones.range(history::tombstone_key(resource_version.saturating_add(1), "")..) {
+            let (key, bytes) = entry?;
+            let tombstone: history::Tombstone = serde_json::from_slice(&bytes)
+                .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(&key).into_owned(), source })?;
+            let version = history::version_of(&key);
+            changes.push(Change {
+                resource_version: version,
+                change: ChangeType::Deleted,
+                object: tombstone.object,
+                status_only: false,
+            });
+        }
+        changes.sort_by_key(|c| c.resource_version);
+        Ok((changes, inner.watch.subscribe()))
+    }
+
+    /// Follows the sequence number of the newest event in the log.
+    pub fn watch_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.last_event.subscribe()
+    }
+
+    fn counter(&self, key: &[u8]) -> u64 {
+        self.inner
+            .meta
+            .get(key)
+            .ok()
+            .flatten()
+            .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
     }
 
     /// Subscribes to changes committed from now on.
@@ -217,12 +329,7 @@ impl Store {
 
     /// The store's current resourceVersion (0 for an empty store).
     pub fn resource_version(&self) -> u64 {
-        self.inner
-            .meta
-            .get(write::RESOURCE_VERSION_KEY)
-            .ok()
-            .flatten()
-            .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
+        self.counter(write::RESOURCE_VERSION_KEY)
     }
 
     /// This state directory's controller instance id: random, created on

@@ -194,6 +194,8 @@ pub struct Commit {
     pub outcomes: Vec<Outcome>,
     /// The object changes the batch made, for watchers.
     pub changes: Vec<Change>,
+    /// The sequence number of the last event appended, if any.
+    pub last_event: Option<u64>,
 }
 
 /// The trees a transaction works on.
@@ -203,6 +205,7 @@ pub(crate) struct Trees<'a> {
     pub meta: &'a TransactionalTree,
     pub events: &'a TransactionalTree,
     pub events_by_object: &'a TransactionalTree,
+    pub tombstones: &'a TransactionalTree,
 }
 
 pub(crate) const RESOURCE_VERSION_KEY: &[u8] = b"resourceVersion";
@@ -348,6 +351,9 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                 let stored = read_existing(trees.objects, key)?;
                 check(key, *precondition, Some(&stored))?;
                 trees.objects.remove(key.to_string().as_bytes())?;
+                let tombstone = super::history::Tombstone { removed: now, object: stored.clone() };
+                let bytes = serde_json::to_vec(&tombstone).expect("objects serialize to JSON");
+                trees.tombstones.insert(super::history::tombstone_key(next_version, &key.to_string()), bytes)?;
                 commit.changes.push(Change {
                     resource_version: next_version,
                     change: ChangeType::Deleted,
@@ -392,6 +398,7 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                 if let Some(object) = &event.object {
                     trees.events_by_object.insert(events::index_key(object, event_seq), &[])?;
                 }
+                commit.last_event = Some(event_seq);
                 Outcome::EventAppended(event_seq)
             }
         };

@@ -1,0 +1,314 @@
+//! The plan: what an apply would change, and what the controller would then
+//! do to the engine, with the reason for each step, computed without
+//! changing anything.
+//!
+//! The plan answers "what happens if I apply this?" the way the reconcilers
+//! would answer it: a Container's replicas are compared with the template
+//! the Container reconciler would build (same resolution, same spec hash), so
+//! `recreate replica 1: spec changed: env` is the recreate that will happen,
+//! not a guess from a text diff.
+
+use std::collections::BTreeSet;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::api::volume::ReclaimPolicy;
+use crate::api::{AnyObject, Container, HostPort, ObjectKey};
+use crate::engine::labels;
+
+use super::container::{recreate_reason, replica_of};
+use super::container_spec::{self, Resolution};
+use super::{Context, ReconcileError};
+
+/// What an apply does to one object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanAction {
+    /// The object is new.
+    Create,
+    /// The object's spec, labels or annotations change.
+    Update,
+    /// Nothing changes.
+    Unchanged,
+    /// The object goes (its named source no longer declares it).
+    Delete,
+}
+
+/// One engine operation that will follow, and why.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct PlannedOperation {
+    /// What will be done, e.g. `recreate replica 1`.
+    pub operation: String,
+    /// Why, e.g. `spec changed: env`.
+    pub reason: String,
+}
+
+/// The plan for one object.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanItem {
+    /// `Kind/namespace/name`.
+    pub object: String,
+    /// What happens to the object.
+    pub action: PlanAction,
+    /// Fields that change, e.g. `spec.env[0].value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_fields: Vec<String>,
+    /// Engine operations the controller will then make.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<PlannedOperation>,
+    /// The stored spec, for showing a diff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Value>,
+    /// The applied spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<Value>,
+}
+
+/// The plan of an apply.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    /// One entry per object, in the order applied, deletions last.
+    pub items: Vec<PlanItem>,
+}
+
+impl Plan {
+    /// Objects that change (anything but `unchanged`).
+    pub fn changes(&self) -> usize {
+        self.items.iter().filter(|i| i.action != PlanAction::Unchanged).count()
+    }
+}
+
+fn op(operation: impl Into<String>, reason: impl Into<String>) -> PlannedOperation {
+    PlannedOperation { operation: operation.into(), reason: reason.into() }
+}
+
+/// Leaf paths where two JSON values differ (`spec.env[0].value`), at most
+/// a few levels deep: deeper differences are reported at that depth.
+pub fn changed_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>) {
+    const MAX_DEPTH: usize = 6;
+    if old == new {
+        return;
+    }
+    let depth = path.matches(['.', '[']).count();
+    match (old, new) {
+        (Value::Object(a), Value::Object(b)) if depth < MAX_DEPTH => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let (x, y) = (a.get(key).unwrap_or(&Value::Null), b.get(key).unwrap_or(&Value::Null));
+                changed_paths(x, y, &format!("{path}.{key}"), out);
+            }
+        }
+        (Value::Array(a), Value::Array(b)) if a.len() == b.len() && depth < MAX_DEPTH => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                changed_paths(x, y, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => out.push(path.to_string()),
+    }
+}
+
+/// What the plan says when the engine cannot be asked.
+fn unknown(error: ReconcileError) -> Vec<PlannedOperation> {
+    vec![op("unknown until the engine answers", error.to_string())]
+}
+
+/// Plans applying `desired` and deleting `deleted`.
+pub async fn plan(ctx: &Context, desired: &[AnyObject], deleted: &[ObjectKey]) -> Result<Plan, ReconcileError> {
+    let mut items = Vec::new();
+    for object in desired {
+        let key = object.key();
+        let stored = ctx.store.get(&key)?;
+        let current = stored.as_ref().filter(|o| o.metadata().deletion_timestamp.is_none());
+        let mut changed_fields = Vec::new();
+        let action = match current {
+            None => PlanAction::Create,
+            Some(current) => {
+                changed_paths(&current.spec_json(), &object.spec_json(), "spec", &mut changed_fields);
+                let (old, new) = (current.metadata(), object.metadata());
+                for (field, differs) in [
+                    ("metadata.labels", old.labels != new.labels),
+                    ("metadata.annotations", old.annotations != new.annotations),
+                ] {
+                    if differs {
+                        changed_fields.push(field.to_string());
+                    }
+                }
+                if changed_fields.is_empty() {
+                    PlanAction::Unchanged
+                } else {
+                    PlanAction::Update
+                }
+            }
+        };
+        let operations = match action {
+            PlanAction::Unchanged => Vec::new(),
+            _ => operations(ctx, object, current).await.unwrap_or_else(unknown),
+        };
+        items.push(PlanItem {
+            object: key.to_string(),
+            action,
+            changed_fields,
+            operations,
+            current: current.map(AnyObject::spec_json),
+            desired: Some(object.spec_json()),
+        });
+    }
+    for key in deleted {
+        let Some(stored) = ctx.store.get(key)?.filter(|o| o.metadata().deletion_timestamp.is_none()) else { continue };
+        items.push(PlanItem {
+            object: key.to_string(),
+            action: PlanAction::Delete,
+            changed_fields: Vec::new(),
+            operations: teardown(ctx, &stored).await.unwrap_or_else(unknown),
+            current: Some(stored.spec_json()),
+            desired: None,
+        });
+    }
+    Ok(Plan { items })
+}
+
+/// Engine operations that converge `object` (created or updated from `current`).
+async fn operations(
+    ctx: &Context,
+    object: &AnyObject,
+    current: Option<&AnyObject>,
+) -> Result<Vec<PlannedOperation>, ReconcileError> {
+    let key = object.key();
+    let spec_changed = current.is_none_or(|c| !c.same_spec(object));
+    if !spec_changed {
+        return Ok(vec![op("none", "only labels or annotations change; the engine objects stay")]);
+    }
+    Ok(match object {
+        AnyObject::Container(container) if current.is_none() => {
+            let replicas = container.spec.replicas.unwrap_or(1).max(0);
+            let after = container.spec.depends_on.iter().map(|d| d.container.clone()).collect::<Vec<_>>();
+            let reason = match after.is_empty() {
+                true => "new Container".to_string(),
+                false => format!("new Container (once {} are ready)", after.join(", ")),
+            };
+            (0..replicas).map(|i| op(format!("create and start replica {i}"), reason.clone())).collect()
+        }
+        AnyObject::Container(container) => container_operations(ctx, container).await?,
+        AnyObject::Volume(_) if current.is_some() => vec![op(
+            format!("keep volume {}", crate::controller::engine_name(&key)),
+            "volumes are never recreated (that would lose data); the new spec applies when the volume is created again",
+        )],
+        AnyObject::Volume(_) => {
+            vec![op(format!("create volume {}", crate::controller::engine_name(&key)), "new Volume")]
+        }
+        AnyObject::Network(_) => {
+            let name = crate::controller::engine_name(&key);
+            match current {
+                None => vec![op(format!("create network {name}"), "new Network")],
+                Some(_) => vec![
+                    op(format!("recreate network {name}"), "spec changed"),
+                    op("reconnect the Containers that use it", "their network was recreated"),
+                ],
+            }
+        }
+        AnyObject::Image(image) => match (&image.spec.build, &image.spec.pull) {
+            (Some(build), _) => vec![op(
+                format!(
+                    "build image {}",
+                    image
+                        .spec
+                        .tag
+                        .clone()
+                        .unwrap_or_else(|| crate::api::defaults::image_tag(&key.namespace, &key.name))
+                ),
+                format!("context {}", build.context.as_deref().unwrap_or("inline Dockerfile")),
+            )],
+            (None, Some(pull)) => vec![op(format!("pull image {}", pull.reference), "unless present (pull policy)")],
+            (None, None) => Vec::new(),
+        },
+        AnyObject::DnsRecord(_) | AnyObject::Route(_) => {
+            vec![op("update the served records and routes", if current.is_some() { "spec changed" } else { "new" })]
+        }
+    })
+}
+
+/// What the Container reconciler would do to each replica.
+async fn container_operations(ctx: &Context, container: &Container) -> Result<Vec<PlannedOperation>, ReconcileError> {
+    let key = container.key();
+    let template = match container_spec::resolve(ctx, container).await? {
+        Resolution::Ready(template) => template,
+        Resolution::Waiting(reason, message) => {
+            return Ok(vec![op("wait before creating or replacing replicas", format!("{reason}: {message}"))])
+        }
+    };
+    let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, &key)).await?;
+    let wanted = container.spec.replicas.unwrap_or(1).max(0) as u32;
+    let fixed_ports = container.spec.ports.iter().any(|p| matches!(p.host_port, Some(HostPort::Fixed(_))));
+    let start_first =
+        container.spec.update_strategy == Some(crate::api::container::UpdateStrategy::StartFirst) && !fixed_ports;
+    let mut operations = Vec::new();
+    for index in 0..wanted {
+        let replicas: Vec<_> = observed.iter().filter(|c| replica_of(c) == Some(index)).collect();
+        let current = replicas.iter().any(|c| c.labels.get(labels::SPEC_HASH) == Some(&template.hash));
+        match replicas.first() {
+            None => operations.push(op(format!("create replica {index}"), "replica missing")),
+            Some(_) if current => {}
+            Some(old) => {
+                let how = if start_first {
+                    "start a new replica {index}, then remove the old one"
+                } else {
+                    "recreate replica {index}"
+                };
+                operations.push(op(how.replace("{index}", &index.to_string()), recreate_reason(old, &template)));
+            }
+        }
+    }
+    let mut extra: Vec<u32> = observed.iter().filter_map(replica_of).filter(|i| *i >= wanted).collect();
+    extra.sort_unstable();
+    extra.dedup();
+    for index in extra {
+        operations.push(op(format!("remove replica {index}"), format!("scaled down to {wanted}")));
+    }
+    if operations.is_empty() {
+        operations.push(op(
+            "none",
+            "every replica already runs this spec (only replicas, updateStrategy or dependsOn changed)",
+        ));
+    }
+    Ok(operations)
+}
+
+/// What deleting `object` does to the engine.
+async fn teardown(ctx: &Context, object: &AnyObject) -> Result<Vec<PlannedOperation>, ReconcileError> {
+    let key = object.key();
+    let name = crate::controller::engine_name(&key);
+    Ok(match object {
+        AnyObject::Container(_) => {
+            let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, &key)).await?;
+            let mut indexes: Vec<u32> = observed.iter().filter_map(replica_of).collect();
+            indexes.sort_unstable();
+            indexes.into_iter().map(|i| op(format!("remove replica {i}"), "Container deleted")).collect()
+        }
+        AnyObject::Volume(volume) => match volume.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain) {
+            ReclaimPolicy::Delete => vec![op(format!("remove volume {name} and its data"), "reclaimPolicy Delete")],
+            ReclaimPolicy::Retain => vec![op(format!("keep volume {name}"), "reclaimPolicy Retain keeps the data")],
+        },
+        AnyObject::Network(_) => vec![op(format!("remove network {name}"), "Network deleted")],
+        AnyObject::Image(_) => vec![op("keep the image", "images are kept: other containers may run them")],
+        AnyObject::DnsRecord(_) | AnyObject::Route(_) => vec![op("stop serving it", "deleted")],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn changed_paths_name_the_leaves() {
+        let old = json!({"env": [{"name": "A", "value": "1"}], "replicas": 2, "ports": [1]});
+        let new = json!({"env": [{"name": "A", "value": "2"}], "replicas": 2, "ports": [1, 2], "user": "x"});
+        let mut out = Vec::new();
+        changed_paths(&old, &new, "spec", &mut out);
+        assert_eq!(out, ["spec.env[0].value", "spec.ports", "spec.user"]);
+    }
+}

@@ -1,0 +1,109 @@
+//! `POST /apply`: one or more objects written as one transaction, or with
+//! `dryRun=true` only planned. The answer is the plan either way: per
+//! object `create | update | unchanged | delete`, the changed fields, and
+//! the engine operations that follow with their reasons.
+//!
+//! With `source=NAME` the request is the complete set of that named source:
+//! objects it declared before and no longer does are deleted (what a CI job
+//! applying a directory wants). Without it, apply only adds and changes.
+
+use axum::extract::{Query, State};
+use axum::Json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{AnyObject, Source};
+use crate::controller::plan::{self, PlanItem};
+use crate::source::{apply_set, pruned, SetOptions};
+use crate::store::{Store, StoreError};
+
+use super::body::ManifestBody;
+use super::error::{ApiError, ApiResult};
+use super::objects::checked_name;
+use super::AppState;
+
+/// Query of `/apply`.
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyQuery {
+    /// Plan only: write nothing.
+    #[serde(default)]
+    pub dry_run: bool,
+    /// Write objects that a file or repository owns (it takes them back on
+    /// its next change).
+    #[serde(default)]
+    pub force: bool,
+    /// The request is the complete set of this named source: what it
+    /// declared before and no longer does is deleted.
+    pub source: Option<String>,
+}
+
+/// The answer of `/apply`.
+#[derive(Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyResponse {
+    /// True when nothing was written.
+    pub dry_run: bool,
+    /// The store's resourceVersion after the apply (before it, for a dry run).
+    pub resource_version: u64,
+    /// The plan, one item per object.
+    pub items: Vec<PlanItem>,
+}
+
+/// Refuses, as the commit would, writes to objects another source owns or
+/// that moved past the version the request names: a dry run must fail where
+/// the apply would.
+fn check_writable(store: &Store, source: &Source, objects: &[AnyObject], force: bool) -> Result<(), StoreError> {
+    for object in objects {
+        let key = object.key();
+        let Some(stored) = store.get(&key)? else {
+            if let Some(expected) = object.metadata().resource_version {
+                return Err(StoreError::Conflict { key, expected, found: None });
+            }
+            continue;
+        };
+        if let Some(expected) = object.metadata().resource_version {
+            let found = stored.metadata().resource_version;
+            if found != Some(expected) {
+                return Err(StoreError::Conflict { key, expected, found });
+            }
+        }
+        if let Some(owner) = stored.metadata().source.as_ref().filter(|o| o.id() != source.id() && !force) {
+            return Err(StoreError::OwnedByOther { key, owner: owner.id() });
+        }
+    }
+    Ok(())
+}
+
+/// Applies (or plans) the objects of the body.
+pub async fn apply(
+    State(state): State<AppState>,
+    Query(query): Query<ApplyQuery>,
+    body: ManifestBody,
+) -> ApiResult<Json<ApplyResponse>> {
+    let objects: Vec<AnyObject> = body.objects()?.into_iter().map(|loaded| loaded.object).collect();
+    let source = match &query.source {
+        Some(name) => {
+            checked_name("source", name)?;
+            Source::api_set(name)
+        }
+        None if objects.is_empty() => {
+            return Err(ApiError::invalid("the request declares no objects; send at least one document"))
+        }
+        None => Source::api(),
+    };
+    let store = &state.ctx.store;
+    let named = query.source.is_some();
+    let deleted = if named { pruned(store, &source, &objects)? } else { Vec::new() };
+    if query.dry_run {
+        check_writable(store, &source, &objects, query.force)?;
+    }
+    let resource_version = store.resource_version();
+    let plan = plan::plan(&state.ctx, &objects, &deleted).await.map_err(ApiError::internal)?;
+    if query.dry_run {
+        return Ok(Json(ApplyResponse { dry_run: true, resource_version, items: plan.items }));
+    }
+    let options = SetOptions { prune: named, force: query.force, preconditions: true };
+    let applied = apply_set(store, &source, objects, options)?;
+    Ok(Json(ApplyResponse { dry_run: false, resource_version: applied.resource_version, items: plan.items }))
+}

@@ -1,0 +1,106 @@
+//! The bearer token: generated on first start into `<state-dir>/token`
+//! (mode 0600, readable by the user running berth and nobody else), required
+//! on every endpoint but `/healthz`.
+//!
+//! Whoever can read the state directory can already change what berth runs,
+//! so the token adds no privilege there; it keeps other local users and
+//! browsers (a page cannot read the file) from driving the engine.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::error::ApiError;
+
+/// Name of the token file in the state directory.
+pub const TOKEN_FILE: &str = "token";
+
+/// The server's token.
+#[derive(Clone)]
+pub struct Token {
+    secret: Arc<str>,
+    /// Where it is kept, for error messages.
+    path: PathBuf,
+}
+
+impl Token {
+    /// Reads the token of `state_dir`, creating it (256 random bits) if absent.
+    pub fn load_or_create(state_dir: &Path) -> anyhow::Result<Token> {
+        use anyhow::Context as _;
+        let path = state_dir.join(TOKEN_FILE);
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
+        let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(mut file) => {
+                file.write_all(format!("{fresh}\n").as_bytes())
+                    .and_then(|()| file.sync_all())
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                // Whatever its history, the file is for the owner alone.
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("cannot restrict {} to mode 0600", path.display()))?;
+            }
+            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+        }
+        let secret = read(&path)?;
+        Ok(Token { secret: secret.into(), path })
+    }
+
+    /// A token with this secret (tests).
+    pub fn from_secret(secret: &str) -> Token {
+        Token { secret: secret.into(), path: PathBuf::from("<given>") }
+    }
+
+    /// Whether `presented` is the token, compared in constant time.
+    fn matches(&self, presented: &str) -> bool {
+        let (a, b) = (self.secret.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+/// Reads a token file, as the CLI does.
+pub fn read(path: &Path) -> anyhow::Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read the API token {}: {e}", path.display()))?;
+    let token = text.trim().to_string();
+    anyhow::ensure!(
+        !token.is_empty(),
+        "the API token file {} is empty; delete it and restart berth serve",
+        path.display()
+    );
+    Ok(token)
+}
+
+/// Requires the token on every request but `/healthz`.
+pub async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
+    if request.uri().path() == "/healthz" {
+        return next.run(request).await;
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
+    match presented {
+        Some(presented) if token.matches(presented.trim()) => next.run(request).await,
+        Some(_) => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "the bearer token is wrong; use the one in the server's state directory (`token`) or BERTH_TOKEN",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            format!("missing `Authorization: Bearer <token>`; the token is in {} on the server", token.path.display()),
+        )
+        .into_response(),
+    }
+}

@@ -1,0 +1,107 @@
+//! Manifest request bodies: YAML (one or more documents) or JSON (one
+//! object, an array, or a `List` with `items`), size-limited, decoded and
+//! validated exactly as `berth validate` does, so a request gets the same
+//! messages a file would, with document index, line and column.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::{header, StatusCode};
+use indexmap::IndexMap;
+use serde_json::Value;
+
+use crate::manifest::{self, LoadedObject, MAX_FILE_BYTES};
+
+use super::error::ApiError;
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = MAX_FILE_BYTES;
+
+/// The label errors carry instead of a file name.
+const LABEL: &str = "request";
+
+/// Content types of manifests.
+const YAML_TYPES: [&str; 4] = ["application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"];
+
+/// A manifest body, read and checked for type, size and encoding.
+pub struct ManifestBody {
+    text: String,
+    json: bool,
+}
+
+impl<S: Send + Sync> FromRequest<S> for ManifestBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+            .unwrap_or_default();
+        let json = content_type == "application/json";
+        if !json && !YAML_TYPES.contains(&content_type.as_str()) {
+            let given = if content_type.is_empty() { "none".to_string() } else { format!("`{content_type}`") };
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content type {given} is not a manifest; send `Content-Type: application/yaml` or `application/json`"),
+            ));
+        }
+        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|e| {
+            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if too_large {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("the body is over the {MAX_BODY_BYTES}-byte limit; split it into several requests"),
+                )
+            } else {
+                ApiError::bad_request(format!("cannot read the body: {e}"))
+            }
+        })?;
+        let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
+            ApiError::bad_request(format!(
+                "the body is not UTF-8 (invalid byte at offset {})",
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Ok(ManifestBody { text, json })
+    }
+}
+
+impl aide::OperationInput for ManifestBody {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        let media = aide::openapi::MediaType::default();
+        let content: IndexMap<String, aide::openapi::MediaType> =
+            ["application/yaml", "application/json"].into_iter().map(|t| (t.to_string(), media.clone())).collect();
+        let body = aide::openapi::RequestBody {
+            description: Some("Manifests: YAML documents, or JSON (an object, an array, or a List)".into()),
+            content,
+            required: true,
+            extensions: IndexMap::default(),
+        };
+        aide::operation::set_body(ctx, operation, body);
+    }
+}
+
+impl ManifestBody {
+    /// The objects of the body, validated and defaulted, or every problem.
+    pub fn objects(&self) -> Result<Vec<LoadedObject>, ApiError> {
+        if !self.json {
+            return Ok(manifest::load_text(&self.text, LABEL, None)?);
+        }
+        let value: Value = serde_json::from_str(&self.text).map_err(|e| {
+            ApiError::bad_request(format!("{LABEL}:{}:{}: JSON syntax error: {e}", e.line(), e.column()))
+        })?;
+        let items = match value {
+            Value::Array(items) => items,
+            Value::Object(ref map) if map.get("kind").and_then(Value::as_str) == Some("List") => {
+                map.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
+            }
+            // One object: JSON is YAML, so positions point into the body itself.
+            _ => return Ok(manifest::load_text(&self.text, LABEL, None)?),
+        };
+        // Each item becomes its own document; positions count in it, the
+        // document index is the item's place in the list.
+        let text: Vec<String> =
+            items.iter().map(|item| serde_json::to_string_pretty(item).unwrap_or_default()).collect();
+        Ok(manifest::load_text(&text.join("\n---\n"), LABEL, None)?)
+    }
+}

@@ -1,0 +1,179 @@
+//! Every error the API returns has one shape, `{code, message, details[],
+//! requestId}`, and the status that says what kind of problem it is.
+//!
+//! Handlers return [`ApiError`]; the request middleware also rewrites
+//! axum's own plain-text rejections (bad path, bad query, unknown route,
+//! wrong method) into this shape, so a client parses one format whatever
+//! went wrong. The request id ties the answer to the server's log line.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::manifest::ManifestErrors;
+use crate::store::StoreError;
+
+tokio::task_local! {
+    /// The id of the request being served.
+    pub(super) static REQUEST_ID: String;
+}
+
+/// The body of every error response.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The status in one CamelCase word: `NotFound`, `Conflict`, `Invalid`, …
+    pub code: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// Structured details: the problems of a manifest (document, line,
+    /// column, object, field, message), the current resourceVersion of a
+    /// conflict, the owner of an object.
+    #[serde(default)]
+    pub details: Vec<Value>,
+    /// The request's id, as in the server's log.
+    #[serde(default)]
+    pub request_id: String,
+}
+
+/// An error answered to a client.
+#[derive(Debug)]
+pub struct ApiError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// What is wrong and how to fix it.
+    pub message: String,
+    /// Structured details.
+    pub details: Vec<Value>,
+}
+
+impl ApiError {
+    /// An error with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        ApiError { status, message: message.into(), details: Vec::new() }
+    }
+
+    /// 400.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, message)
+    }
+
+    /// 422.
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
+    }
+
+    /// 500: the message is logged, the client gets it with the request id.
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {error}"))
+    }
+
+    /// Adds a detail.
+    pub fn detail(mut self, detail: Value) -> Self {
+        self.details.push(detail);
+        self
+    }
+
+    /// The code word of a status.
+    fn code(status: StatusCode) -> String {
+        match status {
+            StatusCode::UNPROCESSABLE_ENTITY => "Invalid".to_string(),
+            StatusCode::INTERNAL_SERVER_ERROR => "Internal".to_string(),
+            status => status.canonical_reason().unwrap_or("Error").split_whitespace().collect(),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        let message = error.to_string();
+        match error {
+            StoreError::Conflict { key, found, .. } => ApiError::new(StatusCode::CONFLICT, format!(
+                "{message}; read the object again and retry with its resourceVersion"
+            ))
+            .detail(json!({ "object": key.to_string(), "currentResourceVersion": found })),
+            StoreError::AlreadyExists { key } => {
+                ApiError::new(StatusCode::CONFLICT, message).detail(json!({ "object": key.to_string() }))
+            }
+            StoreError::OwnedByOther { key, owner } => ApiError::new(
+                StatusCode::CONFLICT,
+                format!("{key} is owned by {owner}: change it there, or write with ?force=true (the owner takes it back on its next change)"),
+            )
+            .detail(json!({ "object": key.to_string(), "owner": owner })),
+            StoreError::NotFound { key } => ApiError::not_found(message).detail(json!({ "object": key.to_string() })),
+            StoreError::Expired { kept_from, .. } => {
+                ApiError::new(StatusCode::GONE, message).detail(json!({ "keptFrom": kept_from }))
+            }
+            other => ApiError::internal(format!("{:#}", anyhow::Error::from(other))),
+        }
+    }
+}
+
+impl From<ManifestErrors> for ApiError {
+    fn from(errors: ManifestErrors) -> Self {
+        let count = errors.0.len();
+        let first = errors.0.first().map(ToString::to_string).unwrap_or_default();
+        let more = if count > 1 { format!(" (and {} more)", count - 1) } else { String::new() };
+        let mut error =
+            ApiError::invalid(format!("the request has {count} problem(s), nothing was applied: {first}{more}"));
+        for e in errors.0 {
+            let text = e.to_string();
+            error = error.detail(json!({
+                "document": e.document,
+                "line": e.position.line,
+                "column": e.position.column,
+                "object": e.object.map(|o| o.to_string()),
+                "field": e.field,
+                "message": e.message,
+                "text": text,
+            }));
+        }
+        error
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
+        if self.status.is_server_error() {
+            tracing::error!(request_id = %request_id, status = self.status.as_u16(), "{}", self.message);
+        } else {
+            tracing::debug!(request_id = %request_id, status = self.status.as_u16(), "{}", self.message);
+        }
+        let body =
+            ErrorBody { code: Self::code(self.status), message: self.message, details: self.details, request_id };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl aide::OperationOutput for ApiError {
+    type Inner = ErrorBody;
+
+    fn operation_response(
+        ctx: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) -> Option<aide::openapi::Response> {
+        axum::Json::<ErrorBody>::operation_response(ctx, operation)
+    }
+
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        Self::operation_response(ctx, operation).map(|r| vec![(None, r)]).unwrap_or_default()
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,76 @@
+//! Liveness and readiness. `/healthz` answers while the process serves
+//! (no token: it is what a supervisor polls). `/readyz` is true only when
+//! the engine answers and the controller has observed it once in full:
+//! before that, what the API reports about containers is not yet true.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+
+/// How long readiness waits for the engine.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// What readiness found.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct Readiness {
+    /// Each check and its result (`ok` or what is wrong).
+    pub checks: Vec<Check>,
+}
+
+/// One readiness check.
+#[derive(Serialize, Deserialize, JsonSchema)]
+pub struct Check {
+    /// `engine` or `observed`.
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// Details.
+    pub message: String,
+}
+
+/// Readiness: 200 with the checks, or 503 naming the failed ones.
+pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
+    let engine = match tokio::time::timeout(ENGINE_TIMEOUT, state.ctx.engine.info()).await {
+        Ok(Ok(info)) => Check {
+            name: "engine".into(),
+            ok: true,
+            message: format!("{} {} at {}", info.kind, info.version, info.endpoint),
+        },
+        Ok(Err(e)) => Check { name: "engine".into(), ok: false, message: format!("unreachable: {e}") },
+        Err(_) => Check { name: "engine".into(), ok: false, message: format!("no answer within {ENGINE_TIMEOUT:?}") },
+    };
+    let observed = state.observed.load(Ordering::SeqCst);
+    let observed = Check {
+        name: "observed".into(),
+        ok: observed,
+        message: if observed {
+            "the engine has been observed in full".into()
+        } else {
+            "first observation of the engine not done yet".into()
+        },
+    };
+    let checks = vec![engine, observed];
+    if checks.iter().all(|c| c.ok) {
+        return Ok(Json(Readiness { checks }));
+    }
+    let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.message)).collect();
+    let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", failed.join("; ")));
+    for check in checks {
+        error = error.detail(json!({ "check": check.name, "ok": check.ok, "message": check.message }));
+    }
+    Err(error)
+}

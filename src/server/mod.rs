@@ -1,0 +1,122 @@
+//! The REST API, served by `berth serve`: Kubernetes-shaped object
+//! endpoints, `/apply` with plans, watches and the event log as
+//! Server-Sent Events, container logs, health, and the OpenAPI document
+//! generated from the handlers and types ([`aide`] over schemars).
+//!
+//! Every endpoint but `/healthz` needs the bearer token ([`auth`]); every
+//! error has one JSON shape ([`error`]); every request gets an id that is in
+//! the answer and in the log ([`request`]). Handlers never panic on input:
+//! paths, queries and bodies are checked before use, bodies are
+//! size-limited ([`body`]).
+
+mod apply;
+pub mod auth;
+mod body;
+pub mod error;
+mod events;
+mod health;
+mod listen;
+mod logs;
+mod objects;
+pub mod request;
+mod watch;
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use aide::axum::routing::{get_with, post_with};
+use aide::axum::ApiRouter;
+use aide::openapi::{Info, OpenApi};
+use axum::Extension;
+
+use crate::controller::Context;
+
+pub use apply::ApplyResponse;
+pub use auth::Token;
+pub use body::MAX_BODY_BYTES;
+pub use error::{ApiError, ErrorBody};
+pub use events::{EventEntry, EventList};
+pub use listen::{Bound, Listen};
+
+/// Prefix of the object endpoints.
+pub const API_PREFIX: &str = "/apis/berth.dev/v1alpha1";
+
+/// What the handlers share.
+pub struct ServerState {
+    /// The store, engine and instance the controller uses.
+    pub ctx: Context,
+    /// Set once the controller has observed the engine in full.
+    pub observed: Arc<AtomicBool>,
+}
+
+/// The handlers' state.
+pub type AppState = Arc<ServerState>;
+
+/// The OpenAPI document, serialized once.
+#[derive(Clone)]
+struct OpenApiDocument(Arc<str>);
+
+async fn openapi(Extension(document): Extension<OpenApiDocument>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], document.0.to_string()).into_response()
+}
+
+/// The whole API as a router: every route, the token check, request ids and
+/// JSON errors.
+pub fn app(state: ServerState, token: Token) -> axum::Router {
+    let object = format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}/{{name}}");
+    let router: ApiRouter<AppState> = ApiRouter::new()
+        .api_route("/healthz", get_with(health::healthz, |op| op.summary("Liveness; needs no token")))
+        .api_route(
+            "/readyz",
+            get_with(health::readyz, |op| op.summary("Readiness: the engine answers and has been observed in full")),
+        )
+        .api_route(
+            "/apply",
+            post_with(apply::apply, |op| op.summary("Apply objects as one transaction, or plan them with dryRun=true")),
+        )
+        .api_route("/events", get_with(events::events, |op| op.summary("The audit log; follow=true streams it (SSE)")))
+        .api_route(
+            &format!("{API_PREFIX}/{{plural}}"),
+            get_with(objects::list_all, |op| op.summary("List (or watch=true: watch) objects in every namespace")),
+        )
+        .api_route(
+            &format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}"),
+            get_with(objects::list_namespaced, |op| op.summary("List (or watch=true: watch) objects of a namespace")),
+        )
+        .api_route(
+            &object,
+            get_with(objects::get, |op| op.summary("Read (or watch=true: watch) one object"))
+                .put_with(objects::put, |op| {
+                    op.summary("Create or replace one object; metadata.resourceVersion makes it conditional")
+                })
+                .delete_with(objects::delete, |op| op.summary("Delete one object (its engine objects are torn down)")),
+        )
+        .api_route(&format!("{object}/status"), get_with(objects::status, |op| op.summary("Read one object's status")))
+        .api_route(
+            &format!("{object}/logs"),
+            get_with(logs::logs, |op| op.summary("A Container replica's logs; follow=true streams them")),
+        );
+    let mut api = OpenApi {
+        info: Info {
+            title: "berth".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            description: Some(
+                "Declarative controller for a single Docker or Podman host. Every endpoint but /healthz needs \
+                 `Authorization: Bearer <token>`."
+                    .into(),
+            ),
+            ..Info::default()
+        },
+        ..OpenApi::default()
+    };
+    let router = router.finish_api(&mut api);
+    let document = OpenApiDocument(serde_json::to_string(&api).expect("the OpenAPI document serializes").into());
+    router
+        .route("/openapi.json", axum::routing::get(openapi))
+        .fallback(request::fallback)
+        .layer(Extension(document))
+        .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn_with_state(token, auth::require_token))
+        .layer(axum::middleware::from_fn(request::context))
+}
