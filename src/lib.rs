@@ -14,6 +14,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod client;
 pub mod controller;
 pub mod engine;
 pub mod manifest;

@@ -1,18 +1,27 @@
 //! The `berth` command line: one binary for the server (`serve`), the
-//! offline tools (`validate`, `crds`) and, in later work, the client
-//! commands that talk to a running server.
+//! offline tools (`validate`, `crds`, `completion`) and the client commands
+//! that talk to a running server over its REST API (`apply`, `diff`, `get`,
+//! `describe`, `delete`, `events`, `logs`).
 //!
 //! Each subcommand lives in its own file and returns an exit code or an
 //! error; `main` prints errors with their causes and exits 1. clap exits 2
 //! on usage errors.
 
+mod apply;
+mod client_args;
 mod crds;
+mod delete;
+mod describe;
+mod events;
+mod get;
+mod logs;
+mod output;
 mod serve;
 mod validate;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// Top-level arguments.
 #[derive(Debug, Parser)]
@@ -44,6 +53,25 @@ pub enum Command {
     Validate(validate::ValidateArgs),
     /// Write the CustomResourceDefinitions and JSON Schemas of every kind.
     Crds(crds::CrdsArgs),
+    /// Send manifests to the server; print what changed (or, with --dry-run, the plan).
+    Apply(apply::ApplyArgs),
+    /// Show the plan of applying manifests: what changes, and the engine operations that follow.
+    Diff(apply::DiffArgs),
+    /// List objects, or show one.
+    Get(get::GetArgs),
+    /// Show one object in detail: spec, replicas, conditions, recent events.
+    Describe(describe::DescribeArgs),
+    /// Delete objects, by kind and name or by manifest file.
+    Delete(delete::DeleteArgs),
+    /// Show the audit log of what berth did and why.
+    Events(events::EventsArgs),
+    /// Show a Container replica's output.
+    Logs(logs::LogsArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Print the version.
     Version,
 }
@@ -69,6 +97,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve::run(args),
         Command::Validate(args) => validate::run(args),
         Command::Crds(args) => crds::run(args),
+        Command::Apply(args) => apply::run(args),
+        Command::Diff(args) => apply::run_diff(args),
+        Command::Get(args) => get::run(args),
+        Command::Describe(args) => describe::run(args),
+        Command::Delete(args) => delete::run(args),
+        Command::Events(args) => events::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Completion { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Version => {
             println!("berth {} ({}/{})", env!("CARGO_PKG_VERSION"), crate::api::API_VERSION, std::env::consts::ARCH);
             Ok(ExitCode::SUCCESS)

@@ -3,15 +3,14 @@
 
 use futures::stream::{self, BoxStream, Stream, StreamExt};
 
-use super::Result;
-
 /// Cuts a stream of output chunks into lines (without their `\n` or `\r\n`);
 /// a last line without a newline comes out when the stream ends. Bytes that
 /// are not UTF-8 are replaced, never dropped.
-pub fn lines_of<S, B>(chunks: S) -> BoxStream<'static, Result<String>>
+pub fn lines_of<S, B, E>(chunks: S) -> BoxStream<'static, Result<String, E>>
 where
-    S: Stream<Item = Result<B>> + Send + 'static,
+    S: Stream<Item = Result<B, E>> + Send + 'static,
     B: AsRef<[u8]>,
+    E: Send + 'static,
 {
     let state = (Box::pin(chunks), Vec::<u8>::new(), false);
     stream::unfold(state, |(mut chunks, mut pending, mut ended)| async move {
@@ -48,7 +47,7 @@ mod tests {
 
     #[tokio::test]
     async fn chunks_become_lines() {
-        let chunks = stream::iter(["one\ntw", "o\r\n", "", "three\nfour"].map(|c| Ok(c.as_bytes().to_vec())));
+        let chunks = stream::iter(["one\ntw", "o\r\n", "", "three\nfour"].map(|c| Ok::<_, ()>(c.as_bytes().to_vec())));
         let lines: Vec<String> = lines_of(chunks).try_collect().await.unwrap();
         assert_eq!(lines, ["one", "two", "three", "four"]);
     }

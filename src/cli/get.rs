@@ -1,0 +1,137 @@
+//! `berth get`: objects as kubectl-style tables, or as YAML or JSON.
+
+use std::process::ExitCode;
+
+use clap::{Args, ValueEnum};
+use hyper::Method;
+
+use crate::api::{AnyObject, Kind, ObjectKey, ObjectList};
+
+use super::client_args::{block_on, list_path, object_path, query_value, ClientArgs};
+use super::output::{age, readiness, table};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// The table with more columns.
+    Wide,
+    /// The objects as YAML.
+    Yaml,
+    /// The objects as JSON.
+    Json,
+}
+
+/// Arguments of `berth get`.
+#[derive(Debug, Args)]
+pub struct GetArgs {
+    /// Kind: `containers`, `container`, `c`, `volumes`, `networks`, `images`, `dnsrecords`, `routes`, …
+    pub kind: String,
+    /// One object's name.
+    pub name: Option<String>,
+    /// Namespace.
+    #[arg(short, long, default_value = crate::api::meta::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with = "name")]
+    pub all_namespaces: bool,
+    /// Label selector, e.g. `app=web,tier!=cache`.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Output format (default: a table).
+    #[arg(short, long, value_enum)]
+    pub output: Option<Format>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// Parses a kind argument, with the known kinds in the error.
+pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
+    Ok(text.parse::<Kind>()?)
+}
+
+/// Runs `berth get`.
+pub fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
+    let kind = parse_kind(&args.kind)?;
+    let client = args.client.client()?;
+    block_on(async move {
+        let objects: Vec<AnyObject> = match &args.name {
+            Some(name) => {
+                let key = ObjectKey::new(kind, &args.namespace, name);
+                vec![client.json(Method::GET, &object_path(&key), None).await?]
+            }
+            None => {
+                let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
+                let mut path = list_path(kind, namespace);
+                if let Some(selector) = &args.selector {
+                    path.push_str(&format!("?labelSelector={}", query_value(selector)));
+                }
+                let list: ObjectList = client.json(Method::GET, &path, None).await?;
+                list.items
+            }
+        };
+        print(kind, &objects, args.name.is_some(), args.output, args.all_namespaces)?;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn print(kind: Kind, objects: &[AnyObject], single: bool, format: Option<Format>, all: bool) -> anyhow::Result<()> {
+    let value = if single && objects.len() == 1 {
+        serde_json::to_value(&objects[0])?
+    } else {
+        serde_json::json!({ "apiVersion": crate::api::API_VERSION, "kind": "List", "items": objects })
+    };
+    match format {
+        Some(Format::Yaml) => print!("{}", serde_yaml::to_string(&value)?),
+        Some(Format::Json) => println!("{}", serde_json::to_string_pretty(&value)?),
+        Some(Format::Wide) | None => {
+            if objects.is_empty() {
+                eprintln!("No {} found.", kind.plural());
+                return Ok(());
+            }
+            let wide = format == Some(Format::Wide);
+            println!("{}", render_table(kind, objects, wide, all));
+        }
+    }
+    Ok(())
+}
+
+/// The table of `objects` of `kind`.
+pub fn render_table(kind: Kind, objects: &[AnyObject], wide: bool, all_namespaces: bool) -> String {
+    let mut headers = Vec::new();
+    if all_namespaces {
+        headers.push("NAMESPACE");
+    }
+    headers.extend(["NAME", "READY"]);
+    if kind == Kind::Container {
+        headers.push("REPLICAS");
+    }
+    headers.extend(["REASON", "AGE"]);
+    if wide {
+        headers.extend(["SOURCE", "MESSAGE"]);
+    }
+    let rows: Vec<Vec<String>> = objects
+        .iter()
+        .map(|object| {
+            let meta = object.metadata();
+            let state = readiness(object);
+            let mut row = Vec::new();
+            if all_namespaces {
+                row.push(meta.namespace().to_string());
+            }
+            row.push(meta.name.clone());
+            row.push(state.status.clone());
+            if let AnyObject::Container(c) = object {
+                let ready = c.status.as_ref().map_or(0, |s| s.ready_replicas);
+                row.push(format!("{ready}/{}", c.spec.replicas.unwrap_or(1)));
+            }
+            row.push(state.reason.clone());
+            row.push(age(meta.creation_timestamp));
+            if wide {
+                row.push(meta.source.as_ref().map_or("-".into(), |s| s.id()));
+                row.push(state.message.replace('\n', " "));
+            }
+            row
+        })
+        .collect();
+    table(&headers, &rows)
+}

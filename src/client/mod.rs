@@ -1,0 +1,195 @@
+//! The client side of the REST API, used by the CLI's client commands (and
+//! the benchmarks): HTTP/1.1 over TCP or a unix socket, bearer token, and
+//! the server's error body turned into an error that prints the server's
+//! message rather than a stack of wrappers.
+
+mod sse;
+
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use futures::stream::{BoxStream, StreamExt};
+use http_body_util::{BodyExt, BodyStream, Full};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+
+use crate::server::ErrorBody;
+
+pub use sse::{sse_events, SseEvent};
+
+/// Where the server is.
+#[derive(Clone, Debug)]
+enum Target {
+    /// `host:port` over TCP.
+    Tcp(String),
+    /// A unix socket.
+    Unix(PathBuf),
+}
+
+/// A client of one server.
+#[derive(Clone, Debug)]
+pub struct Client {
+    target: Target,
+    token: Option<String>,
+}
+
+/// What went wrong with a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an error.
+    #[error("{}", render_api_error(.body))]
+    Api {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The error body.
+        body: ErrorBody,
+    },
+    /// The server could not be reached or answered nonsense.
+    #[error("{0}")]
+    Transport(String),
+}
+
+fn render_api_error(body: &ErrorBody) -> String {
+    let mut text = body.message.clone();
+    // Manifest problems: one line each, as `berth validate` prints them.
+    let lines: Vec<&str> = body.details.iter().filter_map(|d| d.get("text").and_then(|t| t.as_str())).collect();
+    if lines.len() > 1 {
+        text = format!("{}:", text.split(':').next().unwrap_or(&text));
+        for line in lines {
+            text.push_str("\n  ");
+            text.push_str(line);
+        }
+    }
+    text
+}
+
+impl ClientError {
+    /// The HTTP status, if the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            ClientError::Api { status, .. } => Some(*status),
+            ClientError::Transport(_) => None,
+        }
+    }
+}
+
+/// A request body.
+pub struct Body {
+    /// Its content type.
+    pub content_type: &'static str,
+    /// Its bytes.
+    pub bytes: Bytes,
+}
+
+impl Client {
+    /// A client of `server` (`http://host:port` or `unix:/path`).
+    pub fn new(server: &str, token: Option<String>) -> Result<Client, ClientError> {
+        let target = if let Some(path) = server.strip_prefix("unix:") {
+            Target::Unix(path.into())
+        } else {
+            let rest = server.strip_prefix("http://").ok_or_else(|| {
+                ClientError::Transport(format!("server `{server}` is neither http://HOST:PORT nor unix:/PATH (https is not served; use a unix socket or a tunnel)"))
+            })?;
+            Target::Tcp(rest.trim_end_matches('/').to_string())
+        };
+        Ok(Client { target, token })
+    }
+
+    fn server(&self) -> String {
+        match &self.target {
+            Target::Tcp(address) => format!("http://{address}"),
+            Target::Unix(path) => format!("unix:{}", path.display()),
+        }
+    }
+
+    /// Sends one request on a fresh connection; the response body streams.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let unreachable = |e: std::io::Error| {
+            ClientError::Transport(format!("cannot reach berth at {}: {e}; is `berth serve` running? (--server / BERTH_SERVER)", self.server()))
+        };
+        let mut sender = match &self.target {
+            Target::Tcp(address) => {
+                let stream = tokio::net::TcpStream::connect(address).await.map_err(unreachable)?;
+                stream.set_nodelay(true).ok();
+                handshake(TokioIo::new(stream)).await?
+            }
+            Target::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path).await.map_err(unreachable)?;
+                handshake(TokioIo::new(stream)).await?
+            }
+        };
+        let host = match &self.target {
+            Target::Tcp(address) => address.clone(),
+            Target::Unix(_) => "localhost".into(),
+        };
+        let mut request = Request::builder().method(method).uri(path).header(hyper::header::HOST, host);
+        if let Some(token) = &self.token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let request = match body {
+            Some(body) => request.header(hyper::header::CONTENT_TYPE, body.content_type).body(Full::new(body.bytes)),
+            None => request.body(Full::new(Bytes::new())),
+        }
+        .map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| ClientError::Transport(format!("request to {} failed: {e}", self.server())))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+        let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
+            code: status.to_string(),
+            message: format!("{status}: {}", String::from_utf8_lossy(&bytes).trim()),
+            details: Vec::new(),
+            request_id: String::new(),
+        });
+        Err(ClientError::Api { status, body })
+    }
+
+    /// Sends a request and decodes the JSON answer.
+    pub async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Body>) -> Result<T, ClientError> {
+        let response = self.send(method, path, body).await?;
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Transport(format!("reading the answer failed: {e}")))?
+            .to_bytes();
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Transport(format!("the server's answer does not decode ({e}); is it a berth of the same version?")))
+    }
+
+    /// Sends a request and streams the answer's bytes.
+    pub async fn stream(&self, path: &str) -> Result<BoxStream<'static, Result<Bytes, ClientError>>, ClientError> {
+        let response = self.send(Method::GET, path, None).await?;
+        let frames = BodyStream::new(response.into_body()).filter_map(|frame| async move {
+            match frame {
+                Ok(frame) => frame.into_data().ok().map(Ok),
+                Err(e) => Some(Err(ClientError::Transport(format!("the stream broke: {e}")))),
+            }
+        });
+        Ok(frames.boxed())
+    }
+}
+
+async fn handshake<I>(io: I) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, ClientError>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| ClientError::Transport(format!("HTTP handshake failed: {e}")))?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(sender)
+}
