@@ -10,6 +10,8 @@
 //!   event log, with compare-and-swap writes and a watch stream.
 //! - [`engine`]: what berth sends to container engines (build contexts, and
 //!   in later work the engine trait and its Docker, Podman and fake backends).
+//! - [`metrics`]: Prometheus metrics under controller-runtime's names, for
+//!   `/metrics`.
 //! - [`cli`]: the `berth` command line.
 
 pub mod api;
@@ -17,5 +19,6 @@ pub mod cli;
 pub mod controller;
 pub mod engine;
 pub mod manifest;
+pub mod metrics;
 pub mod source;
 pub mod store;
