@@ -12,6 +12,10 @@
 //!   with backoff; the runtime lives on.
 //! - Shutdown drains: no new reconcile starts, running ones finish. A forced
 //!   shutdown aborts them (reconcilers are idempotent; the next start resumes).
+//!
+//! Every step is recorded in [`RuntimeMetrics`] (work-queue adds, depth,
+//! waits, retries; reconcile results and durations), which names a key's
+//! controller through a function it is given: the runtime stays generic.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
@@ -26,6 +30,8 @@ use tokio::time::Instant;
 
 use super::action::{Action, ReconcileError};
 use super::backoff::Backoff;
+use crate::metrics::runtime::{Outcome, Work};
+use crate::metrics::RuntimeMetrics;
 
 /// Why a key is requested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,32 +126,46 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
         Schedule { due: HashMap::new(), queue: BTreeMap::new(), sequence: 0 }
     }
 
-    /// Schedules `key` at `at`, unless it is already due earlier.
-    fn schedule(&mut self, key: K, at: Instant) {
+    /// Schedules `key` at `at`, unless it is already due earlier. Returns
+    /// whether the key was not waiting before (an "add" of the work queue).
+    fn schedule(&mut self, key: K, at: Instant) -> bool {
         if let Some(&(existing, sequence)) = self.due.get(&key) {
             if existing <= at {
-                return;
+                return false;
             }
             self.queue.remove(&(existing, sequence));
         }
         self.sequence += 1;
-        self.due.insert(key.clone(), (at, self.sequence));
+        let added = self.due.insert(key.clone(), (at, self.sequence)).is_none();
         self.queue.insert((at, self.sequence), key);
+        added
     }
 
-    /// The earliest due key that is not running, if its deadline has passed.
-    fn pop_ready(&mut self, now: Instant, running: &HashSet<K>) -> Option<K> {
+    /// The earliest due key that is not running, if its deadline has passed,
+    /// with that deadline.
+    fn pop_ready(&mut self, now: Instant, running: &HashSet<K>) -> Option<(K, Instant)> {
         let entry = self.queue.iter().take_while(|((at, _), _)| *at <= now).find(|(_, key)| !running.contains(key));
         let (&slot, key) = entry?;
         let key = key.clone();
         self.queue.remove(&slot);
         self.due.remove(&key);
-        Some(key)
+        Some((key, slot.0))
     }
 
     /// The earliest deadline of a key that is not running.
     fn next_deadline(&self, running: &HashSet<K>) -> Option<Instant> {
         self.queue.iter().find(|(_, key)| !running.contains(key)).map(|((at, _), _)| *at)
+    }
+
+    /// The earliest deadline still to come.
+    fn next_deadline_after(&self, now: Instant) -> Option<Instant> {
+        self.queue.range((now, u64::MAX)..).next().map(|((at, _), _)| *at).filter(|at| *at > now)
+    }
+
+    /// Keys whose deadline has passed and that are not running: the depth
+    /// of the work queue.
+    fn due_count(&self, now: Instant, running: &HashSet<K>) -> usize {
+        self.queue.iter().take_while(|((at, _), _)| *at <= now).filter(|(_, key)| !running.contains(key)).count()
     }
 
     fn len(&self) -> usize {
@@ -160,6 +180,7 @@ pub async fn run<K>(
     mut requests: mpsc::UnboundedReceiver<Request<K>>,
     reconcile: ReconcileFn<K>,
     report: ReportFn<K>,
+    metrics: RuntimeMetrics<K>,
     mut shutdown: watch::Receiver<Shutdown>,
 ) where
     K: Clone + Eq + Hash + Debug + Send + Sync + 'static,
@@ -169,28 +190,36 @@ pub async fn run<K>(
     let mut backoff: HashMap<K, Backoff> = HashMap::new();
     let mut parked: HashSet<K> = HashSet::new();
     let mut tasks: JoinSet<(Timed, Duration)> = JoinSet::new();
-    let mut task_keys: HashMap<tokio::task::Id, K> = HashMap::new();
+    // The key of each task, and its record in the metrics (dropped with
+    // the map if the runtime stops first).
+    let mut task_keys: HashMap<tokio::task::Id, (K, Work)> = HashMap::new();
     let mut draining = false;
     let mut senders_gone = false;
     loop {
+        let now = Instant::now();
         if !draining {
             while running.len() < config.concurrency.max(1) {
-                let Some(key) = schedule.pop_ready(Instant::now(), &running) else { break };
+                let Some((key, due)) = schedule.pop_ready(now, &running) else { break };
                 running.insert(key.clone());
+                let work = metrics.started(&key, now.duration_since(due));
                 let future = reconcile(key.clone());
                 let timeout = config.timeout;
                 let handle = tasks.spawn(async move {
                     let started = Instant::now();
                     (tokio::time::timeout(timeout, future).await, started.elapsed())
                 });
-                task_keys.insert(handle.id(), key);
+                task_keys.insert(handle.id(), (key, work));
             }
         }
+        metrics.set_depth(schedule.due_count(now, &running));
         if tasks.is_empty() && (draining || (senders_gone && schedule.len() == 0)) {
             return;
         }
-        let next = if draining || running.len() >= config.concurrency.max(1) {
+        let next = if draining {
             None
+        } else if running.len() >= config.concurrency.max(1) {
+            // Nothing can start, but the depth grows when a deadline passes.
+            schedule.next_deadline_after(now)
         } else {
             schedule.next_deadline(&running)
         };
@@ -201,8 +230,8 @@ pub async fn run<K>(
                     if trigger == Trigger::Changed {
                         parked.remove(&key);
                     }
-                    if !parked.contains(&key) {
-                        schedule.schedule(key, Instant::now() + delay);
+                    if !parked.contains(&key) && schedule.schedule(key, Instant::now() + delay) {
+                        metrics.added();
                     }
                 }
                 None => senders_gone = true,
@@ -213,31 +242,49 @@ pub async fn run<K>(
                     Ok((id, (result, took))) => (id, Ok((result, took))),
                     Err(error) => (error.id(), Err(error)),
                 };
-                let Some(key) = task_keys.remove(&id) else { continue };
+                let Some((key, work)) = task_keys.remove(&id) else { continue };
                 running.remove(&key);
+                // Metrics first: whoever reacts to a report sees them counted.
                 let failure = match result {
                     Ok((Ok(Ok(action)), took)) => {
                         backoff.remove(&key);
+                        let outcome = if action.requeue_after.is_some() { Outcome::RequeueAfter } else { Outcome::Success };
+                        metrics.finished(work, outcome);
                         if let Some(delay) = action.requeue_after {
-                            schedule.schedule(key.clone(), Instant::now() + delay);
+                            if schedule.schedule(key.clone(), Instant::now() + delay) {
+                                metrics.added();
+                            }
                         }
                         report(&key, &Report::Success { took });
                         None
                     }
                     Ok((Ok(Err(ReconcileError::Terminal(error))), _)) => {
+                        metrics.finished(work, Outcome::Terminal);
                         parked.insert(key.clone());
                         report(&key, &Report::Parked { message: format!("{error:#}") });
                         None
                     }
-                    Ok((Ok(Err(ReconcileError::Transient(error))), _)) => Some(format!("{error:#}")),
-                    Ok((Err(_), _)) => Some(format!("reconcile timed out after {:?}", config.timeout)),
-                    Err(join) if join.is_panic() => Some(format!("reconcile panicked: {}", panic_message(join.into_panic()))),
+                    Ok((Ok(Err(ReconcileError::Transient(error))), _)) => {
+                        metrics.finished(work, Outcome::Error);
+                        Some(format!("{error:#}"))
+                    }
+                    Ok((Err(_), _)) => {
+                        metrics.finished(work, Outcome::Error);
+                        Some(format!("reconcile timed out after {:?}", config.timeout))
+                    }
+                    Err(join) if join.is_panic() => {
+                        metrics.finished(work, Outcome::Panic);
+                        Some(format!("reconcile panicked: {}", panic_message(join.into_panic())))
+                    }
                     Err(_) => None,
                 };
                 if let Some(message) = failure {
                     let key_backoff = backoff.entry(key.clone()).or_default();
                     let delay = key_backoff.next_delay();
-                    schedule.schedule(key.clone(), Instant::now() + delay);
+                    if schedule.schedule(key.clone(), Instant::now() + delay) {
+                        metrics.added();
+                    }
+                    metrics.retried();
                     report(&key, &Report::Retry { message, delay, attempt: key_backoff.failures() });
                 }
                 // Idle: nothing running, nothing due, no request waiting (benchmarks time convergence by it).
@@ -295,7 +342,8 @@ mod tests {
         let report: ReportFn<u32> =
             Arc::new(move |key, report| sink.lock().unwrap().push((*key, report.clone(), Instant::now())));
         let config = RuntimeConfig { concurrency, timeout: Duration::from_secs(60) };
-        let task = tokio::spawn(run(config, receiver, reconcile, report, shutdown_rx));
+        let metrics = RuntimeMetrics::new(&crate::metrics::Metrics::new(), |_| "test");
+        let task = tokio::spawn(run(config, receiver, reconcile, report, metrics, shutdown_rx));
         Harness { requests, shutdown, reports, task }
     }
 
