@@ -331,6 +331,7 @@ mod tests {
         requests: mpsc::UnboundedSender<Request<u32>>,
         shutdown: watch::Sender<Shutdown>,
         reports: Arc<Mutex<Vec<(u32, Report, Instant)>>>,
+        metrics: crate::metrics::Metrics,
         task: tokio::task::JoinHandle<()>,
     }
 
@@ -342,9 +343,10 @@ mod tests {
         let report: ReportFn<u32> =
             Arc::new(move |key, report| sink.lock().unwrap().push((*key, report.clone(), Instant::now())));
         let config = RuntimeConfig { concurrency, timeout: Duration::from_secs(60) };
-        let metrics = RuntimeMetrics::new(&crate::metrics::Metrics::new(), |_| "test");
-        let task = tokio::spawn(run(config, receiver, reconcile, report, metrics, shutdown_rx));
-        Harness { requests, shutdown, reports, task }
+        let metrics = crate::metrics::Metrics::new();
+        let recorder = RuntimeMetrics::new(&metrics, |_| "test");
+        let task = tokio::spawn(run(config, receiver, reconcile, report, recorder, shutdown_rx));
+        Harness { requests, shutdown, reports, metrics, task }
     }
 
     #[tokio::test(start_paused = true)]
@@ -504,5 +506,56 @@ mod tests {
         harness.task.await.unwrap();
         assert_eq!(*order.lock().unwrap(), [1], "key 1 moved to 1 s; draining started nothing more");
         assert_eq!(harness.reports.lock().unwrap().len(), 1, "the running reconcile finished");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_and_the_results_are_measured() {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let attempts2 = attempts.clone();
+        let reconcile: ReconcileFn<u32> = Arc::new(move |key| {
+            let attempts = attempts2.clone();
+            Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                match (key, attempts.fetch_add(1, Ordering::SeqCst)) {
+                    (1, 0) => Err(ReconcileError::transient("engine unavailable")),
+                    (1, _) => Ok(Action::requeue(Duration::from_secs(30))),
+                    _ => Ok(Action::await_change()),
+                }
+            })
+        });
+        let harness = start(1, reconcile);
+        for key in [1, 2, 3] {
+            harness.requests.send(Request::now(key, Trigger::Other)).unwrap();
+        }
+        harness.requests.send(Request { key: 4, delay: Duration::from_millis(20), trigger: Trigger::Other }).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let text = harness.metrics.render();
+        for line in [
+            // Key 1 runs; 2 and 3 wait, and 4 came due while the one worker was busy.
+            "workqueue_depth{name=\"berth\"} 3\n",
+            "controller_runtime_active_workers{controller=\"test\"} 1\n",
+            "workqueue_unfinished_work_seconds{name=\"berth\"} 0.05\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let text = harness.metrics.render();
+        for line in [
+            // 4 requests, the retry of 1 and its requeue.
+            "workqueue_adds_total{name=\"berth\"} 6\n",
+            "workqueue_retries_total{name=\"berth\"} 1\n",
+            "workqueue_depth{name=\"berth\"} 0\n",
+            "workqueue_queue_duration_seconds_count{name=\"berth\"} 5\n",
+            "workqueue_work_duration_seconds_count{name=\"berth\"} 5\n",
+            "workqueue_work_duration_seconds_sum{name=\"berth\"} 0.5\n",
+            "controller_runtime_reconcile_total{controller=\"test\",result=\"success\"} 3\n",
+            "controller_runtime_reconcile_total{controller=\"test\",result=\"requeue_after\"} 1\n",
+            "controller_runtime_reconcile_total{controller=\"test\",result=\"error\"} 1\n",
+            "controller_runtime_reconcile_errors_total{controller=\"test\"} 1\n",
+            "controller_runtime_active_workers{controller=\"test\"} 0\n",
+            "workqueue_unfinished_work_seconds{name=\"berth\"} 0.0\n",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }
