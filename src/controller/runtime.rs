@@ -324,6 +324,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::assert_renders;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
@@ -406,18 +407,31 @@ mod tests {
         assert_eq!(harness.reports.lock().unwrap().len(), 50);
     }
 
+    /// A reconcile that works for `took`, then answers `answer(key, attempt)`;
+    /// `attempt` counts the calls of every key, from 0. Returns the count too.
+    fn scripted(
+        took: Duration,
+        answer: impl Fn(u32, usize) -> Result<Action, ReconcileError> + Send + Sync + 'static,
+    ) -> (ReconcileFn<u32>, Arc<AtomicUsize>) {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let (counter, answer) = (attempts.clone(), Arc::new(answer));
+        let reconcile: ReconcileFn<u32> = Arc::new(move |key| {
+            let (attempt, answer) = (counter.fetch_add(1, Ordering::SeqCst), answer.clone());
+            Box::pin(async move {
+                if !took.is_zero() {
+                    tokio::time::sleep(took).await;
+                }
+                answer(key, attempt)
+            })
+        });
+        (reconcile, attempts)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failures_back_off_exponentially_and_success_resets() {
-        let attempts = Arc::new(AtomicUsize::new(0));
-        let attempts2 = attempts.clone();
-        let reconcile: ReconcileFn<u32> = Arc::new(move |_| {
-            let attempts = attempts2.clone();
-            Box::pin(async move {
-                match attempts.fetch_add(1, Ordering::SeqCst) {
-                    0..=5 => Err(ReconcileError::transient("engine unavailable")),
-                    _ => Ok(Action::requeue(Duration::from_secs(30))),
-                }
-            })
+        let (reconcile, attempts) = scripted(Duration::ZERO, |_, attempt| match attempt {
+            0..=5 => Err(ReconcileError::transient("engine unavailable")),
+            _ => Ok(Action::requeue(Duration::from_secs(30))),
         });
         let harness = start(1, reconcile);
         let begin = Instant::now();
@@ -510,18 +524,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_queue_and_the_results_are_measured() {
-        let attempts = Arc::new(AtomicUsize::new(0));
-        let attempts2 = attempts.clone();
-        let reconcile: ReconcileFn<u32> = Arc::new(move |key| {
-            let attempts = attempts2.clone();
-            Box::pin(async move {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                match (key, attempts.fetch_add(1, Ordering::SeqCst)) {
-                    (1, 0) => Err(ReconcileError::transient("engine unavailable")),
-                    (1, _) => Ok(Action::requeue(Duration::from_secs(30))),
-                    _ => Ok(Action::await_change()),
-                }
-            })
+        let (reconcile, _) = scripted(Duration::from_millis(100), |key, attempt| match (key, attempt) {
+            (1, 0) => Err(ReconcileError::transient("engine unavailable")),
+            (1, _) => Ok(Action::requeue(Duration::from_secs(30))),
+            _ => Ok(Action::await_change()),
         });
         let harness = start(1, reconcile);
         for key in [1, 2, 3] {
@@ -529,33 +535,33 @@ mod tests {
         }
         harness.requests.send(Request { key: 4, delay: Duration::from_millis(20), trigger: Trigger::Other }).unwrap();
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let text = harness.metrics.render();
-        for line in [
-            // Key 1 runs; 2 and 3 wait, and 4 came due while the one worker was busy.
-            "workqueue_depth{name=\"berth\"} 3\n",
-            "controller_runtime_active_workers{controller=\"test\"} 1\n",
-            "workqueue_unfinished_work_seconds{name=\"berth\"} 0.05\n",
-        ] {
-            assert!(text.contains(line), "{line} in\n{text}");
-        }
+        assert_renders(
+            &harness.metrics,
+            &[
+                // Key 1 runs; 2 and 3 wait, and 4 came due while the one worker was busy.
+                "workqueue_depth{name=\"berth\"} 3",
+                "controller_runtime_active_workers{controller=\"test\"} 1",
+                "workqueue_unfinished_work_seconds{name=\"berth\"} 0.05",
+            ],
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let text = harness.metrics.render();
-        for line in [
-            // 4 requests, the retry of 1 and its requeue.
-            "workqueue_adds_total{name=\"berth\"} 6\n",
-            "workqueue_retries_total{name=\"berth\"} 1\n",
-            "workqueue_depth{name=\"berth\"} 0\n",
-            "workqueue_queue_duration_seconds_count{name=\"berth\"} 5\n",
-            "workqueue_work_duration_seconds_count{name=\"berth\"} 5\n",
-            "workqueue_work_duration_seconds_sum{name=\"berth\"} 0.5\n",
-            "controller_runtime_reconcile_total{controller=\"test\",result=\"success\"} 3\n",
-            "controller_runtime_reconcile_total{controller=\"test\",result=\"requeue_after\"} 1\n",
-            "controller_runtime_reconcile_total{controller=\"test\",result=\"error\"} 1\n",
-            "controller_runtime_reconcile_errors_total{controller=\"test\"} 1\n",
-            "controller_runtime_active_workers{controller=\"test\"} 0\n",
-            "workqueue_unfinished_work_seconds{name=\"berth\"} 0.0\n",
-        ] {
-            assert!(text.contains(line), "{line} in\n{text}");
-        }
+        assert_renders(
+            &harness.metrics,
+            &[
+                // 4 requests, the retry of 1 and its requeue.
+                "workqueue_adds_total{name=\"berth\"} 6",
+                "workqueue_retries_total{name=\"berth\"} 1",
+                "workqueue_depth{name=\"berth\"} 0",
+                "workqueue_queue_duration_seconds_count{name=\"berth\"} 5",
+                "workqueue_work_duration_seconds_count{name=\"berth\"} 5",
+                "workqueue_work_duration_seconds_sum{name=\"berth\"} 0.5",
+                "controller_runtime_reconcile_total{controller=\"test\",result=\"success\"} 3",
+                "controller_runtime_reconcile_total{controller=\"test\",result=\"requeue_after\"} 1",
+                "controller_runtime_reconcile_total{controller=\"test\",result=\"error\"} 1",
+                "controller_runtime_reconcile_errors_total{controller=\"test\"} 1",
+                "controller_runtime_active_workers{controller=\"test\"} 0",
+                "workqueue_unfinished_work_seconds{name=\"berth\"} 0.0",
+            ],
+        );
     }
 }

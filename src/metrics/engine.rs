@@ -93,6 +93,7 @@ metered! {
 mod tests {
     use super::*;
     use crate::engine::fake::FakeEngine;
+    use crate::metrics::assert_renders;
 
     #[tokio::test(start_paused = true)]
     async fn calls_are_timed_by_operation_and_outcome() {
@@ -105,15 +106,15 @@ mod tests {
         fake.fail_next("remove_volume", 1);
         engine.remove_volume("data").await.unwrap_err();
         let _stream = engine.events().await.unwrap();
-        let text = metrics.render();
-        for line in [
-            "berth_engine_request_duration_seconds_count{operation=\"info\",outcome=\"ok\"} 1\n",
-            "berth_engine_request_duration_seconds_sum{operation=\"info\",outcome=\"ok\"} 0.02\n",
-            "berth_engine_request_duration_seconds_count{operation=\"inspect_container\",outcome=\"not_found\"} 1\n",
-            "berth_engine_request_duration_seconds_count{operation=\"remove_volume\",outcome=\"error\"} 1\n",
-            "berth_engine_request_duration_seconds_count{operation=\"events\",outcome=\"ok\"} 1\n",
-        ] {
-            assert!(text.contains(line), "{line} in\n{text}");
-        }
+        assert_renders(
+            &metrics,
+            &[
+                "berth_engine_request_duration_seconds_count{operation=\"info\",outcome=\"ok\"} 1",
+                "berth_engine_request_duration_seconds_sum{operation=\"info\",outcome=\"ok\"} 0.02",
+                "berth_engine_request_duration_seconds_count{operation=\"inspect_container\",outcome=\"not_found\"} 1",
+                "berth_engine_request_duration_seconds_count{operation=\"remove_volume\",outcome=\"error\"} 1",
+                "berth_engine_request_duration_seconds_count{operation=\"events\",outcome=\"ok\"} 1",
+            ],
+        );
     }
 }

@@ -80,114 +80,62 @@ type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 /// A gauge of seconds.
 type Seconds = Gauge<f64, AtomicU64>;
 
-/// Every family, as registered.
-pub(super) struct Families {
-    pub reconcile_total: Family<ResultLabels, Counter>,
-    pub reconcile_errors: Family<ControllerLabels, Counter>,
-    pub terminal_errors: Family<ControllerLabels, Counter>,
-    pub reconcile_panics: Family<ControllerLabels, Counter>,
-    pub reconcile_time: Histograms<ControllerLabels>,
-    pub active_workers: Family<ControllerLabels, Gauge>,
-    pub max_concurrent: Family<ControllerLabels, Gauge>,
-    pub depth: Family<QueueLabels, Gauge>,
-    pub adds: Family<QueueLabels, Counter>,
-    pub queue_duration: Histograms<QueueLabels>,
-    pub work_duration: Histograms<QueueLabels>,
-    pub retries: Family<QueueLabels, Counter>,
-    pub unfinished_work: Family<QueueLabels, Seconds>,
-    pub longest_running: Family<QueueLabels, Seconds>,
-    pub engine_duration: Histograms<EngineLabels>,
-    pub store_objects: Family<KindLabels, Gauge>,
+/// Declares [`Families`] and its `register` from one table: field, type,
+/// constructor, name and help of each family. Counters are named without
+/// `_total`: the encoder appends it.
+macro_rules! families {
+    ($($field:ident: $ty:ty = $new:expr, $name:literal, $help:literal;)*) => {
+        /// Every family, as registered.
+        pub(super) struct Families {
+            $(pub $field: $ty,)*
+        }
+
+        impl Families {
+            /// Creates every family and registers it in `registry`.
+            pub fn register(registry: &mut Registry) -> Families {
+                let families = Families { $($field: $new,)* };
+                $(registry.register($name, $help, families.$field.clone());)*
+                families
+            }
+        }
+    };
 }
 
-impl Families {
-    /// Creates every family and registers it in `registry`.
-    pub fn register(registry: &mut Registry) -> Families {
-        let families = Families {
-            reconcile_total: Family::default(),
-            reconcile_errors: Family::default(),
-            terminal_errors: Family::default(),
-            reconcile_panics: Family::default(),
-            reconcile_time: Family::new_with_constructor(reconcile_histogram),
-            active_workers: Family::default(),
-            max_concurrent: Family::default(),
-            depth: Family::default(),
-            adds: Family::default(),
-            queue_duration: Family::new_with_constructor(queue_histogram),
-            work_duration: Family::new_with_constructor(queue_histogram),
-            retries: Family::default(),
-            unfinished_work: Family::default(),
-            longest_running: Family::default(),
-            engine_duration: Family::new_with_constructor(engine_histogram),
-            store_objects: Family::default(),
-        };
-        // Counters are registered without `_total`: the encoder appends it.
-        let f = &families;
-        let r = registry;
-        r.register(
-            "controller_runtime_reconcile",
-            "Total number of reconciliations per controller",
-            f.reconcile_total.clone(),
-        );
-        r.register(
-            "controller_runtime_reconcile_errors",
-            "Total number of reconciliation errors per controller",
-            f.reconcile_errors.clone(),
-        );
-        r.register(
-            "controller_runtime_terminal_reconcile_errors",
-            "Total number of terminal reconciliation errors per controller",
-            f.terminal_errors.clone(),
-        );
-        r.register(
-            "controller_runtime_reconcile_panics",
-            "Total number of reconciliation panics per controller",
-            f.reconcile_panics.clone(),
-        );
-        r.register(
-            "controller_runtime_reconcile_time_seconds",
-            "Length of time per reconciliation per controller",
-            f.reconcile_time.clone(),
-        );
-        r.register(
-            "controller_runtime_active_workers",
-            "Number of currently used workers per controller",
-            f.active_workers.clone(),
-        );
-        r.register(
-            "controller_runtime_max_concurrent_reconciles",
-            "Maximum number of concurrent reconciles per controller (one limit shared by every kind)",
-            f.max_concurrent.clone(),
-        );
-        r.register("workqueue_depth", "Current depth of workqueue", f.depth.clone());
-        r.register("workqueue_adds", "Total number of adds handled by workqueue", f.adds.clone());
-        r.register(
-            "workqueue_queue_duration_seconds",
-            "How long in seconds an item stays in workqueue before being requested",
-            f.queue_duration.clone(),
-        );
-        r.register(
-            "workqueue_work_duration_seconds",
-            "How long in seconds processing an item from workqueue takes",
-            f.work_duration.clone(),
-        );
-        r.register("workqueue_retries", "Total number of retries handled by workqueue", f.retries.clone());
-        r.register(
-            "workqueue_unfinished_work_seconds",
-            "How many seconds of work has been done that is in progress and hasn't been observed by work_duration",
-            f.unfinished_work.clone(),
-        );
-        r.register(
-            "workqueue_longest_running_processor_seconds",
-            "How many seconds has the longest running processor for workqueue been running",
-            f.longest_running.clone(),
-        );
-        r.register(
-            "berth_engine_request_duration_seconds",
-            "Duration of container engine calls by trait method and outcome (ok, not_found, conflict, error)",
-            f.engine_duration.clone(),
-        );
-        r.register("berth_store_objects", "Objects in the store by kind", f.store_objects.clone());
-        families
-    }
+families! {
+    reconcile_total: Family<ResultLabels, Counter> = Family::default(),
+        "controller_runtime_reconcile", "Total number of reconciliations per controller";
+    reconcile_errors: Family<ControllerLabels, Counter> = Family::default(),
+        "controller_runtime_reconcile_errors", "Total number of reconciliation errors per controller";
+    terminal_errors: Family<ControllerLabels, Counter> = Family::default(),
+        "controller_runtime_terminal_reconcile_errors", "Total number of terminal reconciliation errors per controller";
+    reconcile_panics: Family<ControllerLabels, Counter> = Family::default(),
+        "controller_runtime_reconcile_panics", "Total number of reconciliation panics per controller";
+    reconcile_time: Histograms<ControllerLabels> = Family::new_with_constructor(reconcile_histogram),
+        "controller_runtime_reconcile_time_seconds", "Length of time per reconciliation per controller";
+    active_workers: Family<ControllerLabels, Gauge> = Family::default(),
+        "controller_runtime_active_workers", "Number of currently used workers per controller";
+    max_concurrent: Family<ControllerLabels, Gauge> = Family::default(),
+        "controller_runtime_max_concurrent_reconciles",
+        "Maximum number of concurrent reconciles per controller (one limit shared by every kind)";
+    depth: Family<QueueLabels, Gauge> = Family::default(),
+        "workqueue_depth", "Current depth of workqueue";
+    adds: Family<QueueLabels, Counter> = Family::default(),
+        "workqueue_adds", "Total number of adds handled by workqueue";
+    queue_duration: Histograms<QueueLabels> = Family::new_with_constructor(queue_histogram),
+        "workqueue_queue_duration_seconds", "How long in seconds an item stays in workqueue before being requested";
+    work_duration: Histograms<QueueLabels> = Family::new_with_constructor(queue_histogram),
+        "workqueue_work_duration_seconds", "How long in seconds processing an item from workqueue takes";
+    retries: Family<QueueLabels, Counter> = Family::default(),
+        "workqueue_retries", "Total number of retries handled by workqueue";
+    unfinished_work: Family<QueueLabels, Seconds> = Family::default(),
+        "workqueue_unfinished_work_seconds",
+        "How many seconds of work has been done that is in progress and hasn't been observed by work_duration";
+    longest_running: Family<QueueLabels, Seconds> = Family::default(),
+        "workqueue_longest_running_processor_seconds",
+        "How many seconds has the longest running processor for workqueue been running";
+    engine_duration: Histograms<EngineLabels> = Family::new_with_constructor(engine_histogram),
+        "berth_engine_request_duration_seconds",
+        "Duration of container engine calls by trait method and outcome (ok, not_found, conflict, error)";
+    store_objects: Family<KindLabels, Gauge> = Family::default(),
+        "berth_store_objects", "Objects in the store by kind";
 }

@@ -159,6 +159,15 @@ impl Metrics {
     }
 }
 
+/// Panics unless `metrics` render every one of `samples`, each a whole line.
+#[cfg(test)]
+pub(crate) fn assert_renders(metrics: &Metrics, samples: &[&str]) {
+    let text = metrics.render();
+    for sample in samples {
+        assert!(text.lines().any(|line| line == *sample), "{sample} not in\n{text}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,6 +148,7 @@ impl<K> RuntimeMetrics<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::assert_renders;
 
     fn recorder() -> (Metrics, RuntimeMetrics<u32>) {
         let metrics = Metrics::new();
@@ -180,25 +181,25 @@ mod tests {
             recorder.finished(work, outcome);
         }
         recorder.retried();
-        let text = metrics.render();
-        for line in [
-            "controller_runtime_reconcile_total{controller=\"small\",result=\"success\"} 1\n",
-            "controller_runtime_reconcile_total{controller=\"small\",result=\"requeue_after\"} 1\n",
-            "controller_runtime_reconcile_total{controller=\"large\",result=\"error\"} 2\n",
-            "controller_runtime_reconcile_errors_total{controller=\"large\"} 2\n",
-            "controller_runtime_terminal_reconcile_errors_total{controller=\"large\"} 1\n",
-            "controller_runtime_reconcile_panics_total{controller=\"large\"} 1\n",
-            "controller_runtime_reconcile_time_seconds_count{controller=\"small\"} 2\n",
-            "controller_runtime_active_workers{controller=\"small\"} 0\n",
-            "workqueue_adds_total{name=\"berth\"} 4\n",
-            "workqueue_retries_total{name=\"berth\"} 1\n",
-            "workqueue_queue_duration_seconds_count{name=\"berth\"} 4\n",
-            "workqueue_queue_duration_seconds_sum{name=\"berth\"} 0.012\n",
-            "workqueue_work_duration_seconds_count{name=\"berth\"} 4\n",
-        ] {
-            assert!(text.contains(line), "{line} in\n{text}");
-        }
-        assert!(!text.contains("controller_runtime_reconcile_errors_total{controller=\"small\"}"));
+        assert_renders(
+            &metrics,
+            &[
+                "controller_runtime_reconcile_total{controller=\"small\",result=\"success\"} 1",
+                "controller_runtime_reconcile_total{controller=\"small\",result=\"requeue_after\"} 1",
+                "controller_runtime_reconcile_total{controller=\"large\",result=\"error\"} 2",
+                "controller_runtime_reconcile_errors_total{controller=\"large\"} 2",
+                "controller_runtime_terminal_reconcile_errors_total{controller=\"large\"} 1",
+                "controller_runtime_reconcile_panics_total{controller=\"large\"} 1",
+                "controller_runtime_reconcile_time_seconds_count{controller=\"small\"} 2",
+                "controller_runtime_active_workers{controller=\"small\"} 0",
+                "workqueue_adds_total{name=\"berth\"} 4",
+                "workqueue_retries_total{name=\"berth\"} 1",
+                "workqueue_queue_duration_seconds_count{name=\"berth\"} 4",
+                "workqueue_queue_duration_seconds_sum{name=\"berth\"} 0.012",
+                "workqueue_work_duration_seconds_count{name=\"berth\"} 4",
+            ],
+        );
+        assert!(!metrics.render().contains("controller_runtime_reconcile_errors_total{controller=\"small\"}"));
     }
 
     #[test]
