@@ -3,8 +3,8 @@
 //! Names, labels and reconcile buckets are controller-runtime's
 //! (`pkg/internal/controller/metrics`, `pkg/metrics/workqueue.go`), so that
 //! existing dashboards read berth's series as they read a Kubernetes
-//! controller's. Everything is registered once, up front: [`Metrics`]
-//! (super::Metrics) keeps the registry read-only afterwards.
+//! controller's. Everything is registered once, up front:
+//! [`Metrics`](super::Metrics) keeps the registry read-only afterwards.
 
 use std::sync::atomic::AtomicU64;
 

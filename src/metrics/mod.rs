@@ -23,7 +23,7 @@
 //!
 //! - [`Metrics`]: the handle owning the registry, cheap to clone.
 //! - [`runtime`]: what the reconcile runtime records.
-//! - [`engine`]: the timing decorator around an engine.
+//! - [`MeteredEngine`]: the timing decorator around an engine.
 
 mod engine;
 mod families;
