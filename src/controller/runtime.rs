@@ -20,6 +20,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,11 +120,46 @@ struct Schedule<K> {
     /// The same entries, by deadline.
     queue: BTreeMap<(Instant, u64), K>,
     sequence: u64,
+    /// The entries up to this slot have had their deadline pass, and there
+    /// are `passed` of them: the queue's depth, kept as entries come and go
+    /// and as time passes, so that no step counts the whole queue.
+    horizon: (Instant, u64),
+    passed: usize,
 }
 
 impl<K: Clone + Eq + Hash> Schedule<K> {
     fn new() -> Self {
-        Schedule { due: HashMap::new(), queue: BTreeMap::new(), sequence: 0 }
+        let horizon = (Instant::now(), u64::MAX);
+        Schedule { due: HashMap::new(), queue: BTreeMap::new(), sequence: 0, horizon, passed: 0 }
+    }
+
+    /// Moves the horizon to `now`, counting the deadlines that passed.
+    fn advance(&mut self, now: Instant) {
+        let horizon = (now, u64::MAX);
+        if horizon > self.horizon {
+            self.passed += self.queue.range((Bound::Excluded(self.horizon), Bound::Included(horizon))).count();
+            self.horizon = horizon;
+        }
+    }
+
+    /// Keys whose deadline has passed (as of the last [`advance`](Self::advance))
+    /// and that are not running: the work queue's depth.
+    fn depth(&self, running: &HashSet<K>) -> usize {
+        let horizon = self.horizon;
+        let held = running.iter().filter(|key| self.due.get(*key).is_some_and(|slot| *slot <= horizon)).count();
+        debug_assert!(held <= self.passed, "a running key counted as due must be among the passed");
+        self.passed.saturating_sub(held)
+    }
+
+    fn insert(&mut self, slot: (Instant, u64), key: K) {
+        self.passed += usize::from(slot <= self.horizon);
+        self.queue.insert(slot, key);
+    }
+
+    fn remove(&mut self, slot: &(Instant, u64)) {
+        if self.queue.remove(slot).is_some() {
+            self.passed -= usize::from(*slot <= self.horizon);
+        }
     }
 
     /// Schedules `key` at `at`, unless it is already due earlier. Returns
@@ -133,11 +169,11 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
             if existing <= at {
                 return false;
             }
-            self.queue.remove(&(existing, sequence));
+            self.remove(&(existing, sequence));
         }
         self.sequence += 1;
         let added = self.due.insert(key.clone(), (at, self.sequence)).is_none();
-        self.queue.insert((at, self.sequence), key);
+        self.insert((at, self.sequence), key);
         added
     }
 
@@ -147,7 +183,7 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
         let entry = self.queue.iter().take_while(|((at, _), _)| *at <= now).find(|(_, key)| !running.contains(key));
         let (&slot, key) = entry?;
         let key = key.clone();
-        self.queue.remove(&slot);
+        self.remove(&slot);
         self.due.remove(&key);
         Some((key, slot.0))
     }
@@ -160,12 +196,6 @@ impl<K: Clone + Eq + Hash> Schedule<K> {
     /// The earliest deadline still to come.
     fn next_deadline_after(&self, now: Instant) -> Option<Instant> {
         self.queue.range((now, u64::MAX)..).next().map(|((at, _), _)| *at).filter(|at| *at > now)
-    }
-
-    /// Keys whose deadline has passed and that are not running: the depth
-    /// of the work queue.
-    fn due_count(&self, now: Instant, running: &HashSet<K>) -> usize {
-        self.queue.iter().take_while(|((at, _), _)| *at <= now).filter(|(_, key)| !running.contains(key)).count()
     }
 
     fn len(&self) -> usize {
@@ -197,6 +227,7 @@ pub async fn run<K>(
     let mut senders_gone = false;
     loop {
         let now = Instant::now();
+        schedule.advance(now);
         if !draining {
             while running.len() < config.concurrency.max(1) {
                 let Some((key, due)) = schedule.pop_ready(now, &running) else { break };
@@ -211,7 +242,7 @@ pub async fn run<K>(
                 task_keys.insert(handle.id(), (key, work));
             }
         }
-        metrics.set_depth(schedule.due_count(now, &running));
+        metrics.set_depth(schedule.depth(&running));
         if tasks.is_empty() && (draining || (senders_gone && schedule.len() == 0)) {
             return;
         }
@@ -520,6 +551,27 @@ mod tests {
         harness.task.await.unwrap();
         assert_eq!(*order.lock().unwrap(), [1], "key 1 moved to 1 s; draining started nothing more");
         assert_eq!(harness.reports.lock().unwrap().len(), 1, "the running reconcile finished");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_depth_counts_due_keys_that_are_not_running() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new();
+        let second = Duration::from_secs(1);
+        schedule.schedule(1, start);
+        schedule.schedule(2, start + second);
+        schedule.schedule(3, start + 2 * second);
+        schedule.advance(start);
+        assert_eq!(schedule.depth(&HashSet::new()), 1);
+        // Key 3 moves earlier, to a deadline that has passed.
+        schedule.schedule(3, start);
+        assert_eq!(schedule.depth(&HashSet::new()), 2);
+        tokio::time::advance(second).await;
+        schedule.advance(Instant::now());
+        assert_eq!(schedule.depth(&HashSet::new()), 3);
+        assert_eq!(schedule.depth(&HashSet::from([2])), 2, "a running key's next turn waits for it");
+        assert_eq!(schedule.pop_ready(Instant::now(), &HashSet::from([2])), Some((1, start)));
+        assert_eq!(schedule.depth(&HashSet::from([2])), 1);
     }
 
     #[tokio::test(start_paused = true)]
