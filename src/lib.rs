@@ -8,8 +8,12 @@
 //!   `file:line:column` errors, and generating CRDs and JSON Schemas.
 //! - [`store`]: the sled store of desired objects, status, sources and the
 //!   event log, with compare-and-swap writes and a watch stream.
-//! - [`engine`]: what berth sends to container engines (build contexts, and
-//!   in later work the engine trait and its Docker, Podman and fake backends).
+//! - [`engine`]: the engine trait and its Docker and in-memory fake backends.
+//! - [`controller`]: the reconcile runtime and one reconciler per kind.
+//! - [`source`]: manifest directories into the store.
+//! - [`metrics`]: Prometheus metrics under controller-runtime's names, for
+//!   `/metrics`.
+//! - [`server`]: the REST API `berth serve` answers; [`client`]: its client.
 //! - [`cli`]: the `berth` command line.
 
 pub mod api;
@@ -18,6 +22,7 @@ pub mod client;
 pub mod controller;
 pub mod engine;
 pub mod manifest;
+pub mod metrics;
 pub mod server;
 pub mod source;
 pub mod store;

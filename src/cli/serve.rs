@@ -103,7 +103,12 @@ async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()
     };
     let controller = Controller::new(store.clone(), engine, config)?;
     let mut tasks = tokio::task::JoinSet::new();
-    let app = crate::server::app(ServerState { ctx: controller.context(), observed: controller.observed() }, token);
+    let state = ServerState {
+        ctx: controller.context(),
+        observed: controller.observed(),
+        metrics: controller.metrics().clone(),
+    };
+    let app = crate::server::app(state, token);
     let mut api_shutdown = shutdown.clone();
     let stopping = async move {
         let _ = api_shutdown.wait_for(|phase| *phase != Shutdown::Running).await;

@@ -14,6 +14,10 @@
 //!   object (so orphans of deleted objects are found and removed).
 //!
 //! Reconcilers live one per kind in this module's files.
+//!
+//! The controller records into [`Metrics`] (given in [`ControllerConfig`]):
+//! its runtime's queue and reconciles, labelled by kind, and every engine
+//! call, through a [`MeteredEngine`] around the engine it is given.
 
 mod action;
 mod backoff;
@@ -38,6 +42,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::api::{AnyObject, Kind, ObjectKey};
 use crate::engine::{labels, Engine, EventAction, EventSubject};
+use crate::metrics::{MeteredEngine, Metrics, RuntimeMetrics};
 use crate::store::{ChangeType, Event, Store, WriteBatch};
 
 pub use action::{Action, ReconcileError};
@@ -55,6 +60,9 @@ pub struct ControllerConfig {
     pub reconcile_timeout: Duration,
     /// Time between full resyncs.
     pub resync_interval: Duration,
+    /// Where the controller records its metrics; pass the same handle to
+    /// whatever serves `/metrics`.
+    pub metrics: Metrics,
 }
 
 impl Default for ControllerConfig {
@@ -63,6 +71,7 @@ impl Default for ControllerConfig {
             concurrency: 8,
             reconcile_timeout: Duration::from_secs(600),
             resync_interval: Duration::from_secs(300),
+            metrics: Metrics::new(),
         }
     }
 }
@@ -80,11 +89,32 @@ fn reconnect_delay(attempt: u32) -> Duration {
     nominal.mul_f64(0.5 + fastrand::f64() * 0.5)
 }
 
+/// The `controller` label of a kind's reconciles: the kind in lower case,
+/// as controller-runtime names a controller after the kind it reconciles.
+fn controller_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Container => "container",
+        Kind::Volume => "volume",
+        Kind::Network => "network",
+        Kind::Image => "image",
+        Kind::DnsRecord => "dnsrecord",
+        Kind::Route => "route",
+    }
+}
+
 impl Controller {
-    /// A controller for `store` and `engine`.
+    /// A controller for `store` and `engine`; every call to `engine` is
+    /// timed into the config's metrics, which also count the store's objects.
     pub fn new(store: Store, engine: Arc<dyn Engine>, config: ControllerConfig) -> crate::store::Result<Self> {
         let instance = store.instance_id()?;
+        config.metrics.observe_store(&store);
+        let engine = Arc::new(MeteredEngine::new(engine, config.metrics.clone()));
         Ok(Controller { ctx: Context { store, engine, instance }, config, observed: Arc::new(AtomicBool::new(false)) })
+    }
+
+    /// The metrics this controller records into.
+    pub fn metrics(&self) -> &Metrics {
+        &self.config.metrics
     }
 
     /// This controller's instance id.
@@ -145,7 +175,9 @@ impl Controller {
         });
         let runtime_config =
             runtime::RuntimeConfig { concurrency: self.config.concurrency, timeout: self.config.reconcile_timeout };
-        runtime::run(runtime_config, receiver, reconcile, reporter(ctx.clone()), shutdown).await;
+        let metrics = RuntimeMetrics::new(&self.config.metrics, |key: &ObjectKey| controller_name(key.kind));
+        metrics.declare(&Kind::ALL.map(controller_name), runtime_config.concurrency.max(1));
+        runtime::run(runtime_config, receiver, reconcile, reporter(ctx.clone()), metrics, shutdown).await;
         helpers.shutdown().await;
         Ok(())
     }

@@ -12,10 +12,15 @@
 //!   with backoff; the runtime lives on.
 //! - Shutdown drains: no new reconcile starts, running ones finish. A forced
 //!   shutdown aborts them (reconcilers are idempotent; the next start resumes).
+//!
+//! Every step is recorded in [`RuntimeMetrics`] (work-queue adds, depth,
+//! waits, retries; reconcile results and durations), which names a key's
+//! controller through a function it is given: the runtime stays generic.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
+use std::ops::Bound;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -26,6 +31,8 @@ use tokio::time::Instant;
 
 use super::action::{Action, ReconcileError};
 use super::backoff::Backoff;
+use crate::metrics::runtime::{Outcome, Work};
+use crate::metrics::RuntimeMetrics;
 
 /// Why a key is requested.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,39 +120,82 @@ struct Schedule<K> {
     /// The same entries, by deadline.
     queue: BTreeMap<(Instant, u64), K>,
     sequence: u64,
+    /// The entries up to this slot have had their deadline pass, and there
+    /// are `passed` of them: the queue's depth, kept as entries come and go
+    /// and as time passes, so that no step counts the whole queue.
+    horizon: (Instant, u64),
+    passed: usize,
 }
 
 impl<K: Clone + Eq + Hash> Schedule<K> {
     fn new() -> Self {
-        Schedule { due: HashMap::new(), queue: BTreeMap::new(), sequence: 0 }
+        let horizon = (Instant::now(), u64::MAX);
+        Schedule { due: HashMap::new(), queue: BTreeMap::new(), sequence: 0, horizon, passed: 0 }
     }
 
-    /// Schedules `key` at `at`, unless it is already due earlier.
-    fn schedule(&mut self, key: K, at: Instant) {
+    /// Moves the horizon to `now`, counting the deadlines that passed.
+    fn advance(&mut self, now: Instant) {
+        let horizon = (now, u64::MAX);
+        if horizon > self.horizon {
+            self.passed += self.queue.range((Bound::Excluded(self.horizon), Bound::Included(horizon))).count();
+            self.horizon = horizon;
+        }
+    }
+
+    /// Keys whose deadline has passed (as of the last [`advance`](Self::advance))
+    /// and that are not running: the work queue's depth.
+    fn depth(&self, running: &HashSet<K>) -> usize {
+        let horizon = self.horizon;
+        let held = running.iter().filter(|key| self.due.get(*key).is_some_and(|slot| *slot <= horizon)).count();
+        debug_assert!(held <= self.passed, "a running key counted as due must be among the passed");
+        self.passed.saturating_sub(held)
+    }
+
+    fn insert(&mut self, slot: (Instant, u64), key: K) {
+        self.passed += usize::from(slot <= self.horizon);
+        self.queue.insert(slot, key);
+    }
+
+    fn remove(&mut self, slot: &(Instant, u64)) {
+        if self.queue.remove(slot).is_some() {
+            self.passed -= usize::from(*slot <= self.horizon);
+        }
+    }
+
+    /// Schedules `key` at `at`, unless it is already due earlier. Returns
+    /// whether the key was not waiting before (an "add" of the work queue).
+    fn schedule(&mut self, key: K, at: Instant) -> bool {
         if let Some(&(existing, sequence)) = self.due.get(&key) {
             if existing <= at {
-                return;
+                return false;
             }
-            self.queue.remove(&(existing, sequence));
+            self.remove(&(existing, sequence));
         }
         self.sequence += 1;
-        self.due.insert(key.clone(), (at, self.sequence));
-        self.queue.insert((at, self.sequence), key);
+        let added = self.due.insert(key.clone(), (at, self.sequence)).is_none();
+        self.insert((at, self.sequence), key);
+        added
     }
 
-    /// The earliest due key that is not running, if its deadline has passed.
-    fn pop_ready(&mut self, now: Instant, running: &HashSet<K>) -> Option<K> {
+    /// The earliest due key that is not running, if its deadline has passed,
+    /// with that deadline.
+    fn pop_ready(&mut self, now: Instant, running: &HashSet<K>) -> Option<(K, Instant)> {
         let entry = self.queue.iter().take_while(|((at, _), _)| *at <= now).find(|(_, key)| !running.contains(key));
         let (&slot, key) = entry?;
         let key = key.clone();
-        self.queue.remove(&slot);
+        self.remove(&slot);
         self.due.remove(&key);
-        Some(key)
+        Some((key, slot.0))
     }
 
     /// The earliest deadline of a key that is not running.
     fn next_deadline(&self, running: &HashSet<K>) -> Option<Instant> {
         self.queue.iter().find(|(_, key)| !running.contains(key)).map(|((at, _), _)| *at)
+    }
+
+    /// The earliest deadline still to come.
+    fn next_deadline_after(&self, now: Instant) -> Option<Instant> {
+        self.queue.range((now, u64::MAX)..).next().map(|((at, _), _)| *at).filter(|at| *at > now)
     }
 
     fn len(&self) -> usize {
@@ -160,6 +210,7 @@ pub async fn run<K>(
     mut requests: mpsc::UnboundedReceiver<Request<K>>,
     reconcile: ReconcileFn<K>,
     report: ReportFn<K>,
+    metrics: RuntimeMetrics<K>,
     mut shutdown: watch::Receiver<Shutdown>,
 ) where
     K: Clone + Eq + Hash + Debug + Send + Sync + 'static,
@@ -169,28 +220,37 @@ pub async fn run<K>(
     let mut backoff: HashMap<K, Backoff> = HashMap::new();
     let mut parked: HashSet<K> = HashSet::new();
     let mut tasks: JoinSet<(Timed, Duration)> = JoinSet::new();
-    let mut task_keys: HashMap<tokio::task::Id, K> = HashMap::new();
+    // The key of each task, and its record in the metrics (dropped with
+    // the map if the runtime stops first).
+    let mut task_keys: HashMap<tokio::task::Id, (K, Work)> = HashMap::new();
     let mut draining = false;
     let mut senders_gone = false;
     loop {
+        let now = Instant::now();
+        schedule.advance(now);
         if !draining {
             while running.len() < config.concurrency.max(1) {
-                let Some(key) = schedule.pop_ready(Instant::now(), &running) else { break };
+                let Some((key, due)) = schedule.pop_ready(now, &running) else { break };
                 running.insert(key.clone());
+                let work = metrics.started(&key, now.duration_since(due));
                 let future = reconcile(key.clone());
                 let timeout = config.timeout;
                 let handle = tasks.spawn(async move {
                     let started = Instant::now();
                     (tokio::time::timeout(timeout, future).await, started.elapsed())
                 });
-                task_keys.insert(handle.id(), key);
+                task_keys.insert(handle.id(), (key, work));
             }
         }
+        metrics.set_depth(schedule.depth(&running));
         if tasks.is_empty() && (draining || (senders_gone && schedule.len() == 0)) {
             return;
         }
-        let next = if draining || running.len() >= config.concurrency.max(1) {
+        let next = if draining {
             None
+        } else if running.len() >= config.concurrency.max(1) {
+            // Nothing can start, but the depth grows when a deadline passes.
+            schedule.next_deadline_after(now)
         } else {
             schedule.next_deadline(&running)
         };
@@ -201,8 +261,8 @@ pub async fn run<K>(
                     if trigger == Trigger::Changed {
                         parked.remove(&key);
                     }
-                    if !parked.contains(&key) {
-                        schedule.schedule(key, Instant::now() + delay);
+                    if !parked.contains(&key) && schedule.schedule(key, Instant::now() + delay) {
+                        metrics.added();
                     }
                 }
                 None => senders_gone = true,
@@ -213,31 +273,49 @@ pub async fn run<K>(
                     Ok((id, (result, took))) => (id, Ok((result, took))),
                     Err(error) => (error.id(), Err(error)),
                 };
-                let Some(key) = task_keys.remove(&id) else { continue };
+                let Some((key, work)) = task_keys.remove(&id) else { continue };
                 running.remove(&key);
+                // Metrics first: whoever reacts to a report sees them counted.
                 let failure = match result {
                     Ok((Ok(Ok(action)), took)) => {
                         backoff.remove(&key);
+                        let outcome = if action.requeue_after.is_some() { Outcome::RequeueAfter } else { Outcome::Success };
+                        metrics.finished(work, outcome);
                         if let Some(delay) = action.requeue_after {
-                            schedule.schedule(key.clone(), Instant::now() + delay);
+                            if schedule.schedule(key.clone(), Instant::now() + delay) {
+                                metrics.added();
+                            }
                         }
                         report(&key, &Report::Success { took });
                         None
                     }
                     Ok((Ok(Err(ReconcileError::Terminal(error))), _)) => {
+                        metrics.finished(work, Outcome::Terminal);
                         parked.insert(key.clone());
                         report(&key, &Report::Parked { message: format!("{error:#}") });
                         None
                     }
-                    Ok((Ok(Err(ReconcileError::Transient(error))), _)) => Some(format!("{error:#}")),
-                    Ok((Err(_), _)) => Some(format!("reconcile timed out after {:?}", config.timeout)),
-                    Err(join) if join.is_panic() => Some(format!("reconcile panicked: {}", panic_message(join.into_panic()))),
+                    Ok((Ok(Err(ReconcileError::Transient(error))), _)) => {
+                        metrics.finished(work, Outcome::Error);
+                        Some(format!("{error:#}"))
+                    }
+                    Ok((Err(_), _)) => {
+                        metrics.finished(work, Outcome::Error);
+                        Some(format!("reconcile timed out after {:?}", config.timeout))
+                    }
+                    Err(join) if join.is_panic() => {
+                        metrics.finished(work, Outcome::Panic);
+                        Some(format!("reconcile panicked: {}", panic_message(join.into_panic())))
+                    }
                     Err(_) => None,
                 };
                 if let Some(message) = failure {
                     let key_backoff = backoff.entry(key.clone()).or_default();
                     let delay = key_backoff.next_delay();
-                    schedule.schedule(key.clone(), Instant::now() + delay);
+                    if schedule.schedule(key.clone(), Instant::now() + delay) {
+                        metrics.added();
+                    }
+                    metrics.retried();
                     report(&key, &Report::Retry { message, delay, attempt: key_backoff.failures() });
                 }
                 // Idle: nothing running, nothing due, no request waiting (benchmarks time convergence by it).
@@ -277,6 +355,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::assert_renders;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
@@ -284,6 +363,7 @@ mod tests {
         requests: mpsc::UnboundedSender<Request<u32>>,
         shutdown: watch::Sender<Shutdown>,
         reports: Arc<Mutex<Vec<(u32, Report, Instant)>>>,
+        metrics: crate::metrics::Metrics,
         task: tokio::task::JoinHandle<()>,
     }
 
@@ -295,8 +375,10 @@ mod tests {
         let report: ReportFn<u32> =
             Arc::new(move |key, report| sink.lock().unwrap().push((*key, report.clone(), Instant::now())));
         let config = RuntimeConfig { concurrency, timeout: Duration::from_secs(60) };
-        let task = tokio::spawn(run(config, receiver, reconcile, report, shutdown_rx));
-        Harness { requests, shutdown, reports, task }
+        let metrics = crate::metrics::Metrics::new();
+        let recorder = RuntimeMetrics::new(&metrics, |_| "test");
+        let task = tokio::spawn(run(config, receiver, reconcile, report, recorder, shutdown_rx));
+        Harness { requests, shutdown, reports, metrics, task }
     }
 
     #[tokio::test(start_paused = true)]
@@ -356,18 +438,31 @@ mod tests {
         assert_eq!(harness.reports.lock().unwrap().len(), 50);
     }
 
+    /// A reconcile that works for `took`, then answers `answer(key, attempt)`;
+    /// `attempt` counts the calls of every key, from 0. Returns the count too.
+    fn scripted(
+        took: Duration,
+        answer: impl Fn(u32, usize) -> Result<Action, ReconcileError> + Send + Sync + 'static,
+    ) -> (ReconcileFn<u32>, Arc<AtomicUsize>) {
+        let attempts = Arc::new(AtomicUsize::new(0));
+        let (counter, answer) = (attempts.clone(), Arc::new(answer));
+        let reconcile: ReconcileFn<u32> = Arc::new(move |key| {
+            let (attempt, answer) = (counter.fetch_add(1, Ordering::SeqCst), answer.clone());
+            Box::pin(async move {
+                if !took.is_zero() {
+                    tokio::time::sleep(took).await;
+                }
+                answer(key, attempt)
+            })
+        });
+        (reconcile, attempts)
+    }
+
     #[tokio::test(start_paused = true)]
     async fn failures_back_off_exponentially_and_success_resets() {
-        let attempts = Arc::new(AtomicUsize::new(0));
-        let attempts2 = attempts.clone();
-        let reconcile: ReconcileFn<u32> = Arc::new(move |_| {
-            let attempts = attempts2.clone();
-            Box::pin(async move {
-                match attempts.fetch_add(1, Ordering::SeqCst) {
-                    0..=5 => Err(ReconcileError::transient("engine unavailable")),
-                    _ => Ok(Action::requeue(Duration::from_secs(30))),
-                }
-            })
+        let (reconcile, attempts) = scripted(Duration::ZERO, |_, attempt| match attempt {
+            0..=5 => Err(ReconcileError::transient("engine unavailable")),
+            _ => Ok(Action::requeue(Duration::from_secs(30))),
         });
         let harness = start(1, reconcile);
         let begin = Instant::now();
@@ -456,5 +551,69 @@ mod tests {
         harness.task.await.unwrap();
         assert_eq!(*order.lock().unwrap(), [1], "key 1 moved to 1 s; draining started nothing more");
         assert_eq!(harness.reports.lock().unwrap().len(), 1, "the running reconcile finished");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_depth_counts_due_keys_that_are_not_running() {
+        let start = Instant::now();
+        let mut schedule = Schedule::new();
+        let second = Duration::from_secs(1);
+        schedule.schedule(1, start);
+        schedule.schedule(2, start + second);
+        schedule.schedule(3, start + 2 * second);
+        schedule.advance(start);
+        assert_eq!(schedule.depth(&HashSet::new()), 1);
+        // Key 3 moves earlier, to a deadline that has passed.
+        schedule.schedule(3, start);
+        assert_eq!(schedule.depth(&HashSet::new()), 2);
+        tokio::time::advance(second).await;
+        schedule.advance(Instant::now());
+        assert_eq!(schedule.depth(&HashSet::new()), 3);
+        assert_eq!(schedule.depth(&HashSet::from([2])), 2, "a running key's next turn waits for it");
+        assert_eq!(schedule.pop_ready(Instant::now(), &HashSet::from([2])), Some((1, start)));
+        assert_eq!(schedule.depth(&HashSet::from([2])), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_queue_and_the_results_are_measured() {
+        let (reconcile, _) = scripted(Duration::from_millis(100), |key, attempt| match (key, attempt) {
+            (1, 0) => Err(ReconcileError::transient("engine unavailable")),
+            (1, _) => Ok(Action::requeue(Duration::from_secs(30))),
+            _ => Ok(Action::await_change()),
+        });
+        let harness = start(1, reconcile);
+        for key in [1, 2, 3] {
+            harness.requests.send(Request::now(key, Trigger::Other)).unwrap();
+        }
+        harness.requests.send(Request { key: 4, delay: Duration::from_millis(20), trigger: Trigger::Other }).unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_renders(
+            &harness.metrics,
+            &[
+                // Key 1 runs; 2 and 3 wait, and 4 came due while the one worker was busy.
+                "workqueue_depth{name=\"berth\"} 3",
+                "controller_runtime_active_workers{controller=\"test\"} 1",
+                "workqueue_unfinished_work_seconds{name=\"berth\"} 0.05",
+            ],
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_renders(
+            &harness.metrics,
+            &[
+                // 4 requests, the retry of 1 and its requeue.
+                "workqueue_adds_total{name=\"berth\"} 6",
+                "workqueue_retries_total{name=\"berth\"} 1",
+                "workqueue_depth{name=\"berth\"} 0",
+                "workqueue_queue_duration_seconds_count{name=\"berth\"} 5",
+                "workqueue_work_duration_seconds_count{name=\"berth\"} 5",
+                "workqueue_work_duration_seconds_sum{name=\"berth\"} 0.5",
+                "controller_runtime_reconcile_total{controller=\"test\",result=\"success\"} 3",
+                "controller_runtime_reconcile_total{controller=\"test\",result=\"requeue_after\"} 1",
+                "controller_runtime_reconcile_total{controller=\"test\",result=\"error\"} 1",
+                "controller_runtime_reconcile_errors_total{controller=\"test\"} 1",
+                "controller_runtime_active_workers{controller=\"test\"} 0",
+                "workqueue_unfinished_work_seconds{name=\"berth\"} 0.0",
+            ],
+        );
     }
 }

@@ -47,10 +47,19 @@ pub struct ServerState {
     pub ctx: Context,
     /// Set once the controller has observed the engine in full.
     pub observed: Arc<AtomicBool>,
+    /// The controller's metrics.
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// The handlers' state.
 pub type AppState = Arc<ServerState>;
+
+/// Prometheus metrics: the controller-runtime and workqueue families, engine
+/// call latency by operation, objects by kind.
+async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
+}
 
 /// The OpenAPI document, serialized once.
 #[derive(Clone)]
@@ -75,6 +84,7 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
             "/apply",
             post_with(apply::apply, |op| op.summary("Apply objects as one transaction, or plan them with dryRun=true")),
         )
+        .api_route("/metrics", get_with(metrics, |op| op.summary("Prometheus metrics (OpenMetrics text)")))
         .api_route("/events", get_with(events::events, |op| op.summary("The audit log; follow=true streams it (SSE)")))
         .api_route(
             &format!("{API_PREFIX}/{{plural}}"),

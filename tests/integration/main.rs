@@ -7,6 +7,7 @@
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
+//! - `metrics`: what the controller's metrics say about reconciles on the fake engine.
 //! - `dir_source`: watched manifest directories on real files.
 //! - `docker_e2e`: the `berth serve` binary on real Docker (the examples
 //!   converge; edits, deletions, drift, a crash and an invalid file).
@@ -26,4 +27,5 @@ mod engines;
 mod fuzz;
 mod generated;
 mod loading;
+mod metrics;
 mod store;

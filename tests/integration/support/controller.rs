@@ -20,7 +20,12 @@ pub struct Running {
 impl Running {
     /// Starts a controller on `store` and `engine`.
     pub fn start(store: &Store, engine: Arc<dyn Engine>) -> Running {
-        let config = ControllerConfig { resync_interval: Duration::from_secs(3600), ..ControllerConfig::default() };
+        Running::start_with(store, engine, ControllerConfig::default())
+    }
+
+    /// Starts a controller with `config` (its resyncs put off for the test).
+    pub fn start_with(store: &Store, engine: Arc<dyn Engine>, config: ControllerConfig) -> Running {
+        let config = ControllerConfig { resync_interval: Duration::from_secs(3600), ..config };
         let controller = Controller::new(store.clone(), engine, config).expect("controller");
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
         Running { shutdown, task: tokio::spawn(controller.run(receiver)) }
