@@ -87,7 +87,13 @@ fn body(objects: &[AnyObject]) -> anyhow::Result<Body> {
     Ok(Body { content_type: "application/yaml", bytes: text.into() })
 }
 
-async fn post(client: &Client, objects: &[AnyObject], dry_run: bool, force: bool, source: Option<&str>) -> anyhow::Result<ApplyResponse> {
+async fn post(
+    client: &Client,
+    objects: &[AnyObject],
+    dry_run: bool,
+    force: bool,
+    source: Option<&str>,
+) -> anyhow::Result<ApplyResponse> {
     let mut path = format!("/apply?dryRun={dry_run}&force={force}");
     if let Some(source) = source {
         path.push_str(&format!("&source={}", query_value(source)));
@@ -159,10 +165,24 @@ pub fn print_plan(items: &[PlanItem]) {
             PlanAction::Delete => ("-", "delete", RED),
         };
         *counts.entry(word).or_default() += 1;
-        let fields = if item.changed_fields.is_empty() { String::new() } else { format!(" ({})", item.changed_fields.join(", ")) };
-        anstream::println!("{} {}{}", paint(style, &format!("{sign} {}", display_name(&item.object))), paint(style, word), fields);
+        let fields = if item.changed_fields.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", item.changed_fields.join(", "))
+        };
+        anstream::println!(
+            "{} {}{}",
+            paint(style, &format!("{sign} {}", display_name(&item.object))),
+            paint(style, word),
+            fields
+        );
         for operation in &item.operations {
-            anstream::println!("    {} {}  {}", paint(BOLD, "→"), operation.operation, paint(DIM, &format!("({})", operation.reason)));
+            anstream::println!(
+                "    {} {}  {}",
+                paint(BOLD, "→"),
+                operation.operation,
+                paint(DIM, &format!("({})", operation.reason))
+            );
         }
         if item.action == PlanAction::Update {
             print_spec_diff(item);
@@ -172,12 +192,17 @@ pub fn print_plan(items: &[PlanItem]) {
         .iter()
         .filter_map(|w| counts.get(w).map(|n| format!("{n} to {w}")))
         .collect();
-    let summary = if summary.is_empty() { "nothing to apply".to_string() } else { summary.join(", ").replace("to unchanged", "unchanged") };
+    let summary = if summary.is_empty() {
+        "nothing to apply".to_string()
+    } else {
+        summary.join(", ").replace("to unchanged", "unchanged")
+    };
     anstream::println!("{} {summary}", paint(BOLD, "Plan:"));
 }
 
 fn print_spec_diff(item: &PlanItem) {
-    let yaml = |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| serde_yaml::to_string(v).ok()).unwrap_or_default();
+    let yaml =
+        |v: &Option<serde_json::Value>| v.as_ref().and_then(|v| serde_yaml::to_string(v).ok()).unwrap_or_default();
     let (old, new) = (yaml(&item.current), yaml(&item.desired));
     let diff = similar::TextDiff::from_lines(&old, &new);
     for hunk in diff.unified_diff().context_radius(1).iter_hunks() {
@@ -224,7 +249,13 @@ pub async fn wait_ready(client: &Client, keys: &[ObjectKey], timeout: Duration) 
         if started.elapsed() >= timeout {
             anstream::eprintln!("{} not ready after {}:", paint(RED, "✘"), humantime::format_duration(timeout));
             for (key, state) in waiting {
-                anstream::eprintln!("  {}: Ready={} {}: {}", short_name(&key), state.status, state.reason, state.message);
+                anstream::eprintln!(
+                    "  {}: Ready={} {}: {}",
+                    short_name(&key),
+                    state.status,
+                    state.reason,
+                    state.message
+                );
             }
             return Ok(ExitCode::FAILURE);
         }

@@ -109,7 +109,15 @@ pub fn describe(object: &AnyObject, events: &[crate::server::EventEntry]) -> Str
     } else {
         let rows: Vec<Vec<String>> = conditions
             .iter()
-            .map(|c| vec![c.kind.clone(), format!("{:?}", c.status), c.reason.clone(), age(Some(c.last_transition_time)), c.message.replace('\n', " ")])
+            .map(|c| {
+                vec![
+                    c.kind.clone(),
+                    format!("{:?}", c.status),
+                    c.reason.clone(),
+                    age(Some(c.last_transition_time)),
+                    c.message.replace('\n', " "),
+                ]
+            })
             .collect();
         out.push(indent(&table(&["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], &rows)));
     }

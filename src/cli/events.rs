@@ -35,7 +35,13 @@ pub struct EventsArgs {
 
 fn row(e: &EventEntry) -> Vec<String> {
     let time = e.time.get(..19).unwrap_or(&e.time).replace('T', " ");
-    vec![time, e.object.clone().unwrap_or_else(|| "-".into()), e.action.clone(), e.reason.clone(), e.message.replace('\n', " ")]
+    vec![
+        time,
+        e.object.clone().unwrap_or_else(|| "-".into()),
+        e.action.clone(),
+        e.reason.clone(),
+        e.message.replace('\n', " "),
+    ]
 }
 
 const HEADERS: [&str; 5] = ["TIME", "OBJECT", "ACTION", "REASON", "MESSAGE"];

@@ -24,7 +24,7 @@ pub enum Format {
 /// Arguments of `berth get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Kind: `containers`, `container`, `c`, `volumes`, `networks`, `images`, `dnsrecords`, `routes`, …
+    /// Kind: `containers`, `container` or `ctr`; `volumes`, `networks`, `images`, `dnsrecords`, `routes` (and their singulars and short names).
     pub kind: String,
     /// One object's name.
     pub name: Option<String>,

@@ -36,7 +36,8 @@ pub fn run(args: LogsArgs) -> anyhow::Result<ExitCode> {
     let key = ObjectKey::new(Kind::Container, &args.namespace, &args.name);
     let client = args.client.client()?;
     block_on(async move {
-        let path = format!("{}/logs?follow={}&replica={}&tail={}", object_path(&key), args.follow, args.replica, args.tail);
+        let path =
+            format!("{}/logs?follow={}&replica={}&tail={}", object_path(&key), args.follow, args.replica, args.tail);
         let mut body = client.stream(&path).await?;
         let mut stdout = std::io::stdout().lock();
         while let Some(chunk) = body.next().await {

@@ -90,6 +90,11 @@ pub fn readiness(object: &AnyObject) -> Readiness {
             reason: if observed { c.reason.clone() } else { "Reconciling".into() },
             message: c.message.clone(),
         },
-        None => Readiness { ready: false, status: "Unknown".into(), reason: "Pending".into(), message: "not reconciled yet".into() },
+        None => Readiness {
+            ready: false,
+            status: "Unknown".into(),
+            reason: "Pending".into(),
+            message: "not reconciled yet".into(),
+        },
     }
 }

@@ -111,7 +111,10 @@ impl Client {
         body: Option<Body>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let unreachable = |e: std::io::Error| {
-            ClientError::Transport(format!("cannot reach berth at {}: {e}; is `berth serve` running? (--server / BERTH_SERVER)", self.server()))
+            ClientError::Transport(format!(
+                "cannot reach berth at {}: {e}; is `berth serve` running? (--server / BERTH_SERVER)",
+                self.server()
+            ))
         };
         let mut sender = match &self.target {
             Target::Tcp(address) => {
@@ -156,7 +159,12 @@ impl Client {
     }
 
     /// Sends a request and decodes the JSON answer.
-    pub async fn json<T: DeserializeOwned>(&self, method: Method, path: &str, body: Option<Body>) -> Result<T, ClientError> {
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<T, ClientError> {
         let response = self.send(method, path, body).await?;
         let bytes = response
             .into_body()
@@ -164,8 +172,11 @@ impl Client {
             .await
             .map_err(|e| ClientError::Transport(format!("reading the answer failed: {e}")))?
             .to_bytes();
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("the server's answer does not decode ({e}); is it a berth of the same version?")))
+        serde_json::from_slice(&bytes).map_err(|e| {
+            ClientError::Transport(format!(
+                "the server's answer does not decode ({e}); is it a berth of the same version?"
+            ))
+        })
     }
 
     /// Sends a request and streams the answer's bytes.

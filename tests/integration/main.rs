@@ -17,6 +17,8 @@
 
 mod support;
 
+mod api;
+mod api_cli;
 mod bad_manifests;
 mod cli;
 mod conformance;

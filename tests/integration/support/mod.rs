@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+pub mod api;
 pub mod controller;
 pub mod engines;
 pub mod serve;

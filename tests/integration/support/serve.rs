@@ -90,8 +90,21 @@ impl Stack {
         self.manifests().join(name)
     }
 
-    fn state_dir(&self) -> PathBuf {
+    /// berth's state directory (its store, lock and API token).
+    pub fn state_dir(&self) -> PathBuf {
         self.dir.join("state")
+    }
+
+    /// The REST API's address, once berth has logged it (this start's line).
+    pub async fn server_url(&self) -> String {
+        self.eventually(CONVERGE, "the REST API listening", || async {
+            let log = self.log();
+            let start = log.rfind("=== berth serve started by the test ===")?;
+            let line = log[start..].lines().find(|l| l.contains("REST API on http://"))?;
+            let url = line.split("REST API on ").nth(1)?.split_whitespace().next()?;
+            Some(url.to_string())
+        })
+        .await
     }
 
     fn log_path(&self) -> PathBuf {
@@ -123,13 +136,24 @@ impl Stack {
 
     /// Starts `berth serve` on the manifests and state directories.
     pub fn start(&mut self) {
+        self.spawn(true);
+    }
+
+    /// Starts `berth serve` without a manifest directory: objects come
+    /// through the REST API only.
+    pub fn start_api_only(&mut self) {
+        self.spawn(false);
+    }
+
+    fn spawn(&mut self, follow_manifests: bool) {
         assert!(self.berth.is_none(), "berth is already running");
         let mut log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         writeln!(log, "=== berth serve started by the test ===").expect("log file");
+        let manifests: Vec<std::ffi::OsString> =
+            if follow_manifests { vec!["--manifests".into(), self.manifests().into()] } else { Vec::new() };
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .arg("serve")
-            .arg("--manifests")
-            .arg(self.manifests())
+            .args(manifests)
             .arg("--state-dir")
             .arg(self.state_dir())
             .args(["--engine", "docker", "--listen", "127.0.0.1:0"])

@@ -1,0 +1,211 @@
+//! The REST API as a router in the test's process, on a real store and the
+//! fake engine with a running controller: requests go through `oneshot`,
+//! the same tower service `berth serve` puts on a socket.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Request, StatusCode};
+use berth::client::{sse_events, ClientError, SseEvent};
+use berth::controller::runtime::Shutdown;
+use berth::controller::{Controller, ControllerConfig};
+use berth::engine::fake::FakeEngine;
+use berth::server::{app, ServerState, Token};
+use berth::store::Store;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// The token the test server wants.
+pub const TOKEN: &str = "test-token";
+/// The object endpoints' prefix.
+pub const PREFIX: &str = "/apis/berth.dev/v1alpha1";
+
+/// A server and what it runs on.
+pub struct Api {
+    /// The router.
+    pub router: axum::Router,
+    /// Its store.
+    pub store: Store,
+    /// Its engine.
+    pub engine: FakeEngine,
+    shutdown: watch::Sender<Shutdown>,
+    _dir: tempfile::TempDir,
+}
+
+/// An answer.
+pub struct Reply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl Reply {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// Asserts the status and the error shape, returns the error message.
+    pub fn error(&self, status: StatusCode) -> String {
+        assert_eq!(self.status, status, "{}", self.text());
+        let body = self.json();
+        for field in ["code", "message", "details", "requestId"] {
+            assert!(body.get(field).is_some(), "error without `{field}`: {body}");
+        }
+        assert_eq!(self.headers["x-request-id"].to_str().unwrap(), body["requestId"].as_str().unwrap());
+        body["message"].as_str().unwrap().to_string()
+    }
+}
+
+impl Api {
+    /// A server with a running controller on a fresh store and fake engine.
+    pub async fn start() -> Api {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(dir.path()).expect("store");
+        let engine = FakeEngine::new();
+        engine.preload_image("busybox");
+        let config = ControllerConfig { resync_interval: Duration::from_secs(3600), ..ControllerConfig::default() };
+        let controller = Controller::new(store.clone(), Arc::new(engine.clone()), config).expect("controller");
+        let state = ServerState {
+            ctx: controller.context(),
+            observed: controller.observed(),
+            metrics: controller.metrics().clone(),
+        };
+        let router = app(state, Token::from_secret(TOKEN));
+        let (shutdown, receiver) = watch::channel(Shutdown::Running);
+        tokio::spawn(controller.run(receiver));
+        Api { router, store, engine, shutdown, _dir: dir }
+    }
+
+    fn request(method: &str, uri: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Request<Body> {
+        let mut request = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        match body {
+            Some((content_type, bytes)) => request.header("content-type", content_type).body(Body::from(bytes)),
+            None => request.body(Body::empty()),
+        }
+        .expect("request")
+    }
+
+    /// Sends a request with any token (or none) and body.
+    pub async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Reply {
+        let response = self.router.clone().oneshot(Self::request(method, uri, token, body)).await.expect("infallible");
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await.expect("body").to_bytes();
+        Reply { status: parts.status, headers: parts.headers, body }
+    }
+
+    /// An authorized GET.
+    pub async fn get(&self, uri: &str) -> Reply {
+        self.call("GET", uri, Some(TOKEN), None).await
+    }
+
+    /// An authorized request with a YAML body.
+    pub async fn send_yaml(&self, method: &str, uri: &str, yaml: &str) -> Reply {
+        self.call(method, uri, Some(TOKEN), Some(("application/yaml", yaml.as_bytes().to_vec()))).await
+    }
+
+    /// An authorized streaming GET, as Server-Sent Events.
+    pub async fn events(&self, uri: &str) -> BoxStream<'static, Result<SseEvent, ClientError>> {
+        let response =
+            self.router.clone().oneshot(Self::request("GET", uri, Some(TOKEN), None)).await.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        let frames =
+            response.into_body().into_data_stream().map(|f| f.map_err(|e| ClientError::Transport(e.to_string())));
+        sse_events(frames)
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(Shutdown::Force);
+    }
+}
+
+/// The next event of a stream, failing after `timeout`.
+pub async fn next_event(events: &mut BoxStream<'static, Result<SseEvent, ClientError>>, timeout: Duration) -> SseEvent {
+    tokio::time::timeout(timeout, events.next()).await.expect("an event in time").expect("stream open").expect("event")
+}
+
+/// A Container manifest with one env value.
+pub fn container(name: &str, value: &str) -> String {
+    format!(
+        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  env:\n    - name: GREETING\n      value: {value}\n"
+    )
+}
+
+/// A `berth serve` process on the fake engine, listening on a free port.
+pub struct ServedFake {
+    child: std::process::Child,
+    /// Its state directory (with the token).
+    pub dir: tempfile::TempDir,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl ServedFake {
+    /// Starts it and waits for its API.
+    pub fn start() -> ServedFake {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let log = dir.path().join("berth.log");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
+            .args(["serve", "--engine", "fake", "--listen", "127.0.0.1:0", "--state-dir"])
+            .arg(dir.path().join("state"))
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("spawning berth");
+        let started = std::time::Instant::now();
+        let url = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(url) = text.split("REST API on ").nth(1).and_then(|rest| rest.split_whitespace().next()) {
+                break url.to_string();
+            }
+            assert!(started.elapsed() < Duration::from_secs(30), "berth serve did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        ServedFake { child, dir, url }
+    }
+
+    /// The state directory.
+    pub fn state_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// `berth` with this server and its token's directory in the environment.
+    pub fn cli(&self) -> assert_cmd::Command {
+        cli(&self.url, &self.state_dir())
+    }
+}
+
+/// `berth` pointed at `url`, reading the token from `state_dir`.
+pub fn cli(url: &str, state_dir: &std::path::Path) -> assert_cmd::Command {
+    let mut command = assert_cmd::Command::cargo_bin("berth").expect("the berth binary");
+    command.env("BERTH_SERVER", url).env("BERTH_STATE_DIR", state_dir).env("NO_COLOR", "1").env_remove("BERTH_TOKEN");
+    command
+}
+
+impl Drop for ServedFake {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
