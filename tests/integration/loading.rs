@@ -51,12 +51,13 @@ fn multi_document_files_keep_document_numbers_and_skip_empty_documents() {
 }
 
 #[test]
-fn objects_are_stored_defaulted_and_without_server_fields() {
+fn objects_are_stored_defaulted_and_without_server_fields_but_their_version() {
     let text = "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata:\n  name: web\n  uid: forged\n  resourceVersion: 99\nspec:\n  image: busybox\n  ports: [{containerPort: 80, hostPort: auto}]\nstatus:\n  readyReplicas: 5\n";
     let objects = manifest::load_text(text, "<api>", None).unwrap();
     let AnyObject::Container(web) = &objects[0].object else { unreachable!() };
     assert_eq!(web.metadata.uid, None);
-    assert_eq!(web.metadata.resource_version, None);
+    // Kept: an API write makes it its precondition; directory sources ignore it.
+    assert_eq!(web.metadata.resource_version, Some(99));
     assert!(web.status.is_none());
     assert_eq!(web.metadata.namespace.as_deref(), Some("default"));
     assert_eq!(web.spec.replicas, Some(1));

@@ -243,3 +243,17 @@ fn the_lock_is_released_when_the_holder_goes() {
     drop(Store::open(dir.path()).unwrap());
     Store::open(dir.path()).expect("reopened after the first handle was dropped");
 }
+
+#[test]
+fn a_file_carrying_a_stale_resource_version_still_applies() {
+    // `berth get -o yaml > web.yaml` copies the version into the file; a
+    // watched directory must not turn it into a precondition.
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut object = volume("data");
+    object.metadata_mut().resource_version = Some(12_345);
+    let source = Source::file("/srv/data.yaml");
+    berth::source::apply::apply_source(&store, &source, vec![object.clone()]).unwrap();
+    berth::source::apply::apply_source(&store, &source, vec![object]).unwrap();
+    assert!(store.get(&ObjectKey::parse("Volume/default/data").unwrap()).unwrap().is_some());
+}
