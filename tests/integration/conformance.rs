@@ -74,6 +74,9 @@ macro_rules! conformance_suite {
 conformance_suite!(docker, async {
     crate::support::engines::berth_docker().await.map(|engine| Arc::new(engine) as Arc<dyn Engine>)
 });
+conformance_suite!(podman, async {
+    crate::support::engines::berth_podman().await.map(|engine| Arc::new(engine) as Arc<dyn Engine>)
+});
 // The fake engine runs no processes: the checks that need one (logs of a
 // command, a health check command, a client reaching a server, SIGTERM being
 // ignored) and a build that fails inside a `RUN` are not run on it yet.

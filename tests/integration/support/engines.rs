@@ -274,6 +274,16 @@ pub async fn berth_docker() -> Option<berth::engine::docker::DockerEngine> {
     .await
 }
 
+/// berth's own Podman engine, if the policy lets the calling test run (see
+/// the module doc). Its `connect` pings the service.
+pub async fn berth_podman() -> Option<berth::engine::podman::PodmanEngine> {
+    reach(EngineKind::Podman, |socket| async move {
+        let endpoint = format!("unix://{}", socket.display());
+        Ok(berth::engine::podman::PodmanEngine::connect(Some(&endpoint)).await?)
+    })
+    .await
+}
+
 impl TestEngine for DockerEngine {
     fn kind(&self) -> EngineKind {
         EngineKind::Docker
