@@ -8,8 +8,9 @@
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `dir_source`: watched manifest directories on real files.
-//! - `docker_e2e`: the `berth serve` binary on real Docker (the examples
-//!   converge; edits, deletions, drift, a crash and an invalid file).
+//! - `e2e`: the `berth serve` binary on real Docker and Podman (the
+//!   examples converge; edits, deletions, drift, a crash and an invalid
+//!   file), one scenario list per engine (`e2e::podman::...`).
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
 //! - `conformance`: what every `Engine` backend must do, one test per check
 //!   and engine (`conformance::docker::...`).
@@ -21,7 +22,7 @@ mod cli;
 mod conformance;
 mod controller;
 mod dir_source;
-mod docker_e2e;
+mod e2e;
 mod engines;
 mod fuzz;
 mod generated;
