@@ -173,6 +173,9 @@ impl PodmanService {
         let child = tokio::process::Command::new("podman")
             .args(["system", "service", "--time=0"])
             .arg(format!("unix://{}", socket.display()))
+            // With these set, `podman` is a remote client, which cannot serve.
+            .env_remove("CONTAINER_HOST")
+            .env_remove("CONTAINER_CONNECTION")
             .stdin(Stdio::null())
             .kill_on_drop(true)
             .spawn()
