@@ -19,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::controller::runtime::Shutdown;
 use crate::controller::{Controller, ControllerConfig};
-use crate::engine::docker::DockerEngine;
+use crate::engine::endpoint::{self, PodmanService, Selection};
 use crate::engine::fake::FakeEngine;
 use crate::engine::Engine;
 use crate::server::{Listen, ServerState, Token};
@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// Container engine to drive.
     #[arg(long, value_enum, default_value_t = EngineChoice::Auto, env = "BERTH_ENGINE")]
     pub engine: EngineChoice,
+    /// When Podman is installed but no socket answers, run `podman system
+    /// service` as a child (stopped when berth exits).
+    #[arg(long)]
+    pub podman_start_service: bool,
     /// Reconciles running at once.
     #[arg(long, value_name = "N", default_value_t = ControllerConfig::default().concurrency)]
     pub concurrency: usize,
@@ -54,11 +58,13 @@ pub struct ServeArgs {
 /// Which engine `serve` drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum EngineChoice {
-    /// Docker at `DOCKER_HOST` or `/var/run/docker.sock` (Podman comes later).
+    /// `DOCKER_HOST` or `CONTAINER_HOST` when set, else the first socket that
+    /// answers of Docker's, rootful Podman's and rootless Podman's.
     Auto,
     /// Docker, through its API socket (`DOCKER_HOST` or `/var/run/docker.sock`).
     Docker,
-    /// Podman, through its libpod API socket (not in this version yet).
+    /// Podman, through its libpod API socket (`CONTAINER_HOST`,
+    /// `/run/podman/podman.sock` or `$XDG_RUNTIME_DIR/podman/podman.sock`).
     Podman,
     /// The in-memory engine, for trying berth without containers.
     Fake,
@@ -95,7 +101,9 @@ async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()
     let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
     tokio::spawn(shutdown_signal(shutdown_tx));
     let listener = args.listen.bind().await?;
-    let Some(engine) = connect(args.engine, shutdown.clone()).await? else { return Ok(()) };
+    let Some((engine, service)) = connect(args.engine, args.podman_start_service, shutdown.clone()).await? else {
+        return Ok(());
+    };
     let config = ControllerConfig {
         concurrency: args.concurrency.max(1),
         resync_interval: args.resync_interval,
@@ -127,9 +135,15 @@ async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()
             }
         });
     }
-    controller.run(shutdown).await?;
+    let outcome = controller.run(shutdown).await;
     tasks.shutdown().await;
-    match api.await {
+    let served = api.await;
+    if let Some(service) = service {
+        tracing::info!(socket = %service.socket().display(), "stopping the podman service berth started");
+        service.stop().await;
+    }
+    outcome?;
+    match served {
         Ok(result) => result?,
         Err(e) => tracing::error!("the API server stopped: {e}"),
     }
@@ -138,37 +152,68 @@ async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()
 }
 
 /// Connects to the chosen engine, waiting for it to come up; `None` when a
-/// signal came first.
+/// signal came first. With `start_service`, a Podman that is installed but
+/// not served is started (the service is returned, to stop on exit);
+/// without it, that case is an error saying so.
 async fn connect(
     choice: EngineChoice,
+    start_service: bool,
     mut shutdown: watch::Receiver<Shutdown>,
-) -> anyhow::Result<Option<Arc<dyn Engine>>> {
-    match choice {
+) -> anyhow::Result<Option<(Arc<dyn Engine>, Option<PodmanService>)>> {
+    let selection = match choice {
         EngineChoice::Fake => {
             tracing::warn!("using the in-memory fake engine: nothing real will run");
-            return Ok(Some(Arc::new(FakeEngine::new())));
+            return Ok(Some((Arc::new(FakeEngine::new()), None)));
         }
-        EngineChoice::Podman => {
-            anyhow::bail!("the Podman engine is not in this version of berth yet; use --engine docker")
-        }
-        EngineChoice::Auto | EngineChoice::Docker => {}
-    }
+        EngineChoice::Auto => Selection::Auto,
+        EngineChoice::Docker => Selection::Docker,
+        EngineChoice::Podman => Selection::Podman,
+    };
+    let candidates =
+        endpoint::candidates(selection, |name| std::env::var(name).ok(), crate::engine::podman::user_socket());
     let mut attempt = 0u32;
     loop {
-        match DockerEngine::connect(None).await {
-            Ok(engine) => {
-                tracing::info!(endpoint = engine.endpoint(), "using Docker");
-                return Ok(Some(Arc::new(engine)));
-            }
-            Err(e) => {
-                let delay = Duration::from_millis(800).saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(30));
-                attempt += 1;
-                tracing::warn!("Docker is not reachable ({e:#}); is dockerd running? retrying in {delay:?}");
-                tokio::select! {
-                    _ = tokio::time::sleep(delay) => {}
-                    _ = shutdown.changed() => return Ok(None),
+        let mut failures = Vec::new();
+        for candidate in &candidates {
+            match candidate.connect().await {
+                Ok(engine) => {
+                    let (backend, reason) = (candidate.backend.as_str(), candidate.reason);
+                    tracing::info!(engine = backend, endpoint = %candidate.endpoint, reason, "engine chosen");
+                    return Ok(Some((engine, None)));
                 }
+                Err(e) => failures.push(format!("{} at {}: {e:#}", candidate.backend.as_str(), candidate.endpoint)),
             }
+        }
+        let failures = failures.join("; ");
+        let podman_socket =
+            candidates.iter().filter(|c| c.backend == endpoint::Backend::Podman).find_map(|c| c.socket());
+        if let (Some(socket), true) = (podman_socket, endpoint::podman_installed()) {
+            anyhow::ensure!(
+                start_service,
+                "no engine answers ({failures}). Podman is installed but its API service is not running: \
+                 pass --podman-start-service to let berth start `podman system service` (and stop it on exit), \
+                 or start it yourself: podman system service --time=0 unix://{}",
+                socket.display()
+            );
+            tracing::info!(socket = %socket.display(), "starting podman system service");
+            let service = PodmanService::start(&socket).await.context("--podman-start-service")?;
+            let engine = crate::engine::podman::PodmanEngine::connect(Some(&format!("unix://{}", socket.display())))
+                .await
+                .context("connecting to the podman service berth started")?;
+            tracing::info!(
+                engine = "podman",
+                endpoint = engine.endpoint(),
+                reason = "started by berth",
+                "engine chosen"
+            );
+            return Ok(Some((Arc::new(engine), Some(service))));
+        }
+        let delay = Duration::from_millis(800).saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(30));
+        attempt += 1;
+        tracing::warn!("no engine answers ({failures}); retrying in {delay:?}");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return Ok(None),
         }
     }
 }

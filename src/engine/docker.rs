@@ -43,7 +43,7 @@ use bollard::query_parameters::{
     ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptions,
     RemoveVolumeOptions, StartContainerOptions, StopContainerOptionsBuilder,
 };
-use futures::stream::{self, BoxStream};
+use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
@@ -57,10 +57,6 @@ const DEFAULT_ENDPOINT: &str = "unix:///var/run/docker.sock";
 /// Seconds a request may wait for the daemon's answer (bollard's default).
 /// Stops wait longer: see [`DockerEngine::stop_container`].
 const REQUEST_TIMEOUT_SECS: u64 = 120;
-
-/// How many inspects a list runs at once (lists answer with less than
-/// [`ContainerInfo`] and [`NetworkInfo`] need).
-const INSPECT_CONCURRENCY: usize = 8;
 
 /// Build output lines kept in the error of a failed build.
 const FAILED_BUILD_LINES: usize = 20;
@@ -119,29 +115,6 @@ impl DockerEngine {
         move |error| engine_error(error, &self.endpoint, verb, what)
     }
 
-    /// Inspects each listed object with `inspect`, at most
-    /// [`INSPECT_CONCURRENCY`] at once, skipping those removed since the list.
-    async fn inspect_all<T, F>(&self, ids: Vec<String>, inspect: impl Fn(String) -> F) -> Result<Vec<T>>
-    where
-        F: std::future::Future<Output = Result<T>>,
-    {
-        let found: Vec<Option<T>> = stream::iter(ids)
-            .map(|id| {
-                let inspecting = inspect(id);
-                async move {
-                    match inspecting.await {
-                        Ok(info) => Ok(Some(info)),
-                        Err(error) if error.is_not_found() => Ok(None),
-                        Err(error) => Err(error),
-                    }
-                }
-            })
-            .buffered(INSPECT_CONCURRENCY)
-            .try_collect()
-            .await?;
-        Ok(found.into_iter().flatten().collect())
-    }
-
     async fn inspect_network(&self, name: &str) -> Result<NetworkInfo> {
         let what = format!("network {name}");
         let network = self
@@ -175,7 +148,7 @@ impl Engine for DockerEngine {
         let listed = self.client.list_containers(Some(options)).await.map_err(self.fail("list", "containers"))?;
         // The list lacks exit codes, restart counts and health on API 1.41.
         let ids = listed.into_iter().filter_map(|summary| summary.id).collect();
-        self.inspect_all(ids, |id| async move { self.inspect_container(&id).await }).await
+        super::inspect_each(ids, |id| async move { self.inspect_container(&id).await }).await
     }
 
     async fn inspect_container(&self, id: &str) -> Result<ContainerInfo> {
@@ -379,7 +352,7 @@ impl Engine for DockerEngine {
         let listed = self.client.list_networks(Some(options)).await.map_err(self.fail("list", "networks"))?;
         // Only an inspect names the attached containers.
         let ids = listed.into_iter().filter_map(|network| network.id).collect();
-        self.inspect_all(ids, |id| async move { self.inspect_network(&id).await }).await
+        super::inspect_each(ids, |id| async move { self.inspect_network(&id).await }).await
     }
 
     async fn create_network(&self, config: &NetworkConfig) -> Result<NetworkInfo> {

@@ -6,6 +6,10 @@
 //! [`fake`] engine stand in for fast tests, fault injection and benchmarks.
 //!
 //! - [`docker`]: Docker over bollard (unix socket or `DOCKER_HOST`).
+//! - [`podman`]: Podman over its libpod REST API (podman-api, plus raw
+//!   requests where it falls short), running the health checks Podman
+//!   leaves to systemd.
+//! - [`endpoint`]: which engine `--engine auto` picks.
 //! - [`fake`]: in memory, with the same semantics, scripted failures and latency.
 //! - [`build_context`]: the in-memory tar an image build sends.
 //! - [`labels`]: berth's ownership labels and the spec hash.
@@ -13,16 +17,18 @@
 
 pub mod build_context;
 pub mod docker;
+pub mod endpoint;
 mod error;
 pub mod fake;
 pub mod labels;
 mod log_lines;
+pub mod podman;
 pub mod types;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
+use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 pub use error::{EngineError, Result};
 pub use log_lines::lines_of;
@@ -89,4 +95,31 @@ pub trait Engine: Send + Sync + 'static {
     /// Engine events from now on. The stream ends (or yields an error) when
     /// the connection drops; the caller reconnects and resyncs.
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>>;
+}
+
+/// How many inspects a list runs at once (engines' lists answer with less
+/// than [`ContainerInfo`] and [`NetworkInfo`] need).
+const INSPECT_CONCURRENCY: usize = 8;
+
+/// Inspects each listed object with `inspect`, at most
+/// [`INSPECT_CONCURRENCY`] at once, skipping those removed since the list.
+pub(crate) async fn inspect_each<T, F>(ids: Vec<String>, inspect: impl Fn(String) -> F) -> Result<Vec<T>>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let found: Vec<Option<T>> = stream::iter(ids)
+        .map(|id| {
+            let inspecting = inspect(id);
+            async move {
+                match inspecting.await {
+                    Ok(info) => Ok(Some(info)),
+                    Err(error) if error.is_not_found() => Ok(None),
+                    Err(error) => Err(error),
+                }
+            }
+        })
+        .buffered(INSPECT_CONCURRENCY)
+        .try_collect()
+        .await?;
+    Ok(found.into_iter().flatten().collect())
 }

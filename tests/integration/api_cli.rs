@@ -8,6 +8,7 @@ use predicates::prelude::*;
 use predicates::str::contains;
 
 use crate::support::api::{cli, ServedFake};
+use crate::support::engines::EngineKind;
 use crate::support::repo_path;
 use crate::support::serve::Stack;
 
@@ -139,7 +140,7 @@ fn the_client_commands_work_against_a_served_fake_engine() {
 
 #[tokio::test]
 async fn apply_wait_get_describe_and_logs_on_real_docker() {
-    let Some(mut stack) = Stack::examples().await else { return };
+    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
     stack.start_api_only();
     let url = stack.server_url().await;
     let state = stack.state_dir();

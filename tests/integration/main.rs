@@ -9,8 +9,9 @@
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `metrics`: what the controller's metrics say about reconciles on the fake engine.
 //! - `dir_source`: watched manifest directories on real files.
-//! - `docker_e2e`: the `berth serve` binary on real Docker (the examples
-//!   converge; edits, deletions, drift, a crash and an invalid file).
+//! - `e2e`: the `berth serve` binary on real Docker and Podman (the
+//!   examples converge; edits, deletions, drift, a crash and an invalid
+//!   file), one scenario list per engine (`e2e::podman::...`).
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
 //! - `conformance`: what every `Engine` backend must do, one test per check
 //!   and engine (`conformance::docker::...`).
@@ -24,7 +25,7 @@ mod cli;
 mod conformance;
 mod controller;
 mod dir_source;
-mod docker_e2e;
+mod e2e;
 mod engines;
 mod fuzz;
 mod generated;

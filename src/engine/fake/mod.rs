@@ -2,8 +2,12 @@
 //!
 //! It serves the controller's fast tests, fault injection and scale
 //! benchmarks. It keeps Docker's rules (see [`state`]), publishes the same
-//! events, moves health from `starting` to `healthy` after the check
-//! interval (in tokio time, so paused-time tests control it), and can be
+//! events, and runs its containers' commands with a small documented
+//! process model ([`process`], [`shell`]): output becomes logs, scripts
+//! exit with their codes, health check commands decide `starting` →
+//! `healthy` → `unhealthy`, servers answer clients that name them by
+//! alias, a stop waits the grace period. Builds check their `RUN` steps
+//! ([`build`]). Time is tokio's, so paused-time tests control it. It can be
 //! scripted: fail the next calls of an operation, fail every mutation after
 //! the first N (a crash at that point), add latency, or drop the event
 //! streams. It records every call, so a test can assert that a resync made
@@ -13,8 +17,12 @@
 //! "restarts berth" against the same engine.
 //!
 //! It never stands in for Docker or Podman in a test that claims real
-//! behaviour; the engine conformance suite runs the same checks on all three.
+//! behaviour; the engine conformance suite runs the same checks on all
+//! three, and the fake passes them unchanged.
 
+mod build;
+mod process;
+mod shell;
 mod state;
 
 use std::collections::VecDeque;
@@ -28,7 +36,7 @@ use tokio::sync::broadcast;
 
 use super::{
     BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, Engine, EngineError, EngineEvent, EngineInfo, Health,
-    ImageInfo, Labels, NetworkConfig, NetworkInfo, RestartPolicy, Result, VolumeConfig, VolumeInfo,
+    ImageInfo, Labels, NetworkConfig, NetworkInfo, Result, VolumeConfig, VolumeInfo,
 };
 use state::World;
 
@@ -167,26 +175,13 @@ impl FakeEngine {
     /// The container's process exits with `code` by itself; the engine
     /// applies the restart policy, as Docker does for a crash.
     pub fn crash_container(&self, container: &str, code: i64) -> Result<()> {
-        let (events, restart) = {
-            let mut world = lock(&self.inner.world);
+        let (id, run) = {
+            let world = lock(&self.inner.world);
             let id = world.container_id(container)?;
-            let events = world.exit_container(&id, code)?;
-            let policy = world.containers[&id].config.restart;
-            let restart = policy == RestartPolicy::Always || (policy == RestartPolicy::OnFailure && code != 0);
-            (events, restart.then_some(id))
+            let run = world.containers[&id].run;
+            (id, run)
         };
-        self.publish(events);
-        if let Some(id) = restart {
-            let (run, events) = {
-                let mut world = lock(&self.inner.world);
-                if let Some(c) = world.containers.get_mut(&id) {
-                    c.info.restart_count += 1;
-                }
-                world.start_container(&id)?
-            };
-            self.publish(events);
-            self.schedule_health(&id, run);
-        }
+        self.process_exited(&id, run, code);
         Ok(())
     }
 
@@ -195,19 +190,6 @@ impl FakeEngine {
             // Nobody listening is fine.
             let _ = self.inner.events.send(event);
         }
-    }
-
-    /// Marks a fresh run healthy once its first check interval has passed.
-    fn schedule_health(&self, id: &str, run: u64) {
-        let health = lock(&self.inner.world).containers.get(id).and_then(|c| c.config.health.clone());
-        let Some(health) = health else { return };
-        let engine = self.clone();
-        let id = id.to_string();
-        tokio::spawn(async move {
-            tokio::time::sleep(health.start_period.max(health.interval).max(Duration::from_millis(1))).await;
-            let events = lock(&engine.inner.world).set_health(&id, Some(run), Health::Healthy).unwrap_or_default();
-            engine.publish(events);
-        });
     }
 
     /// Records a call, waits the configured latency and applies scripted faults.
@@ -264,17 +246,24 @@ impl Engine for FakeEngine {
 
     async fn start_container(&self, id: &str) -> Result<()> {
         self.enter("start_container", id, true).await?;
-        let run = self.mutate(|world| world.start_container(id))?;
-        // Resolve the id in its own statement: the guard must be gone before
-        // `schedule_health` locks the world again.
-        let resolved = lock(&self.inner.world).container_id(id)?;
-        self.schedule_health(&resolved, run);
+        let (resolved, run, events) = {
+            let mut world = lock(&self.inner.world);
+            let resolved = world.container_id(id)?;
+            let (run, events) = world.start_container(&resolved)?;
+            (resolved, run, events)
+        };
+        // No event: it was running already, its process too.
+        let started = !events.is_empty();
+        self.publish(events);
+        if started {
+            self.spawn_run(&resolved, run);
+        }
         Ok(())
     }
 
-    async fn stop_container(&self, id: &str, _grace: Duration) -> Result<()> {
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
         self.enter("stop_container", id, true).await?;
-        self.mutate(|world| world.exit_container(id, 0).map(|events| ((), events)))
+        self.stop_run(id, grace).await
     }
 
     async fn remove_container(&self, id: &str) -> Result<()> {
@@ -284,34 +273,42 @@ impl Engine for FakeEngine {
 
     async fn container_logs(&self, id: &str, tail: usize) -> Result<Vec<String>> {
         self.enter("container_logs", id, false).await?;
-        let info = lock(&self.inner.world).inspect_container(id)?;
-        let lines = vec![format!("fake engine: container {} is {}", info.name, info.state.as_str())];
-        Ok(lines.into_iter().rev().take(tail).collect())
+        let world = lock(&self.inner.world);
+        let logs = &world.containers[&world.container_id(id)?].logs;
+        Ok(logs[logs.len().saturating_sub(tail)..].to_vec())
     }
 
     async fn stream_logs(&self, id: &str, tail: usize, follow: bool) -> Result<BoxStream<'static, Result<String>>> {
-        let lines = self.container_logs(id, tail).await?;
-        let backlog = futures::stream::iter(lines.into_iter().map(Ok));
+        let backlog = self.container_logs(id, tail).await?;
         if !follow {
-            return Ok(backlog.boxed());
+            return Ok(futures::stream::iter(backlog.into_iter().map(Ok)).boxed());
         }
-        // Following ends when the container stops running, as on Docker.
-        let (engine, id) = (self.clone(), id.to_string());
-        let until_stopped = futures::stream::unfold((), move |()| {
+        // New lines as they come, until the container stops running (as on
+        // Docker); lines are read by position, so none is lost or repeated.
+        let (engine, id) = (self.clone(), lock(&self.inner.world).container_id(id)?);
+        let seen = lock(&self.inner.world).containers.get(&id).map_or(0, |c| c.logs.len());
+        let news = futures::stream::unfold(seen, move |seen| {
             let (engine, id) = (engine.clone(), id.clone());
             async move {
                 loop {
-                    let running = lock(&engine.inner.world)
-                        .inspect_container(&id)
-                        .is_ok_and(|c| c.state == super::ContainerState::Running);
+                    let (lines, running) = {
+                        let world = lock(&engine.inner.world);
+                        let container = world.containers.get(&id)?;
+                        let running = container.info.state == super::ContainerState::Running;
+                        (container.logs[seen.min(container.logs.len())..].to_vec(), running)
+                    };
+                    if !lines.is_empty() {
+                        let next = seen + lines.len();
+                        return Some((futures::stream::iter(lines.into_iter().map(Ok)), next));
+                    }
                     if !running {
                         return None;
                     }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         });
-        Ok(backlog.chain(until_stopped.map(Ok::<String, EngineError>)).boxed())
+        Ok(futures::stream::iter(backlog.into_iter().map(Ok)).chain(news.flatten()).boxed())
     }
 
     async fn inspect_image(&self, reference: &str) -> Result<Option<ImageInfo>> {

@@ -24,6 +24,18 @@ pub(super) struct FakeContainer {
     /// Bumped on every start, so that a health timer of an earlier run does
     /// not touch a later one.
     pub run: u64,
+    /// Output lines, across runs (as `docker logs` keeps them).
+    pub logs: Vec<String>,
+    /// Output of the current run not yet ended by a newline.
+    pub partial: Vec<u8>,
+    /// Ports served by the current run, with the directory served.
+    pub listeners: BTreeMap<u16, String>,
+    /// The current run's process and health check tasks.
+    pub tasks: Vec<tokio::task::AbortHandle>,
+    /// A stop was asked for: the exit that follows is not restarted.
+    pub stopping: bool,
+    /// Consecutive failed health checks of the current run.
+    pub failing_streak: u32,
 }
 
 /// Everything the fake engine holds.
@@ -33,6 +45,9 @@ pub(super) struct World {
     pub images: BTreeMap<String, ImageInfo>,
     pub volumes: BTreeMap<String, VolumeInfo>,
     pub networks: BTreeMap<String, NetworkInfo>,
+    /// Files, per store: a volume's, a container's root filesystem, a tmpfs
+    /// (see `process`).
+    pub files: HashMap<String, BTreeMap<String, Vec<u8>>>,
     /// Ids of the containers carrying each label, keyed by a hash of the
     /// label's key and value: a filtered list visits the containers of its
     /// rarest label, not every container. Candidates are checked in full,
@@ -157,7 +172,19 @@ impl World {
             self.label_index.entry(label_hash(key, value)).or_default().insert(id.clone());
         }
         self.names.insert(config.name.clone(), id.clone());
-        self.containers.insert(id.clone(), FakeContainer { info, config: config.clone(), networks, run: 0 });
+        let container = FakeContainer {
+            info,
+            config: config.clone(),
+            networks,
+            run: 0,
+            logs: Vec::new(),
+            partial: Vec::new(),
+            listeners: BTreeMap::new(),
+            tasks: Vec::new(),
+            stopping: false,
+            failing_streak: 0,
+        };
+        self.containers.insert(id.clone(), container);
         Ok((id, events))
     }
 
@@ -170,6 +197,10 @@ impl World {
             return Ok((container.run, Vec::new()));
         }
         container.run += 1;
+        container.stopping = false;
+        container.failing_streak = 0;
+        container.listeners.clear();
+        container.partial.clear();
         container.info.state = ContainerState::Running;
         container.info.exit_code = None;
         container.info.health = container.config.health.as_ref().map(|_| Health::Starting);
@@ -194,7 +225,11 @@ impl World {
             .collect();
         self.next_host_port = next_port;
         let run = container.run;
-        Ok((run, vec![event(EventSubject::Container, EventAction::Start, &id, &container.info.labels)]))
+        let labels = container.info.labels.clone();
+        // A tmpfs starts empty on every run.
+        let tmpfs = format!("tmpfs:{id}:");
+        self.files.retain(|store, _| !store.starts_with(&tmpfs));
+        Ok((run, vec![event(EventSubject::Container, EventAction::Start, &id, &labels)]))
     }
 
     /// The process exits with `code` (a stop, a kill, or a crash).
@@ -208,6 +243,14 @@ impl World {
         container.info.exit_code = Some(code);
         container.info.health = None;
         container.info.ips.clear();
+        container.listeners.clear();
+        for task in container.tasks.drain(..) {
+            task.abort();
+        }
+        if !container.partial.is_empty() {
+            let line = String::from_utf8_lossy(&std::mem::take(&mut container.partial)).into_owned();
+            container.logs.push(line);
+        }
         Ok(vec![event(EventSubject::Container, EventAction::Die, &id, &container.info.labels)])
     }
 
@@ -225,6 +268,8 @@ impl World {
                 }
             }
         }
+        let own = [format!("root:{id}"), format!("tmpfs:{id}:")];
+        self.files.retain(|store, _| !own.iter().any(|prefix| store.starts_with(prefix.as_str())));
         events.push(event(EventSubject::Container, EventAction::Destroy, &id, &container.info.labels));
         Ok(events)
     }
@@ -251,6 +296,10 @@ impl World {
                 operation: format!("build {}", request.tag),
                 message: "empty context".into(),
             });
+        }
+        let dockerfile = if request.dockerfile.is_empty() { "Dockerfile" } else { &request.dockerfile };
+        if let Err(message) = super::build::check(&request.context_tar, dockerfile) {
+            return Err(EngineError::Failed { operation: format!("build {}", request.tag), message });
         }
         let digest =
             super::super::labels::sha256_hex(&[&request.context_tar[..], request.dockerfile.as_bytes()].concat());

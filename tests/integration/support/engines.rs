@@ -30,7 +30,6 @@ use bollard::query_parameters::{
     RemoveImageOptions, StartContainerOptions, WaitContainerOptions,
 };
 use futures::StreamExt;
-use http_body_util::{BodyExt, Full};
 use podman_api::opts::{ContainerCreateOpts, ContainerDeleteOpts, ContainerLogsOpts, ContainerWaitOpts};
 
 /// The variable that lists the engines a run requires.
@@ -274,6 +273,16 @@ pub async fn berth_docker() -> Option<berth::engine::docker::DockerEngine> {
     .await
 }
 
+/// berth's own Podman engine, if the policy lets the calling test run (see
+/// the module doc). Its `connect` pings the service.
+pub async fn berth_podman() -> Option<berth::engine::podman::PodmanEngine> {
+    reach(EngineKind::Podman, |socket| async move {
+        let endpoint = format!("unix://{}", socket.display());
+        Ok(berth::engine::podman::PodmanEngine::connect(Some(&endpoint)).await?)
+    })
+    .await
+}
+
 impl TestEngine for DockerEngine {
     fn kind(&self) -> EngineKind {
         EngineKind::Docker
@@ -340,12 +349,12 @@ impl TestEngine for DockerEngine {
     }
 }
 
-/// Podman through podman-api, except for builds (see
+/// Podman through podman-api, except for builds (berth's engine; see
 /// [`PodmanEngine::build_image`]).
 pub struct PodmanEngine {
     /// The libpod client.
     pub client: podman_api::Podman,
-    /// The service's socket, for the build request podman-api cannot make.
+    /// The service's socket, for berth's engine to build through.
     pub socket: PathBuf,
 }
 
@@ -368,32 +377,24 @@ impl TestEngine for PodmanEngine {
         EngineKind::Podman
     }
 
-    /// POSTs `tar` as the body of libpod's `/build` with hyper over the unix
-    /// socket: podman-api 0.11's `Images::build` only accepts a directory
-    /// path (it tars the directory itself) and its HTTP client is private.
+    /// Builds with berth's own Podman engine, which sends the tar to
+    /// libpod's `/build` itself (podman-api 0.11's `Images::build` only
+    /// accepts a directory path).
     async fn build_image(&self, tag: &str, tar: Vec<u8>, labels: &HashMap<String, String>) -> anyhow::Result<String> {
-        let labels = serde_json::to_string(labels)?;
-        let uri = format!(
-            "/v{}/libpod/build?t={}&labels={}&rm=true&forcerm=true",
-            podman_api::LATEST_API_VERSION,
-            query_escape(tag),
-            query_escape(&labels)
-        );
-        let body = post_tar(&self.socket, &uri, tar).await.with_context(|| format!("POST {uri}"))?;
-        // The body is a series of JSON objects: `{"stream": "..."}` lines,
-        // and on failure one with `error` (the status stays 200).
-        let mut output = String::new();
-        for message in serde_json::Deserializer::from_slice(&body).into_iter::<serde_json::Value>() {
-            let message =
-                message.with_context(|| format!("build output is not JSON: {}", String::from_utf8_lossy(&body)))?;
-            if let Some(text) = message.get("stream").and_then(|s| s.as_str()) {
-                output.push_str(text);
-            }
-            if let Some(error) = message.get("error") {
-                bail!("podman build of {tag} failed: {error}\n--- build output ---\n{output}");
-            }
-        }
-        Ok(output)
+        let engine = berth::engine::podman::PodmanEngine::connect(Some(&format!("unix://{}", self.socket.display())))
+            .await?
+            .observer();
+        let request = berth::engine::BuildRequest {
+            context_tar: tar,
+            dockerfile: "Dockerfile".into(),
+            tag: tag.to_string(),
+            labels: labels.clone().into_iter().collect(),
+            ..Default::default()
+        };
+        let output = berth::engine::Engine::build_image(&engine, &request)
+            .await
+            .with_context(|| format!("podman build of {tag}"))?;
+        Ok(output.log.join("\n"))
     }
 
     async fn create_container(&self, spec: &ContainerSpec<'_>) -> anyhow::Result<String> {
@@ -440,40 +441,4 @@ impl TestEngine for PodmanEngine {
     async fn remove_image(&self, reference: &str) -> anyhow::Result<()> {
         Ok(self.client.images().get(reference).delete().await?)
     }
-}
-
-/// POSTs `tar` to `uri` on the unix socket at `socket` with HTTP/1.1 and
-/// returns the whole response body; a non-2xx status is an error carrying the
-/// body.
-async fn post_tar(socket: &Path, uri: &str, tar: Vec<u8>) -> anyhow::Result<Vec<u8>> {
-    let stream =
-        tokio::net::UnixStream::connect(socket).await.with_context(|| format!("connect {}", socket.display()))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-    // Drives the connection; it ends when the response is read and `sender` dropped.
-    let connection = tokio::spawn(connection);
-    let request = hyper::Request::post(uri)
-        .header(hyper::header::HOST, "d")
-        .header(hyper::header::CONTENT_TYPE, "application/x-tar")
-        .body(Full::new(hyper::body::Bytes::from(tar)))?;
-    let response = sender.send_request(request).await?;
-    let status = response.status();
-    let body = response.into_body().collect().await?.to_bytes().to_vec();
-    drop(sender);
-    connection.await??;
-    if !status.is_success() {
-        bail!("HTTP {status}: {}", String::from_utf8_lossy(&body));
-    }
-    Ok(body)
-}
-
-/// Percent-encodes a query parameter value (everything but RFC 3986
-/// unreserved characters).
-fn query_escape(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }

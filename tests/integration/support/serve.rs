@@ -1,4 +1,5 @@
-//! A real `berth serve` process on real Docker, for the end-to-end tests.
+//! A real `berth serve` process on a real engine (Docker or Podman), for
+//! the end-to-end tests.
 //!
 //! [`Stack`] copies `examples/` into a private manifests directory, moving
 //! every object into a namespace of its own (`e2e-<suffix>`) and the image's
@@ -7,11 +8,13 @@
 //! would fight over the same network, volume, containers and image. Each
 //! stack also has its own state directory, hence its own instance id.
 //!
-//! berth runs as the built binary (`--engine docker`), its output appended
-//! to a log file whose tail is printed when a test fails (the file and the
-//! state directory are then kept). Docker is observed through berth's own
-//! [`Engine`] trait, filtered by the namespace label; the store only once
-//! berth has exited (it holds the state directory's lock).
+//! berth runs as the built binary (`--engine docker` or `podman`), its
+//! output appended to a log file whose tail is printed when a test fails
+//! (the file and the state directory are then kept). The engine is observed
+//! through berth's own [`Engine`] trait, filtered by the namespace label
+//! (on Podman as an observer, which leaves the health checks to the berth
+//! under test); the store only once berth has exited (it holds the state
+//! directory's lock).
 //!
 //! Dropping a `Stack` stops berth and removes every engine object carrying
 //! its namespace or instance label, whether the test passed or not.
@@ -21,16 +24,17 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth::api::AnyObject;
 use berth::engine::docker::DockerEngine;
+use berth::engine::podman::PodmanEngine;
 use berth::engine::{labels, ContainerInfo, ContainerState, Engine, Health, Labels};
 use berth::store::Store;
 
 use super::controller::poll_until;
-use super::engines::{berth_docker, unique_suffix};
+use super::engines::{berth_docker, berth_podman, unique_suffix, EngineKind};
 use super::repo_path;
 
 /// Longest a stack may take to converge (an image build on a busy machine
@@ -43,8 +47,10 @@ const LOG_TAIL: usize = 80;
 
 /// The examples in a namespace of their own, served by a `berth` process.
 pub struct Stack {
-    /// Docker, through berth's own engine.
-    pub engine: DockerEngine,
+    /// The engine, through berth's own trait.
+    pub engine: Arc<dyn Engine>,
+    /// Which engine berth drives.
+    kind: EngineKind,
     /// `e2e-<suffix>`, written into every copied manifest.
     pub namespace: String,
     /// Holds `manifests/`, `state/` and `berth.log`; removed on drop
@@ -60,14 +66,18 @@ pub struct Stack {
 }
 
 impl Stack {
-    /// A private copy of the examples, or `None` when the Docker tests are
-    /// skipped (`BERTH_TEST_ENGINES`; see `support::engines`).
-    pub async fn examples() -> Option<Stack> {
-        let engine = berth_docker().await?;
+    /// A private copy of the examples, or `None` when the engine's tests
+    /// are skipped (`BERTH_TEST_ENGINES`; see `support::engines`).
+    pub async fn examples(kind: EngineKind) -> Option<Stack> {
+        let engine: Arc<dyn Engine> = match kind {
+            EngineKind::Docker => Arc::new(berth_docker().await?),
+            EngineKind::Podman => Arc::new(berth_podman().await?.observer()),
+        };
         let root = tempfile::tempdir().expect("temporary directory");
         let dir = fs::canonicalize(root.path()).expect("canonical temporary directory");
         let stack = Stack {
             engine,
+            kind,
             namespace: format!("e2e-{}", unique_suffix()),
             root,
             dir,
@@ -156,7 +166,7 @@ impl Stack {
             .args(manifests)
             .arg("--state-dir")
             .arg(self.state_dir())
-            .args(["--engine", "docker", "--listen", "127.0.0.1:0"])
+            .args(["--engine", self.kind.name(), "--listen", "127.0.0.1:0"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("BERTH_STATE_DIR")
@@ -283,11 +293,12 @@ impl Drop for Stack {
         let namespace = self.namespace.clone();
         let instance = self.instance.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let tag = self.image_tag();
+        let kind = self.kind;
         // A thread with its own runtime: async cleanup cannot run inside the
         // test's runtime from `drop`, and the engine's client is bound to it.
         let cleanup = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-            runtime.block_on(remove_engine_objects(&namespace, instance.as_deref(), &tag))
+            runtime.block_on(remove_engine_objects(kind, &namespace, instance.as_deref(), &tag))
         });
         match cleanup.join() {
             Ok(Ok(())) => {}
@@ -330,8 +341,16 @@ fn terminate(mut child: Child) -> (ExitStatus, bool) {
 /// Removes the containers, networks and volumes labelled with `namespace`
 /// or `instance`, and the image `tag`. Best effort: carries on past
 /// failures and reports them together.
-async fn remove_engine_objects(namespace: &str, instance: Option<&str>, tag: &str) -> anyhow::Result<()> {
-    let engine = DockerEngine::connect(None).await?;
+async fn remove_engine_objects(
+    kind: EngineKind,
+    namespace: &str,
+    instance: Option<&str>,
+    tag: &str,
+) -> anyhow::Result<()> {
+    let engine: Arc<dyn Engine> = match kind {
+        EngineKind::Docker => Arc::new(DockerEngine::connect(None).await?),
+        EngineKind::Podman => Arc::new(PodmanEngine::connect(None).await?.observer()),
+    };
     let mut selectors =
         vec![Labels::from([(labels::MANAGED_BY.into(), "berth".into()), (labels::NAMESPACE.into(), namespace.into())])];
     selectors.extend(instance.map(labels::instance_labels));

@@ -1,31 +1,61 @@
-//! End to end: the `berth serve` binary on real Docker, driven only through
-//! its manifests directory and signals, observed through Docker (and the
-//! store once berth has exited). The same scenarios run on the fake engine
-//! in `controller`; these prove them on a real engine, with real health
-//! checks, events, timings and crashes.
+//! End to end: the `berth serve` binary on real Docker and real Podman,
+//! driven only through its manifests directory and signals, observed through
+//! the engine (and the store once berth has exited). The same scenarios run
+//! on the fake engine in `controller`; these prove them on real engines,
+//! with real health checks, events, timings and crashes.
 //!
+//! Each scenario is written once, as a function of the engine, and
+//! [`e2e_scenarios!`] runs the whole list per engine (`e2e::podman::...`).
 //! Each test serves its own copy of the examples in a namespace of its own
 //! (see `support::serve`), so the tests run in parallel; each leaves nothing
-//! behind, pass or fail. They run, skip or fail without Docker as
+//! behind, pass or fail. They run, skip or fail without their engine as
 //! `BERTH_TEST_ENGINES` says (see `support::engines`).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use berth::api::ObjectKey;
-use berth::engine::{labels, ContainerState, Engine, Health};
+use berth::engine::{labels, ContainerState, Health};
 
 use crate::support::controller::poll_until;
+use crate::support::engines::EngineKind;
 use crate::support::serve::{replica_key, write_atomically, Stack, CONVERGE};
+
+/// One `#[tokio::test]` per scenario, in a module named after the engine.
+macro_rules! e2e_scenarios {
+    ($engine:ident, $kind:expr) => {
+        mod $engine {
+            use crate::support::engines::EngineKind;
+            e2e_scenarios!(@tests $kind;
+                the_examples_converge_with_ownership_labels_health_network_and_volume,
+                a_changed_env_recreates_only_that_containers_replicas,
+                deleted_files_remove_their_containers_and_retain_the_volume,
+                a_replica_removed_by_hand_is_replaced_within_two_seconds,
+                a_crash_while_converging_resumes_without_duplicates_or_orphans,
+                an_invalid_file_tears_nothing_down_and_its_error_has_a_position,
+            );
+        }
+    };
+    (@tests $kind:expr; $($scenario:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                super::$scenario($kind).await
+            }
+        )*
+    };
+}
+
+e2e_scenarios!(docker, EngineKind::Docker);
+e2e_scenarios!(podman, EngineKind::Podman);
 
 /// Longest a change of manifest may take to show on the engine: a rescan, a
 /// replacement replica passing its first health check (2 s interval), the
 /// old one's stop grace (2 s).
 const CHANGE: Duration = Duration::from_secs(30);
 
-#[tokio::test]
-async fn the_examples_converge_with_ownership_labels_health_network_and_volume() {
-    let Some(mut stack) = Stack::examples().await else { return };
+async fn the_examples_converge_with_ownership_labels_health_network_and_volume(kind: EngineKind) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     let started = Instant::now();
     stack.start();
     let containers = stack.converged().await;
@@ -52,7 +82,7 @@ async fn the_examples_converge_with_ownership_labels_health_network_and_volume()
     let (volumes, networks) = stack.volumes_and_networks().await;
     assert_eq!(volumes, [stack.engine_name("api-data")]);
     assert_eq!(networks, [network]);
-    // The api publishes 8081 on a host port Docker chose.
+    // The api publishes 8081 on a host port the engine chose.
     assert!(containers["api#0"].host_ports.get("8081/tcp").is_some_and(|p| *p > 0), "{containers:#?}");
 
     assert!(stack.stop().success(), "berth exits 0 on SIGTERM");
@@ -63,9 +93,8 @@ async fn the_examples_converge_with_ownership_labels_health_network_and_volume()
     assert_eq!(created, 2, "one creation per web replica");
 }
 
-#[tokio::test]
-async fn a_changed_env_recreates_only_that_containers_replicas() {
-    let Some(mut stack) = Stack::examples().await else { return };
+async fn a_changed_env_recreates_only_that_containers_replicas(kind: EngineKind) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     stack.start();
     let before = stack.converged().await;
     let web = stack.manifest("04-web.yaml");
@@ -88,9 +117,8 @@ async fn a_changed_env_recreates_only_that_containers_replicas() {
     assert!(stack.stop().success());
 }
 
-#[tokio::test]
-async fn deleted_files_remove_their_containers_and_retain_the_volume() {
-    let Some(mut stack) = Stack::examples().await else { return };
+async fn deleted_files_remove_their_containers_and_retain_the_volume(kind: EngineKind) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     stack.start();
     let before = stack.converged().await;
     std::fs::remove_file(stack.manifest("03-api.yaml")).unwrap();
@@ -117,15 +145,14 @@ async fn deleted_files_remove_their_containers_and_retain_the_volume() {
     }
 }
 
-#[tokio::test]
-async fn a_replica_removed_by_hand_is_replaced_within_two_seconds() {
-    let Some(mut stack) = Stack::examples().await else { return };
+async fn a_replica_removed_by_hand_is_replaced_within_two_seconds(kind: EngineKind) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     stack.start();
     let before = stack.converged().await;
     let victim = &before["web#1"];
     let logged = stack.log().len();
     let asked = Instant::now();
-    stack.engine.remove_container(&victim.id).await.expect("docker rm -f");
+    stack.engine.remove_container(&victim.id).await.expect("rm -f");
     let removed = Instant::now();
     let replacement = stack
         .eventually(Duration::from_secs(10), "a replacement for web#1", || async {
@@ -152,9 +179,8 @@ async fn a_replica_removed_by_hand_is_replaced_within_two_seconds() {
     assert!(stack.stop().success());
 }
 
-#[tokio::test]
-async fn a_crash_while_converging_resumes_without_duplicates_or_orphans() {
-    let Some(mut stack) = Stack::examples().await else { return };
+async fn a_crash_while_converging_resumes_without_duplicates_or_orphans(kind: EngineKind) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     stack.start();
     // The first replica (api's: web waits for it to be healthy). Image
     // builds also show labelled containers (their intermediate steps), hence
@@ -186,9 +212,8 @@ async fn a_crash_while_converging_resumes_without_duplicates_or_orphans() {
     assert!(stack.stop().success());
 }
 
-#[tokio::test]
-async fn an_invalid_file_tears_nothing_down_and_its_error_has_a_position() {
-    let Some(mut stack) = Stack::examples().await else { return };
+async fn an_invalid_file_tears_nothing_down_and_its_error_has_a_position(kind: EngineKind) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     stack.start();
     let before = stack.converged().await;
     let web = stack.manifest("04-web.yaml");
