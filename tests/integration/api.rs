@@ -276,7 +276,7 @@ async fn events_logs_health_metrics_and_openapi() {
 
     let logs = api.get(&format!("{}/web/logs", containers_path("default"))).await;
     assert_eq!(logs.status, StatusCode::OK);
-    assert!(logs.text().contains("is running"), "{}", logs.text());
+    assert!(logs.text().contains("greeting 1"), "{}", logs.text());
     let missing =
         api.get(&format!("{}/web/logs?replica=3", containers_path("default"))).await.error(StatusCode::NOT_FOUND);
     assert!(missing.contains("no replica 3; it has 0"), "{missing}");

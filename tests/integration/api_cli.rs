@@ -81,7 +81,8 @@ fn the_client_commands_work_against_a_served_fake_engine() {
         .assert()
         .success()
         .stdout(contains("Container/default/api").and(contains("Container/default/web").not()));
-    server.cli().args(["logs", "api"]).assert().success().stdout(contains("is running"));
+    server.cli().args(["logs", "api"]).assert().success();
+    server.cli().args(["logs", "api", "--replica", "4"]).assert().code(1).stderr(contains("has no replica 4"));
 
     // A changed env: the plan names the recreate and its reason.
     let dir = tempfile::tempdir().unwrap();

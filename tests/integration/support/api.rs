@@ -146,7 +146,7 @@ pub async fn next_event(events: &mut BoxStream<'static, Result<SseEvent, ClientE
 /// A Container manifest with one env value.
 pub fn container(name: &str, value: &str) -> String {
     format!(
-        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  env:\n    - name: GREETING\n      value: {value}\n"
+        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata:\n  name: {name}\n  labels:\n    app: {name}\nspec:\n  image: busybox\n  command: [sh, -c, 'echo greeting $GREETING; sleep 3600']\n  stopGracePeriod: 1s\n  env:\n    - name: GREETING\n      value: {value}\n"
     )
 }
 
