@@ -1,10 +1,9 @@
 //! `berth serve`: the controller process.
 //!
-//! Opens (and locks) the state directory, binds the REST API (so a taken
-//! port fails the start at once), connects to the engine (waiting for it if
-//! it is not up yet, as at boot), then serves the API, follows the manifest
-//! directories into the store, and runs the controller until SIGTERM or
-//! Ctrl-C. The first signal drains (running reconciles finish); a second
+//! Opens (and locks) the state directory, serves the REST API and follows
+//! the manifest directories into the store at once, connects to the engine
+//! (waiting for it if it is not up yet, as at boot; `/readyz` says 503
+//! meanwhile), then runs the controller until SIGTERM or Ctrl-C. The first signal drains (running reconciles finish); a second
 //! one forces the exit. Either way a restart resumes from the store and the
 //! engine's labels.
 
@@ -22,7 +21,8 @@ use crate::controller::{Controller, ControllerConfig};
 use crate::engine::endpoint::{self, PodmanService, Selection};
 use crate::engine::fake::FakeEngine;
 use crate::engine::Engine;
-use crate::server::{Listen, ServerState, Token};
+use crate::metrics::Metrics;
+use crate::server::{Connected, EngineSlot, Listen, ServerState, Token};
 use crate::source::dir::DirSource;
 use crate::store::Store;
 
@@ -100,22 +100,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
     tokio::spawn(shutdown_signal(shutdown_tx));
+    // The API and the manifest directories work on the store alone: they
+    // start at once, and the engine side joins when the engine answers.
     let listener = args.listen.bind().await?;
-    let Some((engine, service)) = connect(args.engine, args.podman_start_service, shutdown.clone()).await? else {
-        return Ok(());
-    };
-    let config = ControllerConfig {
-        concurrency: args.concurrency.max(1),
-        resync_interval: args.resync_interval,
-        ..ControllerConfig::default()
-    };
-    let controller = Controller::new(store.clone(), engine, config)?;
-    let mut tasks = tokio::task::JoinSet::new();
-    let state = ServerState {
-        ctx: controller.context(),
-        observed: controller.observed(),
-        metrics: controller.metrics().clone(),
-    };
+    let metrics = Metrics::new();
+    let engine_slot = EngineSlot::default();
+    let state = ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone() };
     let app = crate::server::app(state, token);
     let mut api_shutdown = shutdown.clone();
     let stopping = async move {
@@ -126,6 +116,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()
         None => tracing::info!("REST API on {}", args.listen),
     }
     let api = tokio::spawn(listener.serve(app, stopping));
+    let mut tasks = tokio::task::JoinSet::new();
     if !args.manifests.is_empty() {
         let source = DirSource::new(store.clone(), &args.manifests).context("--manifests")?;
         let source_shutdown = shutdown.clone();
@@ -135,7 +126,20 @@ async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()
             }
         });
     }
-    let outcome = controller.run(shutdown).await;
+    let (outcome, service) = match connect(args.engine, args.podman_start_service, shutdown.clone()).await? {
+        None => (Ok(()), None),
+        Some((engine, service)) => {
+            let config = ControllerConfig {
+                concurrency: args.concurrency.max(1),
+                resync_interval: args.resync_interval,
+                metrics,
+                ..ControllerConfig::default()
+            };
+            let controller = Controller::new(store.clone(), engine, config)?;
+            engine_slot.set(Connected { ctx: controller.context(), observed: controller.observed() });
+            (controller.run(shutdown).await, service)
+        }
+    };
     tasks.shutdown().await;
     let served = api.await;
     if let Some(service) = service {

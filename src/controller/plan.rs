@@ -17,6 +17,7 @@ use serde_json::Value;
 use crate::api::volume::ReclaimPolicy;
 use crate::api::{AnyObject, Container, HostPort, ObjectKey};
 use crate::engine::labels;
+use crate::store::Store;
 
 use super::container::{recreate_reason, replica_of};
 use super::container_spec::{self, Resolution};
@@ -112,16 +113,24 @@ pub fn changed_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>
 }
 
 /// What the plan says when the engine cannot be asked.
-fn unknown(error: ReconcileError) -> Vec<PlannedOperation> {
-    vec![op("unknown until the engine answers", error.to_string())]
+fn unknown(why: impl std::fmt::Display) -> Vec<PlannedOperation> {
+    vec![op("unknown until the engine answers", why.to_string())]
 }
 
-/// Plans applying `desired` and deleting `deleted`.
-pub async fn plan(ctx: &Context, desired: &[AnyObject], deleted: &[ObjectKey]) -> Result<Plan, ReconcileError> {
+/// Plans applying `desired` and deleting `deleted`, against `store` and, once
+/// it is connected, the engine of `ctx` (without it, engine operations are
+/// reported as unknown).
+pub async fn plan(
+    store: &Store,
+    ctx: Option<&Context>,
+    desired: &[AnyObject],
+    deleted: &[ObjectKey],
+) -> Result<Plan, ReconcileError> {
+    const NOT_CONNECTED: &str = "the engine is not connected yet";
     let mut items = Vec::new();
     for object in desired {
         let key = object.key();
-        let stored = ctx.store.get(&key)?;
+        let stored = store.get(&key)?;
         let current = stored.as_ref().filter(|o| o.metadata().deletion_timestamp.is_none());
         let mut changed_fields = Vec::new();
         let action = match current {
@@ -144,9 +153,10 @@ pub async fn plan(ctx: &Context, desired: &[AnyObject], deleted: &[ObjectKey]) -
                 }
             }
         };
-        let operations = match action {
-            PlanAction::Unchanged => Vec::new(),
-            _ => operations(ctx, object, current).await.unwrap_or_else(unknown),
+        let operations = match (action, ctx) {
+            (PlanAction::Unchanged, _) => Vec::new(),
+            (_, Some(ctx)) => operations(ctx, object, current).await.unwrap_or_else(unknown),
+            (_, None) => unknown(NOT_CONNECTED),
         };
         items.push(PlanItem {
             object: key.to_string(),
@@ -158,12 +168,16 @@ pub async fn plan(ctx: &Context, desired: &[AnyObject], deleted: &[ObjectKey]) -
         });
     }
     for key in deleted {
-        let Some(stored) = ctx.store.get(key)?.filter(|o| o.metadata().deletion_timestamp.is_none()) else { continue };
+        let Some(stored) = store.get(key)?.filter(|o| o.metadata().deletion_timestamp.is_none()) else { continue };
+        let operations = match ctx {
+            Some(ctx) => teardown(ctx, &stored).await.unwrap_or_else(unknown),
+            None => unknown(NOT_CONNECTED),
+        };
         items.push(PlanItem {
             object: key.to_string(),
             action: PlanAction::Delete,
             changed_fields: Vec::new(),
-            operations: teardown(ctx, &stored).await.unwrap_or_else(unknown),
+            operations,
             current: Some(stored.spec_json()),
             desired: None,
         });

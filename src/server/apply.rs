@@ -92,14 +92,15 @@ pub async fn apply(
         }
         None => Source::api(),
     };
-    let store = &state.ctx.store;
+    let store = &state.store;
     let named = query.source.is_some();
     let deleted = if named { pruned(store, &source, &objects)? } else { Vec::new() };
     if query.dry_run {
         check_writable(store, &source, &objects, query.force)?;
     }
     let resource_version = store.resource_version();
-    let plan = plan::plan(&state.ctx, &objects, &deleted).await.map_err(ApiError::internal)?;
+    let connected = state.engine.get().map(|c| &c.ctx);
+    let plan = plan::plan(store, connected, &objects, &deleted).await.map_err(ApiError::internal)?;
     if query.dry_run {
         return Ok(Json(ApplyResponse { dry_run: true, resource_version, items: plan.items }));
     }

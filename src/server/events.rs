@@ -93,7 +93,7 @@ pub async fn events(
     };
     let resumed = headers.get("last-event-id").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
     let after = resumed.unwrap_or(query.after);
-    let store = state.ctx.store.clone();
+    let store = state.store.clone();
     if !query.follow {
         let limit = query.limit.unwrap_or(PAGE).min(PAGE);
         let items = store.events(object.as_ref(), after, limit)?.into_iter().map(EventEntry::from).collect();

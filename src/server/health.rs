@@ -44,7 +44,12 @@ pub struct Check {
 
 /// Readiness: 200 with the checks, or 503 naming the failed ones.
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
-    let engine = match tokio::time::timeout(ENGINE_TIMEOUT, state.ctx.engine.info()).await {
+    let Some(connected) = state.engine.get() else {
+        let message = "not ready: engine: not connected yet (berth serve is waiting for it)";
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
+            .detail(json!({ "check": "engine", "ok": false, "message": "not connected yet" })));
+    };
+    let engine = match tokio::time::timeout(ENGINE_TIMEOUT, connected.ctx.engine.info()).await {
         Ok(Ok(info)) => Check {
             name: "engine".into(),
             ok: true,
@@ -53,7 +58,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Readiness>>
         Ok(Err(e)) => Check { name: "engine".into(), ok: false, message: format!("unreachable: {e}") },
         Err(_) => Check { name: "engine".into(), ok: false, message: format!("no answer within {ENGINE_TIMEOUT:?}") },
     };
-    let observed = state.observed.load(Ordering::SeqCst);
+    let observed = connected.observed.load(Ordering::SeqCst);
     let observed = Check {
         name: "observed".into(),
         ok: observed,

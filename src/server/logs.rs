@@ -51,11 +51,12 @@ pub async fn logs(
     checked_name("name", &path.name)?;
     let object = ObjectPath { namespace: path.namespace, plural: Kind::Container.plural().into(), name: path.name };
     let key = super::objects::object_key(&object)?;
-    if state.ctx.store.get(&key)?.is_none() {
+    if state.store.get(&key)?.is_none() {
         return Err(ApiError::not_found(format!("{key} not found")));
     }
-    let engine = &state.ctx.engine;
-    let replicas = engine.list_containers(&labels::owner_labels(&state.ctx.instance, &key)).await.map_err(|e| {
+    let ctx = &state.engine.require()?.ctx;
+    let engine = &ctx.engine;
+    let replicas = engine.list_containers(&labels::owner_labels(&ctx.instance, &key)).await.map_err(|e| {
         ApiError::new(axum::http::StatusCode::SERVICE_UNAVAILABLE, format!("cannot ask the engine: {e}"))
     })?;
     let index = |c: &crate::engine::ContainerInfo| c.labels.get(labels::REPLICA).and_then(|r| r.parse::<u32>().ok());

@@ -7,7 +7,8 @@
 //! error has one JSON shape ([`error`]); every request gets an id that is in
 //! the answer and in the log ([`request`]). Handlers never panic on input:
 //! paths, queries and bodies are checked before use, bodies are
-//! size-limited ([`body`]).
+//! size-limited ([`body`]); should one panic anyway (a bug), the request
+//! gets a 500 with its id and the server goes on.
 
 mod apply;
 pub mod auth;
@@ -22,7 +23,7 @@ pub mod request;
 mod watch;
 
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use aide::axum::routing::{get_with, post_with};
 use aide::axum::ApiRouter;
@@ -30,6 +31,7 @@ use aide::openapi::{Info, OpenApi};
 use axum::Extension;
 
 use crate::controller::Context;
+use crate::store::Store;
 
 pub use apply::ApplyResponse;
 pub use auth::Token;
@@ -43,12 +45,50 @@ pub const API_PREFIX: &str = "/apis/berth.dev/v1alpha1";
 
 /// What the handlers share.
 pub struct ServerState {
+    /// The store.
+    pub store: Store,
+    /// The controller's metrics.
+    pub metrics: crate::metrics::Metrics,
+    /// The engine side, once connected.
+    pub engine: EngineSlot,
+}
+
+/// The controller's view of the engine, once it is connected.
+#[derive(Clone)]
+pub struct Connected {
     /// The store, engine and instance the controller uses.
     pub ctx: Context,
     /// Set once the controller has observed the engine in full.
     pub observed: Arc<AtomicBool>,
-    /// The controller's metrics.
-    pub metrics: crate::metrics::Metrics,
+}
+
+/// Where the engine side appears once `berth serve` has connected: the API
+/// serves the store from the start, so objects can be applied and read
+/// while the engine is still coming up (at boot, say); what needs the
+/// engine answers 503 until then.
+#[derive(Clone, Default)]
+pub struct EngineSlot(Arc<OnceLock<Connected>>);
+
+impl EngineSlot {
+    /// Fills the slot (once; later calls are ignored).
+    pub fn set(&self, connected: Connected) {
+        let _ = self.0.set(connected);
+    }
+
+    /// The engine side, if connected.
+    pub fn get(&self) -> Option<&Connected> {
+        self.0.get()
+    }
+
+    /// The engine side, or 503.
+    fn require(&self) -> Result<&Connected, ApiError> {
+        self.get().ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "the engine is not connected yet; berth serve is waiting for it (see its log)",
+            )
+        })
+    }
 }
 
 /// The handlers' state.
@@ -128,5 +168,6 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
         .layer(Extension(document))
         .with_state(Arc::new(state))
         .layer(axum::middleware::from_fn_with_state(token, auth::require_token))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(request::panicked))
         .layer(axum::middleware::from_fn(request::context))
 }

@@ -123,9 +123,8 @@ fn list(
         let filter = WatchFilter { kind: Some(kind), namespace: namespace.map(str::to_string), name: None, selector };
         return watch_response(state, filter, query.resource_version.or_else(|| last_event_id(headers)));
     }
-    let resource_version = state.ctx.store.resource_version();
+    let resource_version = state.store.resource_version();
     let items: Vec<AnyObject> = state
-        .ctx
         .store
         .list(Some(kind), namespace)?
         .into_iter()
@@ -163,7 +162,7 @@ pub async fn list_namespaced(
 }
 
 fn stored(state: &AppState, key: &ObjectKey) -> ApiResult<AnyObject> {
-    state.ctx.store.get(key)?.ok_or_else(|| ApiError::not_found(format!("{key} not found")))
+    state.store.get(key)?.ok_or_else(|| ApiError::not_found(format!("{key} not found")))
 }
 
 /// Reads one object (or watches it).
@@ -215,7 +214,7 @@ pub async fn put(
         )));
     }
     let options = SetOptions { prune: false, force: query.force, preconditions: true };
-    let applied = apply_set(&state.ctx.store, &Source::api(), vec![object], options)?;
+    let applied = apply_set(&state.store, &Source::api(), vec![object], options)?;
     let status = if applied.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored(&state, &key)?)).into_response())
 }
@@ -234,6 +233,6 @@ pub async fn delete(
     let batch = WriteBatch::new()
         .op(WriteOp::Delete { key: key.clone(), precondition, source: Some(Source::api()), force: query.force })
         .event(event);
-    state.ctx.store.commit(batch)?;
+    state.store.commit(batch)?;
     Ok((StatusCode::ACCEPTED, Json(stored(&state, &key)?)).into_response())
 }

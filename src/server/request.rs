@@ -78,3 +78,15 @@ async fn as_json_error(response: Response) -> Response {
 pub async fn fallback() -> Response {
     (axum::http::StatusCode::NOT_FOUND, Body::empty()).into_response()
 }
+
+/// The answer to a request whose handler panicked: a bug, logged with the
+/// request id; the server goes on.
+pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let what = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ApiError::internal(format!("the handler panicked ({what}); this is a bug in berth, please report it"))
+        .into_response()
+}

@@ -97,7 +97,7 @@ impl Watcher {
 
 /// Answers a watch request.
 pub fn watch_response(state: &AppState, filter: WatchFilter, from: Option<u64>) -> ApiResult<Response> {
-    let store = &state.ctx.store;
+    let store = &state.store;
     let mut watcher = Watcher { filter, shown: HashSet::new(), sent: HashMap::new(), resumed: from.is_some() };
     let (first, receiver) = match from {
         Some(version) => {

@@ -317,6 +317,20 @@ async fn readiness_is_false_until_the_engine_has_been_observed() {
 }
 
 #[tokio::test]
+async fn before_the_engine_answers_the_store_is_served_and_readiness_says_why_not() {
+    let api = Api::without_engine();
+    let message = api.get("/readyz").await.error(StatusCode::SERVICE_UNAVAILABLE);
+    assert!(message.contains("not connected yet"), "{message}");
+    let plan = api.send_yaml("POST", "/apply", &container("web", "1")).await;
+    assert_eq!(plan.status, StatusCode::OK, "{}", plan.text());
+    let operation = &plan.json()["items"][0]["operations"][0];
+    assert_eq!(operation["operation"], "unknown until the engine answers");
+    assert_eq!(api.get(&containers_path("default")).await.json()["items"].as_array().unwrap().len(), 1);
+    let logs = api.get(&format!("{}/web/logs", containers_path("default"))).await;
+    assert!(logs.error(StatusCode::SERVICE_UNAVAILABLE).contains("not connected yet"));
+}
+
+#[tokio::test]
 async fn a_watch_sends_the_objects_then_their_changes() {
     let api = Api::start().await;
     api.send_yaml("POST", "/apply", &container("web", "1")).await;
@@ -459,4 +473,126 @@ async fn fifty_concurrent_writers_lose_no_update() {
     }
     let object = api.get(&uri).await.json();
     assert_eq!(object["metadata"]["labels"]["count"], "50", "lost updates ({conflicts} conflicts retried)");
+}
+
+/// Pieces random requests are made of: paths that traverse, encode, overflow
+/// or miss; queries of every parameter with bad values; bodies of YAML,
+/// JSON and garbage.
+const PATH_PIECES: &[&str] = &[
+    "apis",
+    "berth.dev",
+    "v1alpha1",
+    "namespaces",
+    "default",
+    "containers",
+    "volumes",
+    "pods",
+    "web",
+    "status",
+    "logs",
+    "..",
+    "%2e%2e",
+    "%2F",
+    "%00",
+    "%ff",
+    "é",
+    "UPPER",
+    "a-",
+    "-a",
+    "",
+    "apply",
+    "events",
+    "readyz",
+    "metrics",
+    "openapi.json",
+    "healthz",
+    "LONG",
+];
+const QUERY_PIECES: &[&str] = &[
+    "watch=true",
+    "watch=maybe",
+    "resourceVersion=0",
+    "resourceVersion=-1",
+    "resourceVersion=99999999999999999999",
+    "labelSelector=a%3Db",
+    "labelSelector=%28%28",
+    "labelSelector=a%20in%20%28",
+    "dryRun=true",
+    "force=1",
+    "source=..",
+    "source=ci",
+    "follow=false",
+    "after=x",
+    "limit=0",
+    "limit=100000",
+    "replica=7",
+    "tail=-5",
+    "object=Container/default/web",
+    "object=%00",
+    "a=b&&&",
+];
+const BODIES: &[&str] = &[
+    "",
+    "{}",
+    "[]",
+    "null",
+    "{\"kind\":\"List\",\"items\":[1,2]}",
+    "kind: List\nitems: [1]",
+    "---\n---\n",
+    "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: web}\nspec: {image: busybox}\n",
+    "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: web, resourceVersion: -3}\nspec: {}\n",
+    "apiVersion: berth.dev/v1alpha1\nkind: Volume\nmetadata: {name: web}\nspec: {driver: ''}\n",
+    "a: &a [*a]",
+    "\t\t: :",
+    "{\"apiVersion\": \"berth.dev/v1alpha1\", \"kind\": \"Network\"}",
+    "\u{feff}kind: x",
+];
+
+#[tokio::test]
+async fn random_requests_never_make_a_server_error() {
+    let api = Api::start().await;
+    let mut rng = fastrand::Rng::with_seed(0xbe27);
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..600 {
+        let mut piece = || PATH_PIECES[rng.usize(..PATH_PIECES.len())];
+        let (ns, plural, name, suffix) = (piece(), piece(), piece(), piece());
+        let plural = if rng.bool() { "containers" } else { plural };
+        let mut uri = match rng.u8(..5) {
+            0 => format!("{PREFIX}/namespaces/{ns}/{plural}/{name}"),
+            1 => format!("{PREFIX}/namespaces/{ns}/{plural}/{name}/{suffix}"),
+            2 => format!("{PREFIX}/namespaces/{ns}/{plural}"),
+            3 => ["/apply", "/events", "/readyz", "/metrics", "/openapi.json"][rng.usize(..5)].to_string(),
+            _ => format!("/{ns}/{plural}/{name}"),
+        }
+        .replace("LONG", &"x".repeat(300));
+        if rng.bool() {
+            let query: Vec<&str> =
+                (0..rng.usize(1..4)).map(|_| QUERY_PIECES[rng.usize(..QUERY_PIECES.len())]).collect();
+            uri = format!("{uri}?{}", query.join("&"));
+        }
+        if uri.contains("watch=true") || uri.contains("follow=true") {
+            continue; // streams do not end; watches have their own tests
+        }
+        let method = ["GET", "PUT", "POST", "DELETE", "PATCH"][rng.usize(..5)];
+        let content_type = ["application/yaml", "application/json", "text/plain", "application/x-yaml"][rng.usize(..4)];
+        let body = match rng.u8(..4) {
+            0 => None,
+            1 => Some((content_type, (0..rng.usize(..64)).map(|_| rng.u8(..)).collect())),
+            _ => Some((content_type, BODIES[rng.usize(..BODIES.len())].as_bytes().to_vec())),
+        };
+        let reply = api.call(method, &uri, Some(TOKEN), body).await;
+        assert!(
+            reply.status.as_u16() < 500 || reply.status == StatusCode::SERVICE_UNAVAILABLE,
+            "{method} {uri}: {}",
+            reply.text()
+        );
+        if reply.status.as_u16() >= 400 {
+            reply.error(reply.status);
+        }
+        seen.insert(reply.status.as_u16());
+    }
+    // The requests reached every layer, not only the router's 404.
+    for status in [200, 400, 404, 405, 415, 422] {
+        assert!(seen.contains(&status), "no request got {status}: {seen:?}");
+    }
 }

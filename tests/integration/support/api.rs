@@ -11,7 +11,8 @@ use berth::client::{sse_events, ClientError, SseEvent};
 use berth::controller::runtime::Shutdown;
 use berth::controller::{Controller, ControllerConfig};
 use berth::engine::fake::FakeEngine;
-use berth::server::{app, ServerState, Token};
+use berth::metrics::Metrics;
+use berth::server::{app, Connected, EngineSlot, ServerState, Token};
 use berth::store::Store;
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -80,15 +81,22 @@ impl Api {
         engine.preload_image("busybox");
         let config = ControllerConfig { resync_interval: Duration::from_secs(3600), ..ControllerConfig::default() };
         let controller = Controller::new(store.clone(), Arc::new(engine.clone()), config).expect("controller");
-        let state = ServerState {
-            ctx: controller.context(),
-            observed: controller.observed(),
-            metrics: controller.metrics().clone(),
-        };
+        let slot = EngineSlot::default();
+        slot.set(Connected { ctx: controller.context(), observed: controller.observed() });
+        let state = ServerState { store: store.clone(), metrics: controller.metrics().clone(), engine: slot };
         let router = app(state, Token::from_secret(TOKEN));
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
         tokio::spawn(controller.run(receiver));
         Api { router, store, engine, shutdown, _dir: dir }
+    }
+
+    /// A server whose engine has not answered yet (no controller runs).
+    pub fn without_engine() -> Api {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let store = Store::open(dir.path()).expect("store");
+        let state = ServerState { store: store.clone(), metrics: Metrics::new(), engine: EngineSlot::default() };
+        let router = app(state, Token::from_secret(TOKEN));
+        Api { router, store, engine: FakeEngine::new(), shutdown: watch::channel(Shutdown::Running).0, _dir: dir }
     }
 
     fn request(method: &str, uri: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Request<Body> {
