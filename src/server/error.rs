@@ -145,7 +145,7 @@ impl IntoResponse for ApiError {
         if self.status.is_server_error() {
             tracing::error!(request_id = %request_id, status = self.status.as_u16(), "{}", self.message);
         } else {
-            tracing::debug!(request_id = %request_id, status = self.status.as_u16(), "{}", self.message);
+            tracing::info!(request_id = %request_id, status = self.status.as_u16(), "refused: {}", self.message);
         }
         let body =
             ErrorBody { code: Self::code(self.status), message: self.message, details: self.details, request_id };

@@ -161,6 +161,15 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
         ..OpenApi::default()
     };
     let router = router.finish_api(&mut api);
+    let bearer = aide::openapi::SecurityScheme::Http {
+        scheme: "bearer".into(),
+        bearer_format: None,
+        description: Some("The token in `<state-dir>/token` of the server.".into()),
+        extensions: Default::default(),
+    };
+    let components = api.components.get_or_insert_with(Default::default);
+    components.security_schemes.insert("bearer".into(), aide::openapi::ReferenceOr::Item(bearer));
+    api.security = vec![[("bearer".to_string(), Vec::new())].into_iter().collect()];
     let document = OpenApiDocument(serde_json::to_string(&api).expect("the OpenAPI document serializes").into());
     router
         .route("/openapi.json", axum::routing::get(openapi))

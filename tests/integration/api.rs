@@ -392,6 +392,15 @@ async fn a_watch_that_resumes_from_its_last_version_misses_nothing() {
             _ => {}
         }
     }
+    // Last-Event-ID resumes the same way: the removal of b is there again.
+    let mut resumed = api.events_after(&format!("{PREFIX}/containers?watch=true"), Some(last)).await;
+    loop {
+        let event = next_event(&mut resumed, WAIT).await;
+        assert!(event.id.unwrap().parse::<u64>().unwrap() > last, "an event from before the resume point");
+        if event.event == "DELETED" {
+            break;
+        }
+    }
     // A version that is not a number is refused, not treated as "from now".
     let reply =
         api.call("GET", &format!("{PREFIX}/containers?watch=true&resourceVersion=notanumber"), Some(TOKEN), None).await;

@@ -131,8 +131,20 @@ impl Api {
 
     /// An authorized streaming GET, as Server-Sent Events.
     pub async fn events(&self, uri: &str) -> BoxStream<'static, Result<SseEvent, ClientError>> {
-        let response =
-            self.router.clone().oneshot(Self::request("GET", uri, Some(TOKEN), None)).await.expect("infallible");
+        self.events_after(uri, None).await
+    }
+
+    /// The same, resuming with `Last-Event-ID` as browsers' EventSource does.
+    pub async fn events_after(
+        &self,
+        uri: &str,
+        last_event_id: Option<u64>,
+    ) -> BoxStream<'static, Result<SseEvent, ClientError>> {
+        let mut request = Self::request("GET", uri, Some(TOKEN), None);
+        if let Some(id) = last_event_id {
+            request.headers_mut().insert("last-event-id", id.to_string().parse().expect("header value"));
+        }
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
         let frames =
             response.into_body().into_data_stream().map(|f| f.map_err(|e| ClientError::Transport(e.to_string())));
