@@ -90,3 +90,19 @@ pub fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
     ApiError::internal(format!("the handler panicked ({what}); this is a bug in berth, please report it"))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_becomes_a_json_500_with_the_request_id() {
+        let response = REQUEST_ID.scope("req-1".into(), async { panicked(Box::new("index out of bounds")) }).await;
+        assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(body["code"], "Internal");
+        assert_eq!(body["requestId"], "req-1");
+        assert!(body["message"].as_str().unwrap().contains("index out of bounds"), "{body}");
+    }
+}
