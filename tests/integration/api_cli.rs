@@ -139,6 +139,24 @@ fn the_client_commands_work_against_a_served_fake_engine() {
     server.cli().args(["get"]).assert().code(2);
 }
 
+#[test]
+fn the_api_serves_on_a_unix_socket_for_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = ServedFake::start_on(|dir| format!("unix:{}", dir.join("api.sock").display()));
+    assert!(server.url.starts_with("unix:"), "{}", server.url);
+    let socket = server.url.trim_start_matches("unix:");
+    let mode = fs::metadata(socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket is open to others");
+    server
+        .cli()
+        .args(["apply", "-f"])
+        .arg(repo_path("examples/00-network.yaml"))
+        .assert()
+        .success()
+        .stdout(contains("network/app created"));
+    server.cli().args(["get", "networks"]).assert().success().stdout(contains("app"));
+}
+
 #[tokio::test]
 async fn apply_wait_get_describe_and_logs_on_real_docker() {
     let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };

@@ -180,12 +180,18 @@ pub struct ServedFake {
 }
 
 impl ServedFake {
-    /// Starts it and waits for its API.
+    /// Starts it on a free TCP port and waits for its API.
     pub fn start() -> ServedFake {
+        Self::start_on(|_| "127.0.0.1:0".to_string())
+    }
+
+    /// Starts it listening where `listen` says (given its temporary
+    /// directory) and waits for its API.
+    pub fn start_on(listen: impl FnOnce(&std::path::Path) -> String) -> ServedFake {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("berth.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--engine", "fake", "--listen", "127.0.0.1:0", "--state-dir"])
+            .args(["serve", "--engine", "fake", "--listen", &listen(dir.path()), "--state-dir"])
             .arg(dir.path().join("state"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
