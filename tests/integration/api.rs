@@ -309,6 +309,27 @@ async fn events_logs_health_metrics_and_openapi() {
 }
 
 #[tokio::test]
+async fn the_event_log_can_be_followed() {
+    let api = Api::start().await;
+    api.send_yaml("POST", "/apply", &container("web", "1")).await;
+    let mut follow = api.events("/events?follow=true&object=Container/default/web").await;
+    let first = next_event(&mut follow, WAIT).await;
+    let entry: Value = serde_json::from_str(&first.data).unwrap();
+    assert_eq!(entry["object"], "Container/default/web");
+    assert_eq!(first.id.as_deref(), Some(entry["seq"].to_string().as_str()));
+    // Entries written after the follow began arrive too.
+    api.call("DELETE", &format!("{}/web", containers_path("default")), Some(TOKEN), None).await;
+    loop {
+        let event = next_event(&mut follow, WAIT).await;
+        let entry: Value = serde_json::from_str(&event.data).unwrap();
+        assert_eq!(entry["object"], "Container/default/web", "the filter let another object through");
+        if entry["reason"] == "ApiDelete" {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
 async fn readiness_is_false_until_the_engine_has_been_observed() {
     let api = Api::start().await;
     api.engine.set_latency(Duration::from_millis(2500));
