@@ -74,6 +74,11 @@ impl Reply {
 impl Api {
     /// A server with a running controller on a fresh store and fake engine.
     pub async fn start() -> Api {
+        Api::start_with(berth::source::git::GitHooks::default()).await
+    }
+
+    /// The same, with git webhooks going to `git_hooks`.
+    pub async fn start_with(git_hooks: berth::source::git::GitHooks) -> Api {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = Store::open(dir.path()).expect("store");
         let engine = FakeEngine::new();
@@ -84,6 +89,7 @@ impl Api {
             ctx: controller.context(),
             observed: controller.observed(),
             metrics: controller.metrics().clone(),
+            git_hooks,
         };
         let router = app(state, Token::from_secret(TOKEN));
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
