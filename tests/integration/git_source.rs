@@ -6,14 +6,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::http::StatusCode;
 use berth::api::{AnyObject, ObjectKey, SourceKind};
+use berth::controller::runtime::Shutdown;
 use berth::engine::fake::FakeEngine;
 use berth::engine::labels;
-use berth::source::git::{Credentials, GitSource, GitSpec, Synced};
+use berth::source::git::{Credentials, GitHooks, GitSource, GitSpec, Synced};
 use berth::store::Store;
+use tokio::sync::watch;
 
+use crate::support::api::{Api, Reply, ServedFake, PREFIX, TOKEN};
 use crate::support::controller::{eventually, is_ready, Running};
-use crate::support::git::{container, Remote};
+use crate::support::git::{container, HttpRemote, Remote};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -38,7 +42,7 @@ fn follow_url(url: &str, prune: bool, credentials: Credentials) -> Follower {
 
 impl Follower {
     fn sync(&self) -> Synced {
-        self.source.sync().unwrap_or_else(|e| panic!("sync failed: {e:#}"))
+        self.source.sync().unwrap_or_else(|e| panic!("sync failed: {:#}", anyhow::Error::from(e)))
     }
 
     fn get(&self, key: &str) -> Option<AnyObject> {
@@ -281,4 +285,232 @@ async fn a_commit_that_edits_one_container_recreates_only_it() {
         "api is not touched: {calls:#?}"
     );
     assert!(calls.iter().any(|c| c.op == "remove_container" && c.target == web_before), "{calls:#?}");
+}
+
+#[test]
+fn http_remotes_are_followed_through_git_http_backend() {
+    let remote = Remote::new();
+    remote.write("deploy/web.yaml", &container("web", "one"));
+    let first = remote.commit("first");
+    let server = HttpRemote::serve(&remote, None);
+    let follower = follow_url(&server.url, true, Credentials::default());
+    assert!(matches!(follower.sync(), Synced::Applied { commit, .. } if commit == first));
+    remote.write("deploy/web.yaml", &container("web", "two"));
+    remote.commit("second");
+    applied(follower.sync());
+    assert_eq!(follower.value("web").as_deref(), Some("two"));
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.iter().any(|(line, status)| line.contains("git-upload-pack") && *status == 200), "{log:#?}");
+}
+
+#[test]
+fn a_remote_asking_for_credentials_gets_the_token_only_over_tls() {
+    let remote = Remote::new();
+    remote.write("deploy/web.yaml", &container("web", "one"));
+    remote.commit("first");
+    let server = HttpRemote::serve(&remote, Some("t0ken"));
+
+    // No token: the fetch fails, saying which flag gives one.
+    let follower = follow_url(&server.url, true, Credentials::default());
+    let error = format!("{:#}", anyhow::Error::from(follower.source.sync().unwrap_err()));
+    assert!(error.contains("--git-token-file"), "{error}");
+
+    // A token is never sent in clear text (http://), and never shown.
+    let files = tempfile::tempdir().unwrap();
+    let token_file = files.path().join("token");
+    std::fs::write(&token_file, "t0ken\n").unwrap();
+    let credentials = Credentials { ssh_key: None, token_file: Some(token_file.clone()) };
+    let follower = follow_url(&server.url, true, credentials);
+    let error = format!("{:#}", anyhow::Error::from(follower.source.sync().unwrap_err()));
+    assert!(error.contains("clear text"), "{error}");
+    let record = format!("{:?}", follower.record());
+    for text in [&error, &record] {
+        assert!(!text.contains("t0ken"), "the token leaked: {text}");
+    }
+    let log = server.log.lock().unwrap().clone();
+    assert!(log.iter().all(|(_, status)| *status == 401), "nothing was served without the token: {log:#?}");
+    // Nothing of the token in the state directory.
+    for entry in walkdir::WalkDir::new(follower.state.path()).into_iter().flatten() {
+        if entry.file_type().is_file() {
+            let bytes = std::fs::read(entry.path()).unwrap();
+            assert!(!bytes.windows(5).any(|w| w == b"t0ken"), "the token is in {}", entry.path().display());
+        }
+    }
+}
+
+/// A push payload as GitHub sends it (the fields berth reads).
+fn push_payload(remote: &Remote) -> Vec<u8> {
+    serde_json::json!({
+        "ref": "refs/heads/main",
+        "repository": { "clone_url": remote.url(), "full_name": "o/r" },
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn github_signature(secret: &[u8], body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+async fn post_hook(api: &Api, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    let mut request = axum::http::Request::builder().method("POST").uri("/hooks/git");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(axum::body::Body::from(body.to_vec())).unwrap();
+    let response = api.router.clone().oneshot(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    Reply { status: parts.status, headers: parts.headers, body: body.collect().await.unwrap().to_bytes() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_with_a_good_signature_poll_at_once_and_others_do_nothing() {
+    let remote = Remote::new();
+    remote.write("deploy/web.yaml", &container("web", "one"));
+    let first = remote.commit("first");
+    let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
+    let mut hooks = GitHooks::new(Some(b"s3cret".to_vec()));
+    let trigger = hooks.follow(spec.clone());
+    let api = Api::start_with(hooks).await;
+    let state = tempfile::tempdir().unwrap();
+    let source = GitSource::new(api.store.clone(), state.path(), spec.clone(), true, Credentials::default());
+    let (shutdown, receiver) = watch::channel(Shutdown::Running);
+    // An hour between polls: only webhooks poll after the first one.
+    let polling = tokio::spawn(source.run(Duration::from_secs(3600), trigger, receiver));
+    let applied_commit = || api.store.source(&spec.id()).unwrap().and_then(|r| r.applied_commit);
+    eventually(WAIT, "the first commit", || async { (applied_commit() == Some(first.clone())).then_some(()) }).await;
+
+    remote.write("deploy/web.yaml", &container("web", "two"));
+    let second = remote.commit("second");
+    let body = push_payload(&remote);
+    let refused = [
+        vec![],
+        vec![("x-hub-signature-256", github_signature(b"wrong", &body))],
+        vec![("x-hub-signature-256", github_signature(b"s3cret", b"another body"))],
+        vec![("x-gitlab-token", "wrong".to_string())],
+        vec![("authorization", format!("Bearer {TOKEN}"))],
+    ];
+    for headers in refused {
+        let headers: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let message = post_hook(&api, &headers, &body).await.error(StatusCode::UNAUTHORIZED);
+        assert!(message.contains("secret") || message.contains("signed"), "{headers:?}: {message}");
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(applied_commit(), Some(first), "a refused hook polls nothing");
+
+    let signature = github_signature(b"s3cret", &body);
+    let reply = post_hook(&api, &[("x-hub-signature-256", &signature)], &body).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    assert_eq!(reply.json()["triggered"], serde_json::json!([spec.id()]));
+    eventually(WAIT, "the pushed commit", || async { (applied_commit() == Some(second.clone())).then_some(()) }).await;
+
+    // GitLab's token works too.
+    remote.write("deploy/web.yaml", &container("web", "three"));
+    let third = remote.commit("third");
+    let gitlab = serde_json::json!({"ref": "refs/heads/main", "project": {"git_http_url": remote.url()}}).to_string();
+    let reply = post_hook(&api, &[("x-gitlab-token", "s3cret")], gitlab.as_bytes()).await;
+    assert_eq!(reply.status, StatusCode::ACCEPTED, "{}", reply.text());
+    eventually(WAIT, "the third commit", || async { (applied_commit() == Some(third.clone())).then_some(()) }).await;
+    shutdown.send(Shutdown::Drain).unwrap();
+    polling.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_secret_webhooks_are_off() {
+    let api = Api::start().await;
+    let message = post_hook(&api, &[("x-gitlab-token", "anything")], b"{}").await.error(StatusCode::NOT_FOUND);
+    assert!(message.contains("--git-webhook-secret-file"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_from_git_refuse_api_writes_without_force_and_the_next_commit_takes_them_back() {
+    let remote = Remote::new();
+    remote.write("deploy/web.yaml", &container("web", "one"));
+    let first = remote.commit("first");
+    let api = Api::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
+    let source = Arc::new(GitSource::new(api.store.clone(), state.path(), spec.clone(), true, Credentials::default()));
+    let sync = || {
+        let source = source.clone();
+        async move { tokio::task::spawn_blocking(move || source.sync().unwrap()).await.unwrap() }
+    };
+    sync().await;
+    let path = format!("{PREFIX}/namespaces/default/containers/web");
+
+    let message = api.send_yaml("PUT", &path, &container("web", "by-hand")).await.error(StatusCode::CONFLICT);
+    assert!(message.contains(&format!("owned by {}", spec.id())), "{message}");
+    let message = api.call("DELETE", &path, Some(TOKEN), None).await.error(StatusCode::CONFLICT);
+    assert!(message.contains("?force=true"), "{message}");
+
+    let reply = api.send_yaml("PUT", &format!("{path}?force=true"), &container("web", "by-hand")).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+    let object = api.get(&path).await.json();
+    assert_eq!(object["spec"]["env"][0]["value"], "by-hand");
+    assert_eq!(object["metadata"]["source"]["commit"], first.as_str(), "git keeps ownership");
+
+    remote.write("deploy/web.yaml", &container("web", "two"));
+    let second = remote.commit("second");
+    sync().await;
+    let object = api.get(&path).await.json();
+    assert_eq!(object["spec"]["env"][0]["value"], "two", "the next commit takes it back");
+    assert_eq!(object["metadata"]["source"]["commit"], second.as_str());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_list_the_seen_and_applied_commits_and_the_errors() {
+    let remote = Remote::new();
+    remote.write("deploy/web.yaml", &container("web", "one"));
+    let good = remote.commit("good");
+    let api = Api::start().await;
+    let state = tempfile::tempdir().unwrap();
+    let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
+    let source = Arc::new(GitSource::new(api.store.clone(), state.path(), spec.clone(), true, Credentials::default()));
+    let synced = source.clone();
+    tokio::task::spawn_blocking(move || synced.sync().unwrap()).await.unwrap();
+    remote.write("deploy/web.yaml", "kind: Container\n");
+    let bad = remote.commit("bad");
+    tokio::task::spawn_blocking(move || source.sync().unwrap()).await.unwrap();
+
+    assert_eq!(api.call("GET", "/sources", None, None).await.status, StatusCode::UNAUTHORIZED);
+    let list = api.get("/sources").await.json();
+    let item = &list["items"][0];
+    assert_eq!(item["id"], spec.id().as_str());
+    assert_eq!(item["source"]["type"], "git");
+    assert_eq!(item["seenCommit"], bad.as_str());
+    assert_eq!(item["appliedCommit"], good.as_str());
+    assert_eq!(item["objects"], serde_json::json!(["Container/default/web"]));
+    let error = item["errors"][0].as_str().unwrap();
+    assert!(error.starts_with(&format!("{}:deploy/web.yaml:1:1", &bad[..12])), "{error}");
+    assert!(item["errorTime"].is_string());
+}
+
+#[test]
+fn berth_get_sources_shows_the_repository_of_berth_serve_git() {
+    let remote = Remote::new();
+    remote.write("hosts/a/web.yaml", &container("web", "one"));
+    let commit = remote.commit("first");
+    let argument = format!("{}#main:hosts/a", remote.url());
+    let served = ServedFake::start_with(&["--git", &argument, "--git-interval", "1h"]);
+    let started = std::time::Instant::now();
+    let table = loop {
+        let output = served.cli().args(["get", "sources"]).output().unwrap();
+        let table = String::from_utf8_lossy(&output.stdout).into_owned();
+        if table.contains(&commit[..12]) || started.elapsed() > WAIT {
+            break table;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let row = table.lines().nth(1).unwrap_or_else(|| panic!("no source row:\n{table}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cells[..6], [&argument, "git", &commit[..12], &commit[..12], "1", "-"], "{table}");
+    let json = served.cli().args(["get", "sources", "-o", "json"]).output().unwrap();
+    let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(list["items"][0]["appliedCommit"], commit.as_str());
 }

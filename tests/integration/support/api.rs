@@ -168,11 +168,17 @@ pub struct ServedFake {
 impl ServedFake {
     /// Starts it and waits for its API.
     pub fn start() -> ServedFake {
+        ServedFake::start_with(&[])
+    }
+
+    /// Starts it with more `berth serve` arguments.
+    pub fn start_with(args: &[&str]) -> ServedFake {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("berth.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["serve", "--engine", "fake", "--listen", "127.0.0.1:0", "--state-dir"])
             .arg(dir.path().join("state"))
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
