@@ -428,20 +428,38 @@ async fn without_a_secret_webhooks_are_off() {
     assert!(message.contains("--git-webhook-secret-file"), "{message}");
 }
 
+/// An API server, and a git source on `remote`'s `deploy/` writing to its store.
+struct ApiFollower {
+    api: Api,
+    spec: GitSpec,
+    source: Arc<GitSource>,
+    _state: tempfile::TempDir,
+}
+
+impl ApiFollower {
+    async fn start(remote: &Remote) -> ApiFollower {
+        let api = Api::start().await;
+        let state = tempfile::tempdir().unwrap();
+        let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
+        let source = GitSource::new(api.store.clone(), state.path(), spec.clone(), true, Credentials::default());
+        ApiFollower { api, spec, source: Arc::new(source), _state: state }
+    }
+
+    /// One poll, on a blocking thread (it blocks on the fetch and the store).
+    async fn sync(&self) -> Synced {
+        let source = self.source.clone();
+        tokio::task::spawn_blocking(move || source.sync().unwrap()).await.unwrap()
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_from_git_refuse_api_writes_without_force_and_the_next_commit_takes_them_back() {
     let remote = Remote::new();
     remote.write("deploy/web.yaml", &container("web", "one"));
     let first = remote.commit("first");
-    let api = Api::start().await;
-    let state = tempfile::tempdir().unwrap();
-    let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
-    let source = Arc::new(GitSource::new(api.store.clone(), state.path(), spec.clone(), true, Credentials::default()));
-    let sync = || {
-        let source = source.clone();
-        async move { tokio::task::spawn_blocking(move || source.sync().unwrap()).await.unwrap() }
-    };
-    sync().await;
+    let follower = ApiFollower::start(&remote).await;
+    let (api, spec) = (&follower.api, &follower.spec);
+    follower.sync().await;
     let path = format!("{PREFIX}/namespaces/default/containers/web");
 
     let message = api.send_yaml("PUT", &path, &container("web", "by-hand")).await.error(StatusCode::CONFLICT);
@@ -457,7 +475,7 @@ async fn objects_from_git_refuse_api_writes_without_force_and_the_next_commit_ta
 
     remote.write("deploy/web.yaml", &container("web", "two"));
     let second = remote.commit("second");
-    sync().await;
+    follower.sync().await;
     let object = api.get(&path).await.json();
     assert_eq!(object["spec"]["env"][0]["value"], "two", "the next commit takes it back");
     assert_eq!(object["metadata"]["source"]["commit"], second.as_str());
@@ -468,15 +486,12 @@ async fn sources_list_the_seen_and_applied_commits_and_the_errors() {
     let remote = Remote::new();
     remote.write("deploy/web.yaml", &container("web", "one"));
     let good = remote.commit("good");
-    let api = Api::start().await;
-    let state = tempfile::tempdir().unwrap();
-    let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
-    let source = Arc::new(GitSource::new(api.store.clone(), state.path(), spec.clone(), true, Credentials::default()));
-    let synced = source.clone();
-    tokio::task::spawn_blocking(move || synced.sync().unwrap()).await.unwrap();
+    let follower = ApiFollower::start(&remote).await;
+    let (api, spec) = (&follower.api, &follower.spec);
+    follower.sync().await;
     remote.write("deploy/web.yaml", "kind: Container\n");
     let bad = remote.commit("bad");
-    tokio::task::spawn_blocking(move || source.sync().unwrap()).await.unwrap();
+    follower.sync().await;
 
     assert_eq!(api.call("GET", "/sources", None, None).await.status, StatusCode::UNAUTHORIZED);
     let list = api.get("/sources").await.json();
