@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Install and start the container engines berth's tests run against:
 # Docker (dockerd + /var/run/docker.sock) and Podman (libpod REST API on
-# /run/podman/podman.sock), plus busybox-static for registry-free images.
+# /run/podman/podman.sock), plus busybox-static for registry-free images
+# and git (the git source's tests make their repositories with it and serve
+# them with `git http-backend`; berth itself fetches with gix).
 #
 # Idempotent: packages already installed are not reinstalled and an engine
 # that already answers on its socket is reused, never restarted.
@@ -14,6 +16,7 @@ need_packages=()
 command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 command -v podman >/dev/null 2>&1 || need_packages+=(podman)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_packages+=(busybox-static)
+command -v git >/dev/null 2>&1 || need_packages+=(git)
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
   log "installing ${need_packages[*]}"

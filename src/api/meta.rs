@@ -130,9 +130,15 @@ impl Source {
     }
 }
 
+/// The id, and for git the commit (`git:<repo>#<branch>:<path>@<12 digits>`),
+/// so that events say which commit wrote what.
 impl std::fmt::Display for Source {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.id())
+        f.write_str(&self.id())?;
+        match (&self.kind, &self.commit) {
+            (SourceKind::Git, Some(commit)) => write!(f, "@{}", commit.get(..12).unwrap_or(commit)),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -24,7 +24,7 @@ pub enum Format {
 /// Arguments of `berth get`.
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Kind: `containers`, `container` or `ctr`; `volumes`, `networks`, `images`, `dnsrecords`, `routes` (and their singulars and short names).
+    /// Kind: `containers`, `container` or `ctr`; `volumes`, `networks`, `images`, `dnsrecords`, `routes` (and their singulars and short names); or `sources`.
     pub kind: String,
     /// One object's name.
     pub name: Option<String>,
@@ -51,6 +51,9 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
 
 /// Runs `berth get`.
 pub fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
+    if super::sources::is_sources(&args.kind) {
+        return super::sources::run(args);
+    }
     let kind = parse_kind(&args.kind)?;
     let client = args.client.client()?;
     block_on(async move {

@@ -17,6 +17,7 @@ mod get;
 mod logs;
 mod output;
 mod serve;
+mod sources;
 mod validate;
 
 use std::process::ExitCode;

@@ -1,9 +1,10 @@
 //! `berth serve`: the controller process.
 //!
 //! Opens (and locks) the state directory, serves the REST API and follows
-//! the manifest directories into the store at once, connects to the engine
-//! (waiting for it if it is not up yet, as at boot; `/readyz` says 503
-//! meanwhile), then runs the controller until SIGTERM or Ctrl-C. The first signal drains (running reconciles finish); a second
+//! the manifest directories and git repositories into the store at once,
+//! connects to the engine (waiting for it if it is not up yet, as at boot;
+//! `/readyz` says 503 meanwhile), then runs the controller until SIGTERM or
+//! Ctrl-C. The first signal drains (running reconciles finish); a second
 //! one forces the exit. Either way a restart resumes from the store and the
 //! engine's labels.
 
@@ -24,6 +25,7 @@ use crate::engine::Engine;
 use crate::metrics::Metrics;
 use crate::server::{Connected, EngineSlot, Listen, ServerState, Token};
 use crate::source::dir::DirSource;
+use crate::source::git::{Credentials, GitHooks, GitSource, GitSpec};
 use crate::store::Store;
 
 /// Arguments of `berth serve`.
@@ -32,6 +34,39 @@ pub struct ServeArgs {
     /// Directory of manifests to follow (recursively). Repeatable.
     #[arg(long = "manifests", value_name = "DIR")]
     pub manifests: Vec<PathBuf>,
+    /// Git repository to follow: `URL[#BRANCH[:PATH]]`, where URL is
+    /// `https://`, `ssh://`, `user@host:path`, `git://`, `file://` or a
+    /// path. BRANCH and PATH default to --git-branch and --git-path.
+    /// Repeatable.
+    #[arg(long = "git", value_name = "URL[#BRANCH[:PATH]]")]
+    pub git: Vec<String>,
+    /// Branch followed for --git URLs that name none.
+    #[arg(long, value_name = "BRANCH", default_value = crate::source::git::DEFAULT_BRANCH)]
+    pub git_branch: String,
+    /// Directory of manifests in the repository, for --git URLs that name
+    /// none. Default: the repository's root.
+    #[arg(long, value_name = "DIR", default_value = "")]
+    pub git_path: String,
+    /// Time between polls of each repository (webhooks poll at once).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub git_interval: Duration,
+    /// Delete what the previous commit declared and a new one does not;
+    /// `--git-prune=false` keeps it.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub git_prune: bool,
+    /// File holding the secret of `POST /hooks/git` (GitHub's signature,
+    /// GitLab's token). Without it, webhooks are refused.
+    #[arg(long, value_name = "FILE")]
+    pub git_webhook_secret_file: Option<PathBuf>,
+    /// SSH private key for ssh:// repositories (used by `ssh -i`, which
+    /// must be installed; host keys are checked against known_hosts).
+    #[arg(long, value_name = "FILE")]
+    pub git_ssh_key: Option<PathBuf>,
+    /// File holding a token for https:// repositories that ask for
+    /// credentials (read at each fetch; never logged or stored).
+    #[arg(long, value_name = "FILE")]
+    pub git_token_file: Option<PathBuf>,
     /// Where berth keeps its store, lock and token. Default: `/var/lib/berth`
     /// for root, else `$XDG_STATE_HOME/berth` (`~/.local/state/berth`).
     #[arg(long, value_name = "DIR", env = "BERTH_STATE_DIR")]
@@ -89,23 +124,65 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     for dir in &args.manifests {
         anyhow::ensure!(dir.is_dir(), "--manifests {}: not a directory", dir.display());
     }
+    let git = GitArgs::check(&args)?;
     tracing::info!(state_dir = %state_dir.display(), resource_version = store.resource_version(), "store opened");
     let runtime =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the async runtime")?;
     let token = Token::load_or_create(&state_dir)?;
-    runtime.block_on(serve(args, store, token))?;
+    runtime.block_on(serve(args, store, token, git, state_dir))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()> {
+/// The git flags, checked: every repository parsed, the credential files
+/// readable, the webhook secret read.
+struct GitArgs {
+    specs: Vec<GitSpec>,
+    credentials: Credentials,
+    hooks: GitHooks,
+}
+
+impl GitArgs {
+    fn check(args: &ServeArgs) -> anyhow::Result<GitArgs> {
+        let mut specs: Vec<GitSpec> = Vec::new();
+        for argument in &args.git {
+            let spec = GitSpec::parse(argument, &args.git_branch, &args.git_path)?;
+            anyhow::ensure!(!specs.contains(&spec), "--git {} is given twice", spec.id());
+            specs.push(spec);
+        }
+        let credentials = Credentials { ssh_key: args.git_ssh_key.clone(), token_file: args.git_token_file.clone() };
+        credentials.check()?;
+        let secret = match &args.git_webhook_secret_file {
+            Some(file) => {
+                let text = std::fs::read(file)
+                    .with_context(|| format!("--git-webhook-secret-file {}: cannot read it", file.display()))?;
+                let secret = text.trim_ascii().to_vec();
+                anyhow::ensure!(!secret.is_empty(), "--git-webhook-secret-file {}: the file is empty", file.display());
+                Some(secret)
+            }
+            None => None,
+        };
+        Ok(GitArgs { specs, credentials, hooks: GitHooks::new(secret) })
+    }
+}
+
+async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
     tokio::spawn(shutdown_signal(shutdown_tx));
-    // The API and the manifest directories work on the store alone: they
-    // start at once, and the engine side joins when the engine answers.
+    // The API and the sources work on the store alone: they start at once,
+    // and the engine side joins when the engine answers.
     let listener = args.listen.bind().await?;
     let metrics = Metrics::new();
     let engine_slot = EngineSlot::default();
-    let state = ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone() };
+    let mut tasks = tokio::task::JoinSet::new();
+    let GitArgs { specs, credentials, mut hooks } = git;
+    for spec in specs {
+        let trigger = hooks.follow(spec.clone());
+        tracing::info!(source = %spec.id(), interval = ?args.git_interval, prune = args.git_prune, "following");
+        let source = GitSource::new(store.clone(), &state_dir, spec, args.git_prune, credentials.clone());
+        tasks.spawn(source.run(args.git_interval, trigger, shutdown.clone()));
+    }
+    let state =
+        ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone(), git_hooks: hooks };
     let app = crate::server::app(state, token);
     let mut api_shutdown = shutdown.clone();
     let stopping = async move {
@@ -116,7 +193,6 @@ async fn serve(args: ServeArgs, store: Store, token: Token) -> anyhow::Result<()
         None => tracing::info!("REST API on {}", args.listen),
     }
     let api = tokio::spawn(listener.serve(app, stopping));
-    let mut tasks = tokio::task::JoinSet::new();
     if !args.manifests.is_empty() {
         let source = DirSource::new(store.clone(), &args.manifests).context("--manifests")?;
         let source_shutdown = shutdown.clone();

@@ -104,7 +104,7 @@ pub async fn apply(
     if query.dry_run {
         return Ok(Json(ApplyResponse { dry_run: true, resource_version, items: plan.items }));
     }
-    let options = SetOptions { prune: named, force: query.force, preconditions: true };
+    let options = SetOptions { prune: named, force: query.force, preconditions: true, record: named };
     let applied = apply_set(store, &source, objects, options)?;
     Ok(Json(ApplyResponse { dry_run: false, resource_version: applied.resource_version, items: plan.items }))
 }

@@ -1,6 +1,6 @@
 //! The bearer token: generated on first start into `<state-dir>/token`
 //! (mode 0600, readable by the user running berth and nobody else), required
-//! on every endpoint but `/healthz`.
+//! on every endpoint but `/healthz` and `/hooks/git`.
 //!
 //! Whoever can read the state directory can already change what berth runs,
 //! so the token adds no privilege there; it keeps other local users and
@@ -80,9 +80,14 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// Requires the token on every request but `/healthz`.
+/// Paths the token does not guard: liveness, and the git webhook, which
+/// forges cannot send a token to and which checks the webhook secret itself
+/// before doing anything.
+const OPEN_PATHS: [&str; 2] = ["/healthz", "/hooks/git"];
+
+/// Requires the token on every request but [`OPEN_PATHS`].
 pub async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
-    if request.uri().path() == "/healthz" {
+    if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
     let presented = request

@@ -3,7 +3,8 @@
 //! Server-Sent Events, container logs, health, and the OpenAPI document
 //! generated from the handlers and types ([`aide`] over schemars).
 //!
-//! Every endpoint but `/healthz` needs the bearer token ([`auth`]); every
+//! Every endpoint but `/healthz` and `/hooks/git` (which the webhook secret
+//! guards, [`hooks`]) needs the bearer token ([`auth`]); every
 //! error has one JSON shape ([`error`]); every request gets an id that is in
 //! the answer and in the log ([`request`]). Handlers never panic on input:
 //! paths, queries and bodies are checked before use, bodies are
@@ -16,10 +17,12 @@ mod body;
 pub mod error;
 mod events;
 mod health;
+mod hooks;
 mod listen;
 mod logs;
 mod objects;
 pub mod request;
+mod sources;
 mod watch;
 
 use std::sync::atomic::AtomicBool;
@@ -38,7 +41,9 @@ pub use auth::Token;
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, ErrorBody};
 pub use events::{EventEntry, EventList};
+pub use hooks::HookAccepted;
 pub use listen::{Bound, Listen};
+pub use sources::{SourceList, SourceStatus};
 
 /// Prefix of the object endpoints.
 pub const API_PREFIX: &str = "/apis/berth.dev/v1alpha1";
@@ -51,6 +56,8 @@ pub struct ServerState {
     pub metrics: crate::metrics::Metrics,
     /// The engine side, once connected.
     pub engine: EngineSlot,
+    /// The git sources webhooks can wake, and the webhook secret.
+    pub git_hooks: crate::source::git::GitHooks,
 }
 
 /// The controller's view of the engine, once it is connected.
@@ -127,6 +134,16 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
         .api_route("/metrics", get_with(metrics, |op| op.summary("Prometheus metrics (OpenMetrics text)")))
         .api_route("/events", get_with(events::events, |op| op.summary("The audit log; follow=true streams it (SSE)")))
         .api_route(
+            "/sources",
+            get_with(sources::list, |op| op.summary("The sources: files, API sets, git repositories and their commits")),
+        )
+        .api_route(
+            "/hooks/git",
+            post_with(hooks::git, |op| {
+                op.summary("Push webhook (GitHub, Gitea, GitLab): polls the pushed repository; needs its signature, not the token")
+            }),
+        )
+        .api_route(
             &format!("{API_PREFIX}/{{plural}}"),
             get_with(objects::list_all, |op| op.summary("List (or watch=true: watch) objects in every namespace")),
         )
@@ -152,8 +169,8 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
             title: "berth".into(),
             version: env!("CARGO_PKG_VERSION").into(),
             description: Some(
-                "Declarative controller for a single Docker or Podman host. Every endpoint but /healthz needs \
-                 `Authorization: Bearer <token>`."
+                "Declarative controller for a single Docker or Podman host. Every endpoint but /healthz and \
+                 /hooks/git (signed with the webhook secret) needs `Authorization: Bearer <token>`."
                     .into(),
             ),
             ..Info::default()

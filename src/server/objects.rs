@@ -213,7 +213,7 @@ pub async fn put(
             object.key()
         )));
     }
-    let options = SetOptions { prune: false, force: query.force, preconditions: true };
+    let options = SetOptions { prune: false, force: query.force, preconditions: true, record: false };
     let applied = apply_set(&state.store, &Source::api(), vec![object], options)?;
     let status = if applied.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored(&state, &key)?)).into_response())

@@ -32,11 +32,16 @@ pub struct SetOptions {
     /// Write an object carrying `metadata.resourceVersion` only if the
     /// stored one is at that version (API writes; files ignore it).
     pub preconditions: bool,
+    /// Record the source (its objects and, for git, its commit) even
+    /// without `prune`: a repository followed with `--git-prune=false` still
+    /// says which commit it applied. Its objects are then what it declared
+    /// before and what it declares now.
+    pub record: bool,
 }
 
 impl SetOptions {
     /// A watched file or repository: the set is complete, versions ignored.
-    pub const SOURCE: SetOptions = SetOptions { prune: true, force: false, preconditions: false };
+    pub const SOURCE: SetOptions = SetOptions { prune: true, force: false, preconditions: false, record: true };
 }
 
 /// Makes `objects` the complete set `source` declares: writes them, deletes
@@ -67,7 +72,10 @@ pub fn apply_set(
     options: SetOptions,
 ) -> Result<Applied, StoreError> {
     let gone = if options.prune { pruned(store, source, &objects)? } else { Vec::new() };
-    let keys: BTreeSet<ObjectKey> = objects.iter().map(AnyObject::key).collect();
+    let mut keys: BTreeSet<ObjectKey> = objects.iter().map(AnyObject::key).collect();
+    if options.record && !options.prune {
+        keys.extend(store.source(&source.id())?.map(|r| r.objects).unwrap_or_default());
+    }
     let mut batch = WriteBatch::new();
     for mut object in objects {
         let precondition = match object.metadata().resource_version {
@@ -86,14 +94,8 @@ pub fn apply_set(
             force: options.force,
         });
     }
-    if options.prune {
-        let record = SourceRecord {
-            source: source.clone(),
-            objects: keys.into_iter().collect(),
-            errors: Vec::new(),
-            updated: Utc::now(),
-        };
-        batch = batch.op(WriteOp::Source(record));
+    if options.prune || options.record {
+        batch = batch.op(WriteOp::Source(SourceRecord::new(source.clone(), keys.into_iter().collect())));
     }
     let commit = store.commit(batch)?;
     let count = |f: fn(&Outcome) -> bool| commit.outcomes.iter().filter(|o| f(o)).count();
@@ -116,10 +118,17 @@ pub fn apply_set(
 }
 
 /// Records that `source`'s current input was rejected: its errors, and its
-/// objects as they were.
+/// objects as they were. For git, `source.commit` is the rejected commit:
+/// it is recorded as seen, and the applied one stays.
 pub fn reject_source(store: &Store, source: &Source, errors: Vec<String>) -> Result<(), StoreError> {
-    let objects = store.source(&source.id())?.map(|r| r.objects).unwrap_or_default();
-    let record = SourceRecord { source: source.clone(), objects, errors: errors.clone(), updated: Utc::now() };
+    let previous = store.source(&source.id())?;
+    let (objects, applied_commit) = previous.map(|r| (r.objects, r.applied_commit)).unwrap_or_default();
+    let record = SourceRecord {
+        errors: errors.clone(),
+        applied_commit,
+        error_time: Some(Utc::now()),
+        ..SourceRecord::new(source.clone(), objects)
+    };
     let event = Event {
         seq: 0,
         time: Utc::now(),

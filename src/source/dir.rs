@@ -225,7 +225,7 @@ enum Loaded {
 
 /// Runs a store write again when a concurrent teardown removed an object
 /// between our read and our write.
-fn retry_on_race<T>(mut write: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
+pub(super) fn retry_on_race<T>(mut write: impl FnMut() -> Result<T, StoreError>) -> Result<T, StoreError> {
     let mut attempts = 0;
     loop {
         match write() {

@@ -49,6 +49,37 @@ pub struct SourceRecord {
     pub errors: Vec<String>,
     /// When the source was last read.
     pub updated: chrono::DateTime<Utc>,
+    /// Git: the commit last fetched and looked at, applied or rejected.
+    /// A poll that finds it again does nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seen_commit: Option<String>,
+    /// Git: the commit whose objects are in the store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_commit: Option<String>,
+    /// Git: why the last fetch failed, until one succeeds. Kept apart from
+    /// `errors`, which are about the content of `seen_commit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_error: Option<String>,
+    /// When `errors` or `fetch_error` were last set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_time: Option<chrono::DateTime<Utc>>,
+}
+
+impl SourceRecord {
+    /// A record of `source` declaring `objects`, read now, without errors.
+    /// For git, the source's commit is both seen and applied.
+    pub fn new(source: Source, objects: Vec<ObjectKey>) -> Self {
+        SourceRecord {
+            seen_commit: source.commit.clone(),
+            applied_commit: source.commit.clone(),
+            source,
+            objects,
+            errors: Vec::new(),
+            updated: Utc::now(),
+            fetch_error: None,
+            error_time: None,
+        }
+    }
 }
 
 /// One operation of a batch.

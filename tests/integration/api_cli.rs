@@ -142,7 +142,7 @@ fn the_client_commands_work_against_a_served_fake_engine() {
 #[test]
 fn the_api_serves_on_a_unix_socket_for_the_owner_only() {
     use std::os::unix::fs::PermissionsExt;
-    let server = ServedFake::start_on(|dir| format!("unix:{}", dir.join("api.sock").display()));
+    let server = ServedFake::start_on(|dir| format!("unix:{}", dir.join("api.sock").display()), &[]);
     assert!(server.url.starts_with("unix:"), "{}", server.url);
     let socket = server.url.trim_start_matches("unix:");
     let mode = fs::metadata(socket).unwrap().permissions().mode() & 0o777;

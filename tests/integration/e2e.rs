@@ -251,3 +251,44 @@ fn position_of(text: &str, needle: &str) -> (usize, usize) {
         .find_map(|(i, line)| line.find(needle).map(|c| (i + 1, c + 1)))
         .unwrap_or_else(|| panic!("`{needle}` not in the text"))
 }
+
+/// The examples followed from a git repository (`--git file://`) by the
+/// real binary on Docker: they converge like a directory does, a commit
+/// recreates only what it changes, and every object names the commit. The
+/// git source's other behaviours are covered on the fake engine
+/// (`git_source`); Docker alone keeps this one run short.
+#[tokio::test]
+async fn docker_follows_a_git_repository() {
+    use crate::support::git::git;
+    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
+    let repository = stack.manifests();
+    git(&repository, &["init", "--quiet", "--initial-branch=main"]);
+    git(&repository, &["add", "--all"]);
+    git(&repository, &["commit", "--quiet", "-m", "the examples"]);
+    stack.start_git(&format!("file://{}", repository.display()));
+    let before = stack.converged().await;
+
+    let api = stack.manifest("03-api.yaml");
+    let text = std::fs::read_to_string(&api).unwrap();
+    assert!(text.contains("value: hello from berth"), "03-api.yaml sets GREETING");
+    std::fs::write(&api, text.replace("value: hello from berth", "value: hello from git")).unwrap();
+    git(&repository, &["commit", "--quiet", "--all", "-m", "api greets from git"]);
+    let commit = git(&repository, &["rev-parse", "HEAD"]);
+    let after = stack
+        .eventually(CHANGE, "api replaced, running and healthy", || async {
+            let now = stack.settled().await?;
+            (now["api#0"].id != before["api#0"].id).then_some(now)
+        })
+        .await;
+    for replica in ["web#0", "web#1"] {
+        assert_eq!(after[replica].id, before[replica].id, "{replica} must not be touched");
+    }
+    assert!(stack.stop().success());
+    let store = stack.store();
+    let key = ObjectKey::parse(&format!("Container/{}/api", stack.namespace)).unwrap();
+    let source = store.get(&key).unwrap().unwrap().metadata().source.clone().unwrap();
+    assert_eq!(source.commit.as_deref(), Some(commit.as_str()));
+    let records = store.sources().unwrap();
+    assert_eq!(records.len(), 1, "one source, the repository: {records:#?}");
+    assert_eq!(records[0].applied_commit.as_deref(), Some(commit.as_str()));
+}

@@ -9,6 +9,8 @@
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `metrics`: what the controller's metrics say about reconciles on the fake engine.
 //! - `dir_source`: watched manifest directories on real files.
+//! - `git_source`: the git source on repositories the tests make (file://
+//!   and HTTP through `git http-backend`), its webhooks and `/sources`.
 //! - `e2e`: the `berth serve` binary on real Docker and Podman (the
 //!   examples converge; edits, deletions, drift, a crash and an invalid
 //!   file), one scenario list per engine (`e2e::podman::...`).
@@ -29,6 +31,7 @@ mod e2e;
 mod engines;
 mod fuzz;
 mod generated;
+mod git_source;
 mod loading;
 mod metrics;
 mod store;

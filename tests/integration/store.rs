@@ -179,12 +179,7 @@ fn everything_survives_reopening() {
             .put(owned_by(volume("data"), Source::file("/m/data.yaml")))
             .put(container("web", "busybox"))
             .event(Event::about(&key, "created", "Applied", "from /m/data.yaml"))
-            .op(WriteOp::Source(berth::store::SourceRecord {
-                source: Source::file("/m/data.yaml"),
-                objects: vec![key.clone()],
-                errors: vec![],
-                updated: chrono::Utc::now(),
-            }));
+            .op(WriteOp::Source(berth::store::SourceRecord::new(Source::file("/m/data.yaml"), vec![key.clone()])));
         store.commit(batch).unwrap();
         store
             .commit(WriteBatch::new().event(Event::about(&container("web", "x").key(), "created", "Applied", "")))

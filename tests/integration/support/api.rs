@@ -75,6 +75,11 @@ impl Reply {
 impl Api {
     /// A server with a running controller on a fresh store and fake engine.
     pub async fn start() -> Api {
+        Api::start_with(berth::source::git::GitHooks::default()).await
+    }
+
+    /// The same, with git webhooks going to `git_hooks`.
+    pub async fn start_with(git_hooks: berth::source::git::GitHooks) -> Api {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = Store::open(dir.path()).expect("store");
         let engine = FakeEngine::new();
@@ -83,7 +88,8 @@ impl Api {
         let controller = Controller::new(store.clone(), Arc::new(engine.clone()), config).expect("controller");
         let slot = EngineSlot::default();
         slot.set(Connected { ctx: controller.context(), observed: controller.observed() });
-        let state = ServerState { store: store.clone(), metrics: controller.metrics().clone(), engine: slot };
+        let state =
+            ServerState { store: store.clone(), metrics: controller.metrics().clone(), engine: slot, git_hooks };
         let router = app(state, Token::from_secret(TOKEN));
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
         tokio::spawn(controller.run(receiver));
@@ -94,7 +100,12 @@ impl Api {
     pub fn without_engine() -> Api {
         let dir = tempfile::tempdir().expect("temporary directory");
         let store = Store::open(dir.path()).expect("store");
-        let state = ServerState { store: store.clone(), metrics: Metrics::new(), engine: EngineSlot::default() };
+        let state = ServerState {
+            store: store.clone(),
+            metrics: Metrics::new(),
+            engine: EngineSlot::default(),
+            git_hooks: Default::default(),
+        };
         let router = app(state, Token::from_secret(TOKEN));
         Api { router, store, engine: FakeEngine::new(), shutdown: watch::channel(Shutdown::Running).0, _dir: dir }
     }
@@ -182,17 +193,23 @@ pub struct ServedFake {
 impl ServedFake {
     /// Starts it on a free TCP port and waits for its API.
     pub fn start() -> ServedFake {
-        Self::start_on(|_| "127.0.0.1:0".to_string())
+        ServedFake::start_on(|_| "127.0.0.1:0".to_string(), &[])
+    }
+
+    /// Starts it with more `berth serve` arguments.
+    pub fn start_with(args: &[&str]) -> ServedFake {
+        ServedFake::start_on(|_| "127.0.0.1:0".to_string(), args)
     }
 
     /// Starts it listening where `listen` says (given its temporary
-    /// directory) and waits for its API.
-    pub fn start_on(listen: impl FnOnce(&std::path::Path) -> String) -> ServedFake {
+    /// directory), with more `berth serve` arguments, and waits for its API.
+    pub fn start_on(listen: impl FnOnce(&std::path::Path) -> String, args: &[&str]) -> ServedFake {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("berth.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["serve", "--engine", "fake", "--listen", &listen(dir.path()), "--state-dir"])
             .arg(dir.path().join("state"))
+            .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))

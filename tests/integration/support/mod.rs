@@ -5,6 +5,7 @@ use std::path::PathBuf;
 pub mod api;
 pub mod controller;
 pub mod engines;
+pub mod git;
 pub mod serve;
 
 /// A path inside the repository.

@@ -146,24 +146,30 @@ impl Stack {
 
     /// Starts `berth serve` on the manifests and state directories.
     pub fn start(&mut self) {
-        self.spawn(true);
+        self.spawn(vec!["--manifests".into(), self.manifests().into()]);
     }
 
     /// Starts `berth serve` without a manifest directory: objects come
     /// through the REST API only.
     pub fn start_api_only(&mut self) {
-        self.spawn(false);
+        self.spawn(Vec::new());
     }
 
-    fn spawn(&mut self, follow_manifests: bool) {
+    /// Starts `berth serve` following the git repository at `url`
+    /// (polled every second) instead of the manifests directory.
+    pub fn start_git(&mut self, url: &str) {
+        self.spawn(vec!["--git".into(), url.into(), "--git-interval".into(), "1s".into()]);
+    }
+
+    /// Spawns `berth serve` with `sources`, the arguments that say where
+    /// objects come from.
+    fn spawn(&mut self, sources: Vec<std::ffi::OsString>) {
         assert!(self.berth.is_none(), "berth is already running");
         let mut log = fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("log file");
         writeln!(log, "=== berth serve started by the test ===").expect("log file");
-        let manifests: Vec<std::ffi::OsString> =
-            if follow_manifests { vec!["--manifests".into(), self.manifests().into()] } else { Vec::new() };
         let child = Command::new(env!("CARGO_BIN_EXE_berth"))
             .arg("serve")
-            .args(manifests)
+            .args(sources)
             .arg("--state-dir")
             .arg(self.state_dir())
             .args(["--engine", self.kind.name(), "--listen", "127.0.0.1:0"])
