@@ -82,8 +82,15 @@ pub fn parse() -> Cli {
 }
 
 /// Sets up logging to stderr; `RUST_LOG` filters (default `info`).
+/// hickory's server logs every DNS query at `info`; that is kept to
+/// warnings unless `RUST_LOG` names hickory itself.
 pub fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("hickory")) {
+        if let Ok(quiet) = "hickory_server=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),

@@ -176,7 +176,7 @@ impl DnsServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.udp.local_addr().expect("a bound socket has an address")
     }
-    /// Serves until `shutdown` turns true, rebuilding the zones whenever a
+    /// Serves until `stopping` completes, rebuilding the zones whenever a
     /// DnsRecord or the endpoint set changes and publishing what each
     /// DnsRecord serves on `reports`.
     pub async fn run(
@@ -184,8 +184,9 @@ impl DnsServer {
         store: Store,
         mut endpoints: Endpoints,
         reports: watch::Sender<Arc<DnsReport>>,
-        mut shutdown: watch::Receiver<bool>,
+        stopping: impl std::future::Future<Output = ()> + Send,
     ) {
+        tokio::pin!(stopping);
         let DnsServer { udp, tcp, table } = self;
         let mut server = hickory_server::Server::new(SharedHandler(table.handler.clone()));
         server.register_socket(udp);
@@ -232,12 +233,10 @@ impl DnsServer {
                         if changed.is_err() { return; }
                         break;
                     }
-                    // Cancel-safe: as above.
-                    _ = shutdown.changed() => {
-                        if *shutdown.borrow() {
-                            let _ = server.shutdown_gracefully().await;
-                            return;
-                        }
+                    // Cancel-safe: a pinned future polled again resumes.
+                    _ = &mut stopping => {
+                        let _ = server.shutdown_gracefully().await;
+                        return;
                     }
                 }
             }

@@ -89,7 +89,7 @@ impl Proxy {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `shutdown` turns true (connections open then finish on
+    /// Serves until `stopping` completes (connections open then finish on
     /// their own), rebuilding the table on every change and publishing what
     /// each Route serves on `reports`.
     pub async fn run(
@@ -97,8 +97,9 @@ impl Proxy {
         store: Store,
         endpoints: Endpoints,
         reports: watch::Sender<Arc<RoutesReport>>,
-        mut shutdown: watch::Receiver<bool>,
+        stopping: impl std::future::Future<Output = ()> + Send,
     ) {
+        tokio::pin!(stopping);
         let Proxy { listener, shared } = self;
         let builder = tokio::spawn(maintain_table(store, endpoints, shared.clone(), reports));
         loop {
@@ -125,10 +126,8 @@ impl Proxy {
                         }
                     });
                 }
-                // Cancel-safe: only observes the channel.
-                _ = shutdown.changed() => {
-                    if *shutdown.borrow() { break; }
-                }
+                // Cancel-safe: a pinned future polled again resumes.
+                _ = &mut stopping => break,
             }
         }
         builder.abort();

@@ -9,6 +9,8 @@
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `metrics`: what the controller's metrics say about reconciles on the fake engine.
 //! - `dir_source`: watched manifest directories on real files.
+//! - `dns`: the DNS server over real sockets (records, conflicts, updates,
+//!   forwarding, malformed packets).
 //! - `e2e`: the `berth serve` binary on real Docker and Podman (the
 //!   examples converge; edits, deletions, drift, a crash and an invalid
 //!   file), one scenario list per engine (`e2e::podman::...`).
@@ -25,6 +27,7 @@ mod cli;
 mod conformance;
 mod controller;
 mod dir_source;
+mod dns;
 mod e2e;
 mod engines;
 mod fuzz;

@@ -6,6 +6,7 @@ pub mod api;
 pub mod controller;
 pub mod engines;
 pub mod serve;
+pub mod served;
 
 /// A path inside the repository.
 pub fn repo_path(relative: &str) -> PathBuf {
