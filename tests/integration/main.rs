@@ -7,6 +7,8 @@
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
+//! - `proxy`: the HTTP proxy against in-process backends (balancing,
+//!   precedence, headers, upgrades, streaming, retry, 404/503).
 //! - `metrics`: what the controller's metrics say about reconciles on the fake engine.
 //! - `dir_source`: watched manifest directories on real files.
 //! - `dns`: the DNS server over real sockets (records, conflicts, updates,
@@ -34,4 +36,5 @@ mod fuzz;
 mod generated;
 mod loading;
 mod metrics;
+mod proxy;
 mod store;
