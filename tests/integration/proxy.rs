@@ -21,7 +21,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use crate::support::served::{endpoint, object, put, store};
+use crate::support::served::{endpoint, get, object, put, store};
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
@@ -132,24 +132,6 @@ async fn fixture(routes: &[&str]) -> Fixture {
 }
 
 const WEB: &str = "{apiVersion: berth.dev/v1alpha1, kind: Route, metadata: {name: web}, spec: {hostnames: [app.test, '*.app.test'], rules: [{backends: [{selector: {matchLabels: {app: web}}, port: PORT}]}]}}";
-
-/// GET through the proxy on a fresh connection: (status, body).
-async fn get(proxy: SocketAddr, host: &str, path: &str) -> (u16, String) {
-    let stream = TcpStream::connect(proxy).await.expect("connect to the proxy");
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
-    tokio::spawn(connection);
-    let request = Request::get(path)
-        .header("host", host)
-        .header("keep-alive", "timeout=5")
-        .header("connection", "keep-alive")
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let response = sender.send_request(request).await.expect("a response");
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.expect("the body").to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
-}
 
 fn field<'a>(body: &'a str, name: &str) -> &'a str {
     body.lines().find_map(|l| l.strip_prefix(&format!("{name}="))).unwrap_or("")

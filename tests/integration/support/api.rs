@@ -165,7 +165,18 @@ impl ServedFake {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("berth.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--engine", "fake", "--listen", "127.0.0.1:0", "--state-dir"])
+            .args([
+                "serve",
+                "--engine",
+                "fake",
+                "--listen",
+                "127.0.0.1:0",
+                "--dns-listen",
+                "off",
+                "--proxy-listen",
+                "off",
+            ])
+            .arg("--state-dir")
             .arg(dir.path().join("state"))
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")

@@ -8,8 +8,11 @@ use std::time::Duration;
 use berth::api::{AnyObject, Kind, ObjectKey};
 use berth::endpoints::Endpoint;
 use berth::store::{Store, WriteBatch};
+use bytes::Bytes;
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A running replica of Container `default/<name>` labelled `app: <name>`,
@@ -120,4 +123,22 @@ pub async fn fake_upstream(answer: IpAddr) -> SocketAddr {
         }
     });
     address
+}
+
+/// GET through the proxy on a fresh connection: (status, body).
+pub async fn get(proxy: SocketAddr, host: &str, path: &str) -> (u16, String) {
+    let stream = tokio::net::TcpStream::connect(proxy).await.expect("connect to the proxy");
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.expect("handshake");
+    tokio::spawn(connection);
+    let request = hyper::Request::get(path)
+        .header("host", host)
+        .header("keep-alive", "timeout=5")
+        .header("connection", "keep-alive")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender.send_request(request).await.expect("a response");
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.expect("the body").to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
