@@ -72,7 +72,7 @@ pub fn build(default_zone: &Name, endpoints: &EndpointSet, records: &[DnsRecord]
     let mut claims: HashMap<(Name, RecordType), ObjectKey> = HashMap::new();
     let mut cnames: HashMap<Name, ObjectKey> = HashMap::new();
     let mut ordered: Vec<&DnsRecord> = records.iter().filter(|r| r.metadata.deletion_timestamp.is_none()).collect();
-    ordered.sort_by(|a, b| (a.metadata.creation_timestamp, a.key()).cmp(&(b.metadata.creation_timestamp, b.key())));
+    ordered.sort_by_key(|o| o.age_key());
     for record in ordered {
         let key = record.key();
         let (zone, fqdn) = match names(default_zone, &record.spec, &record.metadata.name) {

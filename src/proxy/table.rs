@@ -158,7 +158,7 @@ pub type RoutesReport = BTreeMap<ObjectKey, RouteReport>;
 /// builds and starts or stops the checkers of backends that come or go.
 pub fn build(routes: &[Route], endpoints: &EndpointSet, registry: &mut Registry) -> (RouteTable, RoutesReport) {
     let mut ordered: Vec<&Route> = routes.iter().filter(|r| r.metadata.deletion_timestamp.is_none()).collect();
-    ordered.sort_by(|a, b| (a.metadata.creation_timestamp, a.key()).cmp(&(b.metadata.creation_timestamp, b.key())));
+    ordered.sort_by_key(|o| o.age_key());
     let mut report = RoutesReport::new();
     let mut hosts: BTreeMap<String, Vec<Arc<Rule>>> = BTreeMap::new();
     let mut claimed: HashMap<(String, PathRule), ObjectKey> = HashMap::new();
