@@ -136,7 +136,8 @@ pub(super) async fn handle(
     }
     let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
     // A request without a body can be sent again; one with a body cannot
-    // (it is streamed, not kept).
+    // (it is streamed, not kept). A refused connection is retried for any
+    // method (nothing was sent), a broken one only for idempotent methods.
     let retryable = body.is_end_stream();
     let mut body = Some(body.boxed());
     let mut exclude = None;
@@ -174,6 +175,13 @@ pub(super) async fn handle(
             }
             Ok(Err(error)) => {
                 tracing::debug!(route, backend = %backend.address, "request failed: {error}");
+                // A connection that broke before any answer (a pooled
+                // keep-alive connection to a replica that was just killed):
+                // a bodiless idempotent request is safe to send elsewhere.
+                if retryable && parts.method.is_idempotent() && attempt == 0 {
+                    exclude = Some(backend.address);
+                    continue;
+                }
                 let message = format!("route {route}: backend {} failed", backend.address);
                 return Ok(answer(StatusCode::BAD_GATEWAY, message));
             }
