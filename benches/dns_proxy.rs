@@ -42,16 +42,9 @@ fn free_port() -> u16 {
 }
 
 fn replica(name: &str, replica: u32, ip: &str) -> Endpoint {
-    Endpoint {
-        container: ObjectKey::new(Kind::Container, "bench", name),
-        replica,
-        container_id: format!("{name}-{replica}"),
-        labels: BTreeMap::from([("app".into(), name.into())]),
-        addresses: vec![("app".into(), ip.parse().expect("an IP"))],
-        host_ports: BTreeMap::new(),
-        running: true,
-        health: None,
-    }
+    let container = ObjectKey::new(Kind::Container, "bench", name);
+    let labels = BTreeMap::from([("app".into(), name.into())]);
+    Endpoint::running(container, replica, labels, vec![("app".into(), ip.parse().expect("an IP"))])
 }
 
 /// Kills the child when dropped.

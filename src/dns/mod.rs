@@ -28,10 +28,10 @@ use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 
 use crate::api::{AnyObject, DnsRecord, Kind};
-use crate::endpoints::{EndpointSet, Endpoints};
+use crate::endpoints::{publish, EndpointSet, Endpoints, Inputs};
 use crate::store::Store;
 
 pub use zone::{DnsReport, RecordProblem, RecordReport};
@@ -182,7 +182,7 @@ impl DnsServer {
     pub async fn run(
         self,
         store: Store,
-        mut endpoints: Endpoints,
+        endpoints: Endpoints,
         reports: watch::Sender<Arc<DnsReport>>,
         stopping: impl std::future::Future<Output = ()> + Send,
     ) {
@@ -191,53 +191,25 @@ impl DnsServer {
         let mut server = hickory_server::Server::new(SharedHandler(table.handler.clone()));
         server.register_socket(udp);
         server.register_listener(tcp, Duration::from_secs(10), 64);
-        let mut changes = store.watch();
+        let mut inputs = Inputs::new(store, Kind::DnsRecord, endpoints);
         let mut serial = 1u32;
         loop {
             serial = serial.wrapping_add(1).max(1);
-            let records: Vec<DnsRecord> = match store.list(Some(Kind::DnsRecord), None) {
-                Ok(objects) => objects
-                    .into_iter()
-                    .filter_map(|o| match o {
-                        AnyObject::DnsRecord(r) => Some(r),
-                        _ => None,
-                    })
-                    .collect(),
-                Err(e) => {
-                    tracing::warn!("DNS: listing DnsRecords failed: {e:#}");
-                    Vec::new()
-                }
-            };
-            let set = endpoints.borrow_and_update().clone();
+            let (objects, set) = inputs.current();
+            let records: Vec<DnsRecord> = objects
+                .into_iter()
+                .filter_map(|o| if let AnyObject::DnsRecord(r) = o { Some(r) } else { None })
+                .collect();
             let zones = zone::build(&table.zone, &set, &records, serial);
             table.swap(&zones);
-            reports.send_if_modified(|current| {
-                let changed = **current != zones.report;
-                if changed {
-                    *current = Arc::new(zones.report.clone());
-                }
-                changed
-            });
-            // Wait for something that changes the records.
-            loop {
-                tokio::select! {
-                    // Cancel-safe: broadcast `recv` keeps its place.
-                    change = changes.recv() => match change {
-                        Ok(change) if change.object.kind() == Kind::DnsRecord && !change.status_only => break,
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(_)) => break,
-                        Err(broadcast::error::RecvError::Closed) => return,
-                    },
-                    // Cancel-safe: `changed` only marks the value seen when it returns.
-                    changed = endpoints.changed() => {
-                        if changed.is_err() { return; }
-                        break;
-                    }
-                    // Cancel-safe: a pinned future polled again resumes.
-                    _ = &mut stopping => {
-                        let _ = server.shutdown_gracefully().await;
-                        return;
-                    }
+            publish(&reports, zones.report);
+            tokio::select! {
+                // Cancel-safe: see `Inputs::changed`.
+                more = inputs.changed() => if !more { return },
+                // Cancel-safe: a pinned future polled again resumes.
+                _ = &mut stopping => {
+                    let _ = server.shutdown_gracefully().await;
+                    return;
                 }
             }
         }

@@ -157,12 +157,5 @@ async fn relist(engine: &dyn Engine, ours: &crate::engine::Labels, sources: &mut
 }
 
 fn publish_if_changed(publish: &watch::Sender<Arc<EndpointSet>>, sources: &Sources) {
-    let set = sources.build();
-    publish.send_if_modified(|current| {
-        if **current == set {
-            return false;
-        }
-        *current = Arc::new(set);
-        true
-    });
+    super::publish(publish, sources.build());
 }

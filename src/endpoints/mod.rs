@@ -18,6 +18,7 @@
 //! never sees a half-updated set.
 
 mod follow;
+mod inputs;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ use crate::api::{LabelSelector, ObjectKey};
 use crate::engine::Health;
 
 pub use follow::{follow, RELIST_INTERVAL};
+pub(crate) use inputs::{publish, Inputs};
 
 /// One replica of a Container as DNS and the proxy see it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -52,6 +54,26 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// A running replica without a health check (for tests and benchmarks
+    /// that build endpoint sets by hand).
+    pub fn running(
+        container: ObjectKey,
+        replica: u32,
+        labels: BTreeMap<String, String>,
+        addresses: Vec<(String, IpAddr)>,
+    ) -> Self {
+        Endpoint {
+            container_id: format!("{}-{replica}", container.name),
+            container,
+            replica,
+            labels,
+            addresses,
+            host_ports: BTreeMap::new(),
+            running: true,
+            health: None,
+        }
+    }
+
     /// Running and, with a health check, healthy: it may take traffic.
     pub fn ready(&self) -> bool {
         self.running && matches!(self.health, None | Some(Health::Healthy))

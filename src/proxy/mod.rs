@@ -27,10 +27,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch, Notify};
+use tokio::sync::{watch, Notify};
 
 use crate::api::{AnyObject, Kind, Route};
-use crate::endpoints::Endpoints;
+use crate::endpoints::{publish, Endpoints, Inputs};
 use crate::store::Store;
 
 pub use table::{RouteReport, RoutesReport};
@@ -138,54 +138,25 @@ impl Proxy {
 /// health changes.
 async fn maintain_table(
     store: Store,
-    mut endpoints: Endpoints,
+    endpoints: Endpoints,
     shared: Arc<forward::Shared>,
     reports: watch::Sender<Arc<RoutesReport>>,
 ) {
     let health_changed = Arc::new(Notify::new());
     let mut registry = health::Registry::new(health_changed.clone());
-    let mut changes = store.watch();
+    let mut inputs = Inputs::new(store, Kind::Route, endpoints);
     loop {
-        let routes: Vec<Route> = match store.list(Some(Kind::Route), None) {
-            Ok(objects) => objects
-                .into_iter()
-                .filter_map(|o| match o {
-                    AnyObject::Route(r) => Some(r),
-                    _ => None,
-                })
-                .collect(),
-            Err(e) => {
-                tracing::warn!("proxy: listing Routes failed: {e:#}");
-                Vec::new()
-            }
-        };
-        let set = endpoints.borrow_and_update().clone();
+        let (objects, set) = inputs.current();
+        let routes: Vec<Route> =
+            objects.into_iter().filter_map(|o| if let AnyObject::Route(r) = o { Some(r) } else { None }).collect();
         let (table, report) = table::build(&routes, &set, &mut registry);
         shared.table.store(Arc::new(table));
-        reports.send_if_modified(|current| {
-            let changed = **current != report;
-            if changed {
-                *current = Arc::new(report);
-            }
-            changed
-        });
-        loop {
-            tokio::select! {
-                // Cancel-safe: broadcast `recv` keeps its place.
-                change = changes.recv() => match change {
-                    Ok(change) if change.object.kind() == Kind::Route && !change.status_only => break,
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                // Cancel-safe: `changed` marks the value seen only when it returns.
-                changed = endpoints.changed() => {
-                    if changed.is_err() { return; }
-                    break;
-                }
-                // Cancel-safe: a permit is kept until taken.
-                _ = health_changed.notified() => break,
-            }
+        publish(&reports, report);
+        tokio::select! {
+            // Cancel-safe: see `Inputs::changed`.
+            more = inputs.changed() => if !more { return },
+            // Cancel-safe: a permit is kept until taken.
+            _ = health_changed.notified() => {}
         }
     }
 }

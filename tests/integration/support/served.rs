@@ -18,16 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 /// A running replica of Container `default/<name>` labelled `app: <name>`,
 /// at `ip` on network `app`.
 pub fn endpoint(name: &str, replica: u32, ip: &str) -> Endpoint {
-    Endpoint {
-        container: ObjectKey::new(Kind::Container, "default", name),
-        replica,
-        container_id: format!("{name}-{replica}"),
-        labels: BTreeMap::from([("app".into(), name.into())]),
-        addresses: vec![("app".into(), ip.parse().expect("an IP"))],
-        host_ports: BTreeMap::new(),
-        running: true,
-        health: None,
-    }
+    let container = ObjectKey::new(Kind::Container, "default", name);
+    let labels = BTreeMap::from([("app".into(), name.into())]);
+    Endpoint::running(container, replica, labels, vec![("app".into(), ip.parse().expect("an IP"))])
 }
 
 /// An object from YAML.
