@@ -158,10 +158,7 @@ impl DnsServer {
     /// system picks for UDP) and prepares the forwarder.
     pub async fn bind(config: &DnsConfig) -> Result<DnsServer> {
         let zone = zone::fqdn(&config.zone).map_err(|problem| DnsError::Zone { zone: config.zone.clone(), problem })?;
-        let bind_error = |address, source| DnsError::Bind { address, source };
-        let udp = UdpSocket::bind(config.listen).await.map_err(|e| bind_error(config.listen, e))?;
-        let address = udp.local_addr().map_err(|e| bind_error(config.listen, e))?;
-        let tcp = TcpListener::bind(address).await.map_err(|e| bind_error(address, e))?;
+        let (udp, tcp) = bind_both(config.listen).await?;
         let forwarder: Option<Arc<dyn ZoneHandler>> = match &config.upstream {
             Upstream::Off => None,
             Upstream::Servers(servers) => Some(Arc::new(forwarder(servers)?)),
@@ -235,6 +232,23 @@ impl Table {
             catalog.upsert(LowerName::from(Name::root()), vec![forwarder.clone()]);
         }
         self.handler.catalog.store(Arc::new(catalog));
+    }
+}
+
+/// UDP and TCP on one address. With port 0 the system picks the UDP port
+/// and TCP takes the same one; when another process holds that TCP port,
+/// another pair is tried.
+async fn bind_both(listen: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
+    let bind_error = |address, source| DnsError::Bind { address, source };
+    let mut attempts = 0;
+    loop {
+        let udp = UdpSocket::bind(listen).await.map_err(|e| bind_error(listen, e))?;
+        let address = udp.local_addr().map_err(|e| bind_error(listen, e))?;
+        match TcpListener::bind(address).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if listen.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && attempts < 20 => attempts += 1,
+            Err(e) => return Err(bind_error(address, e)),
+        }
     }
 }
 

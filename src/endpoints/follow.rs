@@ -159,3 +159,68 @@ async fn relist(engine: &dyn Engine, ours: &crate::engine::Labels, sources: &mut
 fn publish_if_changed(publish: &watch::Sender<Arc<EndpointSet>>, sources: &Sources) {
     super::publish(publish, sources.build());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ContainerSpec, IntoAny, Object};
+    use crate::engine::fake::FakeEngine;
+    use crate::engine::{ContainerConfig, Health, NetworkAttachment, NetworkConfig};
+    use crate::store::WriteBatch;
+
+    /// Waits for a snapshot that satisfies `check`, at most a second.
+    async fn within_a_second(receiver: &mut watch::Receiver<Arc<EndpointSet>>, check: impl Fn(&EndpointSet) -> bool) {
+        tokio::time::timeout(Duration::from_secs(1), receiver.wait_for(|set| check(set)))
+            .await
+            .expect("the endpoint set follows within a second")
+            .expect("the follower runs");
+    }
+
+    #[tokio::test]
+    async fn replicas_enter_and_leave_with_engine_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut web = Object::new("web", ContainerSpec { image: Some("busybox".into()), ..ContainerSpec::default() });
+        web.metadata.labels.insert("app".into(), "web".into());
+        web.spec.networks.push(crate::api::container::NetworkAttachment { name: "app".into(), ..Default::default() });
+        store.commit(WriteBatch::new().put(web.clone().into_any())).unwrap();
+        let fake = Arc::new(FakeEngine::new());
+        fake.preload_image("busybox");
+        let labels = labels::owner_labels("test", &web.key());
+        fake.create_network(&NetworkConfig {
+            name: "berth-default-app".into(),
+            driver: "bridge".into(),
+            labels: labels.clone(),
+            ..NetworkConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut container_labels = labels;
+        container_labels.insert(labels::REPLICA.into(), "0".into());
+        let config = ContainerConfig {
+            name: "berth-default-web-0".into(),
+            image: "busybox".into(),
+            command: Some(vec!["sleep".into(), "1000".into()]),
+            labels: container_labels,
+            networks: vec![NetworkAttachment { network: "berth-default-app".into(), aliases: Vec::new() }],
+            ..ContainerConfig::default()
+        };
+        let (tx, mut endpoints) = watch::channel(Arc::new(EndpointSet::default()));
+        tokio::spawn(follow(store, fake.clone(), "test".into(), tx));
+        let id = fake.create_container(&config).await.unwrap();
+        fake.start_container(&id).await.unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;
+        let endpoint = endpoints.borrow().endpoints[0].clone();
+        assert_eq!(endpoint.target_name(), "Container/default/web#0");
+        assert_eq!(endpoint.labels.get("app").map(String::as_str), Some("web"), "the Container's labels");
+        assert_eq!(endpoint.addresses.first().map(|(n, _)| n.as_str()), Some("app"), "by Network object name");
+        fake.set_health(&id, Health::Unhealthy).unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.ready())).await;
+        fake.set_health(&id, Health::Healthy).unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;
+        fake.crash_container(&id, 1).unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.running)).await;
+        fake.remove_container(&id).await.unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.is_empty()).await;
+    }
+}
