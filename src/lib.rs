@@ -11,6 +11,11 @@
 //! - [`engine`]: the engine trait and its Docker and in-memory fake backends.
 //! - [`controller`]: the reconcile runtime and one reconciler per kind.
 //! - [`source`]: manifest directories into the store.
+//! - [`endpoints`]: every running replica with its addresses and health,
+//!   followed from the store and the engine; what DNS and the proxy serve.
+//! - [`dns`]: the embedded DNS server (automatic and declared records,
+//!   forwarding).
+//! - [`proxy`]: the embedded HTTP reverse proxy driven by Routes.
 //! - [`metrics`]: Prometheus metrics under controller-runtime's names, for
 //!   `/metrics`.
 //! - [`server`]: the REST API `berth serve` answers; [`client`]: its client.
@@ -20,9 +25,12 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod controller;
+pub mod dns;
+pub mod endpoints;
 pub mod engine;
 pub mod manifest;
 pub mod metrics;
+pub mod proxy;
 pub mod server;
 pub mod source;
 pub mod store;

@@ -130,6 +130,13 @@ impl Berth {
             engine,
             "--state-dir",
             state.to_str().expect("utf-8 path"),
+            // Free ports, none of the defaults: a berth already running here must not matter.
+            "--listen",
+            "127.0.0.1:0",
+            "--dns-listen",
+            "off",
+            "--proxy-listen",
+            "off",
         ];
         args.extend_from_slice(extra);
         Self::spawn(&args, rust_log)

@@ -227,6 +227,12 @@ impl<S: Spec> Object<S> {
     pub fn key(&self) -> ObjectKey {
         ObjectKey::new(S::KIND, self.metadata.namespace(), &self.metadata.name)
     }
+
+    /// Orders objects oldest first (creation time, then key), as claims on
+    /// shared names (DNS names, route matches) are settled.
+    pub fn age_key(&self) -> (Option<chrono::DateTime<chrono::Utc>>, ObjectKey) {
+        (self.metadata.creation_timestamp, self.key())
+    }
 }
 
 /// Identity of an object: kind, namespace and name.

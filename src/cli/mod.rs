@@ -49,7 +49,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controller: converge the engine to the manifests, forever.
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Check manifests without a server: print every problem, exit 1 if any.
     Validate(validate::ValidateArgs),
     /// Write the CustomResourceDefinitions and JSON Schemas of every kind.
@@ -83,8 +83,15 @@ pub fn parse() -> Cli {
 }
 
 /// Sets up logging to stderr; `RUST_LOG` filters (default `info`).
+/// hickory's server logs every DNS query at `info`; that is kept to
+/// warnings unless `RUST_LOG` names hickory itself.
 pub fn init_tracing(cli: &Cli) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    if !std::env::var("RUST_LOG").is_ok_and(|v| v.contains("hickory")) {
+        if let Ok(quiet) = "hickory_server=warn".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => builder.init(),
@@ -95,7 +102,7 @@ pub fn init_tracing(cli: &Cli) {
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve(args) => serve::run(args),
+        Command::Serve(args) => serve::run(*args),
         Command::Validate(args) => validate::run(args),
         Command::Crds(args) => crds::run(args),
         Command::Apply(args) => apply::run(args),

@@ -8,6 +8,7 @@
 //! one forces the exit. Either way a restart resumes from the store and the
 //! engine's labels.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,11 +19,14 @@ use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
 use crate::controller::runtime::Shutdown;
-use crate::controller::{Controller, ControllerConfig};
+use crate::controller::{Controller, ControllerConfig, Served};
+use crate::dns::{DnsConfig, DnsServer, Upstream};
+use crate::endpoints::EndpointSet;
 use crate::engine::endpoint::{self, PodmanService, Selection};
 use crate::engine::fake::FakeEngine;
 use crate::engine::Engine;
 use crate::metrics::Metrics;
+use crate::proxy::{Proxy, ProxyConfig};
 use crate::server::{Connected, EngineSlot, Listen, ServerState, Token};
 use crate::source::dir::DirSource;
 use crate::source::git::{Credentials, GitHooks, GitSource, GitSpec};
@@ -88,6 +92,42 @@ pub struct ServeArgs {
     /// events repair drift at once).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub resync_interval: Duration,
+    /// Where the DNS server answers (UDP and TCP): `ADDRESS:PORT`, or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:5380", env = "BERTH_DNS_LISTEN")]
+    pub dns_listen: ListenAddr,
+    /// The zone the DNS server is authoritative for.
+    #[arg(long, value_name = "ZONE", default_value = "berth.internal.")]
+    pub dns_zone: String,
+    /// Resolvers for names outside the zone: `IP[:PORT]`, comma-separated,
+    /// or `off` to refuse them. Default: the nameservers of /etc/resolv.conf.
+    #[arg(long, value_name = "ADDRS|off", value_parser = Upstream::parse)]
+    pub dns_upstream: Option<Upstream>,
+    /// Where the HTTP proxy listens: `ADDRESS:PORT`, or `off`.
+    #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:8088", env = "BERTH_PROXY_LISTEN")]
+    pub proxy_listen: ListenAddr,
+    /// Longest the proxy waits for a backend's response headers (then 504).
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub proxy_timeout: Duration,
+    /// Longest the proxy waits to connect to a backend (then it tries another, or answers 502).
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub proxy_connect_timeout: Duration,
+}
+
+/// A socket address, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<SocketAddr>);
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "off" {
+            return Ok(ListenAddr(None));
+        }
+        text.parse()
+            .map(|address| ListenAddr(Some(address)))
+            .map_err(|_| format!("`{text}` is not ADDRESS:PORT (e.g. 127.0.0.1:5380) or off"))
+    }
 }
 
 /// Which engine `serve` drives.
@@ -168,9 +208,32 @@ impl GitArgs {
 async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
     tokio::spawn(shutdown_signal(shutdown_tx));
-    // The API and the sources work on the store alone: they start at once,
-    // and the engine side joins when the engine answers.
+    let stopping = |mut shutdown: watch::Receiver<Shutdown>| async move {
+        let _ = shutdown.wait_for(|phase| *phase != Shutdown::Running).await;
+    };
+    // Every listener is bound before anything runs: a taken port fails the start at once.
     let listener = args.listen.bind().await?;
+    let dns = match args.dns_listen.0 {
+        Some(listen) => {
+            let upstream = args.dns_upstream.clone().unwrap_or_else(|| {
+                Upstream::from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+            });
+            let config = DnsConfig { listen, zone: args.dns_zone.clone(), upstream };
+            Some(DnsServer::bind(&config).await.context("--dns-listen")?)
+        }
+        None => None,
+    };
+    let proxy = match args.proxy_listen.0 {
+        Some(listen) => {
+            let config =
+                ProxyConfig { listen, timeout: args.proxy_timeout, connect_timeout: args.proxy_connect_timeout };
+            Some(Proxy::bind(&config).await.context("--proxy-listen")?)
+        }
+        None => None,
+    };
+    // The API, the sources, DNS and the proxy work from the store (and the
+    // endpoint set, empty until the engine answers): they start at once, and
+    // the engine side joins when the engine answers.
     let metrics = Metrics::new();
     let engine_slot = EngineSlot::default();
     let mut tasks = tokio::task::JoinSet::new();
@@ -181,18 +244,6 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
         let source = GitSource::new(store.clone(), &state_dir, spec, args.git_prune, credentials.clone());
         tasks.spawn(source.run(args.git_interval, trigger, shutdown.clone()));
     }
-    let state =
-        ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone(), git_hooks: hooks };
-    let app = crate::server::app(state, token);
-    let mut api_shutdown = shutdown.clone();
-    let stopping = async move {
-        let _ = api_shutdown.wait_for(|phase| *phase != Shutdown::Running).await;
-    };
-    match listener.local_addr() {
-        Some(address) => tracing::info!("REST API on http://{address}"),
-        None => tracing::info!("REST API on {}", args.listen),
-    }
-    let api = tokio::spawn(listener.serve(app, stopping));
     if !args.manifests.is_empty() {
         let source = DirSource::new(store.clone(), &args.manifests).context("--manifests")?;
         let source_shutdown = shutdown.clone();
@@ -202,6 +253,26 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
             }
         });
     }
+    let (dns_reports, dns_served) = watch::channel(Arc::default());
+    let (route_reports, routes_served) = watch::channel(Arc::default());
+    let served = Served { dns: dns.is_some().then_some(dns_served), routes: proxy.is_some().then_some(routes_served) };
+    let (endpoints_tx, endpoints) = watch::channel(Arc::new(EndpointSet::default()));
+    if let Some(dns) = dns {
+        tracing::info!(zone = %args.dns_zone, "DNS on udp+tcp {}", dns.local_addr());
+        tasks.spawn(dns.run(store.clone(), endpoints.clone(), dns_reports, stopping(shutdown.clone())));
+    }
+    if let Some(proxy) = proxy {
+        tracing::info!("HTTP proxy on http://{}", proxy.local_addr());
+        tasks.spawn(proxy.run(store.clone(), endpoints.clone(), route_reports, stopping(shutdown.clone())));
+    }
+    let state =
+        ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone(), git_hooks: hooks };
+    let app = crate::server::app(state, token);
+    match listener.local_addr() {
+        Some(address) => tracing::info!("REST API on http://{address}"),
+        None => tracing::info!("REST API on {}", args.listen),
+    }
+    let api = tokio::spawn(listener.serve(app, stopping(shutdown.clone())));
     let (outcome, service) = match connect(args.engine, args.podman_start_service, shutdown.clone()).await? {
         None => (Ok(()), None),
         Some((engine, service)) => {
@@ -209,10 +280,18 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
                 concurrency: args.concurrency.max(1),
                 resync_interval: args.resync_interval,
                 metrics,
+                served,
                 ..ControllerConfig::default()
             };
             let controller = Controller::new(store.clone(), engine, config)?;
-            engine_slot.set(Connected { ctx: controller.context(), observed: controller.observed() });
+            let ctx = controller.context();
+            tasks.spawn(crate::endpoints::follow(
+                ctx.store.clone(),
+                ctx.engine.clone(),
+                ctx.instance.clone(),
+                endpoints_tx,
+            ));
+            engine_slot.set(Connected { ctx, observed: controller.observed() });
             (controller.run(shutdown).await, service)
         }
     };

@@ -20,6 +20,8 @@ pub struct Context {
     pub engine: Arc<dyn Engine>,
     /// This controller's instance id (`berth.dev/instance`).
     pub instance: String,
+    /// What the DNS server and the proxy serve (DnsRecord and Route status).
+    pub served: super::Served,
 }
 
 impl Context {

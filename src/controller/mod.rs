@@ -9,6 +9,8 @@
 //!   network or volume went away. The stream reconnects with jittered
 //!   backoff (800 ms to 30 s) and resyncs fully after each reconnect;
 //! - a full resync every few minutes, as a safety net;
+//! - the DNS server's and the proxy's reports: a DnsRecord or Route whose
+//!   served targets, backends or health changed (see [`Served`]);
 //! - the first full observation of the engine, before which nothing
 //!   reconciles: every stored object, and the owner of every labelled engine
 //!   object (so orphans of deleted objects are found and removed).
@@ -29,7 +31,7 @@ mod image;
 mod network;
 pub mod plan;
 pub mod runtime;
-mod unserved;
+mod served;
 mod volume;
 
 use std::collections::{BTreeSet, HashMap};
@@ -50,6 +52,7 @@ pub use context::Context;
 use dependents::Dependents;
 pub use network::engine_name;
 use runtime::{Report, Request, Shutdown, Trigger};
+pub use served::Served;
 
 /// Settings of the controller.
 #[derive(Clone, Debug)]
@@ -63,6 +66,8 @@ pub struct ControllerConfig {
     /// Where the controller records its metrics; pass the same handle to
     /// whatever serves `/metrics`.
     pub metrics: Metrics,
+    /// What the DNS server and the proxy serve, for DnsRecord and Route status.
+    pub served: Served,
 }
 
 impl Default for ControllerConfig {
@@ -72,6 +77,7 @@ impl Default for ControllerConfig {
             reconcile_timeout: Duration::from_secs(600),
             resync_interval: Duration::from_secs(300),
             metrics: Metrics::new(),
+            served: Served::default(),
         }
     }
 }
@@ -109,7 +115,12 @@ impl Controller {
         let instance = store.instance_id()?;
         config.metrics.observe_store(&store);
         let engine = Arc::new(MeteredEngine::new(engine, config.metrics.clone()));
-        Ok(Controller { ctx: Context { store, engine, instance }, config, observed: Arc::new(AtomicBool::new(false)) })
+        let served = config.served.clone();
+        Ok(Controller {
+            ctx: Context { store, engine, instance, served },
+            config,
+            observed: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// The metrics this controller records into.
@@ -167,6 +178,7 @@ impl Controller {
         helpers.spawn(follow_store(ctx.clone(), changes, requests.clone(), dependents.clone()));
         helpers.spawn(follow_engine(ctx.clone(), requests.clone()));
         helpers.spawn(periodic_resync(ctx.clone(), requests.clone(), self.config.resync_interval));
+        helpers.spawn(served::follow_reports(ctx.served.clone(), requests.clone()));
         drop(requests);
         let reconcile_ctx = ctx.clone();
         let reconcile: runtime::ReconcileFn<ObjectKey> = Arc::new(move |key| {
@@ -195,10 +207,10 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey) -> Result<Action, Reconci
         (Kind::Image, _) => image::reconcile(ctx, key, None).await,
         (Kind::Container, Some(AnyObject::Container(o))) => container::reconcile(ctx, key, Some(o)).await,
         (Kind::Container, _) => container::reconcile(ctx, key, None).await,
-        (Kind::DnsRecord, Some(AnyObject::DnsRecord(o))) => unserved::reconcile(ctx, key, Some(o), "DNS server"),
-        (Kind::DnsRecord, _) => unserved::reconcile::<crate::api::DnsRecordSpec>(ctx, key, None, "DNS server"),
-        (Kind::Route, Some(AnyObject::Route(o))) => unserved::reconcile(ctx, key, Some(o), "HTTP proxy"),
-        (Kind::Route, _) => unserved::reconcile::<crate::api::RouteSpec>(ctx, key, None, "HTTP proxy"),
+        (Kind::DnsRecord, Some(AnyObject::DnsRecord(o))) => served::reconcile_dns(ctx, key, Some(o)),
+        (Kind::DnsRecord, _) => served::reconcile_dns(ctx, key, None),
+        (Kind::Route, Some(AnyObject::Route(o))) => served::reconcile_route(ctx, key, Some(o)),
+        (Kind::Route, _) => served::reconcile_route(ctx, key, None),
     }
 }
 

@@ -138,7 +138,12 @@ mod tests {
     async fn an_object_created_during_a_reconcile_that_saw_none_is_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
-        let ctx = Context { store: store.clone(), engine: Arc::new(FakeEngine::new()), instance: "test".into() };
+        let ctx = Context {
+            store: store.clone(),
+            engine: Arc::new(FakeEngine::new()),
+            instance: "test".into(),
+            served: Default::default(),
+        };
         let key = network().key();
         store.commit(WriteBatch::new().put(network())).expect("apply");
         reconcile(&ctx, &key, None).await.expect("reconcile");
@@ -150,7 +155,12 @@ mod tests {
     async fn an_object_applied_again_during_its_teardown_is_kept() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
-        let ctx = Context { store: store.clone(), engine: Arc::new(FakeEngine::new()), instance: "test".into() };
+        let ctx = Context {
+            store: store.clone(),
+            engine: Arc::new(FakeEngine::new()),
+            instance: "test".into(),
+            served: Default::default(),
+        };
         let key = network().key();
         store.commit(WriteBatch::new().put(network())).expect("apply");
         store.commit(WriteBatch::new().delete(key.clone())).expect("delete");

@@ -292,3 +292,89 @@ async fn docker_follows_a_git_repository() {
     assert_eq!(records.len(), 1, "one source, the repository: {records:#?}");
     assert_eq!(records[0].applied_commit.as_deref(), Some(commit.as_str()));
 }
+
+/// The proxy and DNS on real busybox `httpd` replicas (Docker): both web
+/// replicas get traffic, `/api` goes to the api, the automatic and declared
+/// A records name the replicas; `docker stop` of one replica loses no
+/// request, and from the stop on all traffic goes to the other (the
+/// endpoint set drops it at its `die` event, before any health interval);
+/// the Route's and DnsRecord's status say what is served.
+#[tokio::test]
+async fn docker_routes_and_dns_follow_the_replicas() {
+    use crate::support::served::{ask_udp, data, get};
+    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
+    stack.start();
+    let before = stack.converged().await;
+    let proxy = stack.proxy_address().await;
+    let dns = stack.dns_address().await;
+    let hostname = |id: &str| id[..12].to_string();
+    let (web0, web1) = (hostname(&before["web#0"].id), hostname(&before["web#1"].id));
+    let served_by =
+        |body: &str| body.trim().trim_start_matches("<h1>hello from ").trim_end_matches("</h1>").to_string();
+    let seen = stack
+        .eventually(CONVERGE, "both web replicas answering through the proxy", || async {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..6 {
+                let (status, body) = get(proxy, "demo.berth.test", "/").await;
+                if status != 200 {
+                    return None;
+                }
+                seen.insert(served_by(&body));
+            }
+            (seen.len() == 2).then_some(seen)
+        })
+        .await;
+    assert_eq!(seen, [web0.clone(), web1.clone()].into_iter().collect());
+    let (status, body) = get(proxy, "x.demo.berth.test", "/api/v1/status").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("hello from berth"), "/api goes to the api: {body}");
+    let (status, _) = get(proxy, "unknown.test", "/").await;
+    assert_eq!(status, 404);
+
+    let app = stack.engine_name("app");
+    let mut ips: Vec<String> = ["web#0", "web#1"].iter().map(|r| before[*r].ips[&app].clone()).collect();
+    ips.sort();
+    let automatic =
+        ask_udp(dns, &format!("web.{}.berth.internal.", stack.namespace), hickory_proto::rr::RecordType::A).await;
+    assert_eq!(data(&automatic), ips);
+    let declared = ask_udp(dns, "web.demo.berth.internal.", hickory_proto::rr::RecordType::A).await;
+    assert_eq!(data(&declared), ips);
+
+    // Requests keep flowing while web#1 is stopped.
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let load = {
+        let running = running.clone();
+        tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                let (status, body) = get(proxy, "demo.berth.test", "/").await;
+                answers.push((Instant::now(), status, body));
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.engine.stop_container(&before["web#1"].id, Duration::from_secs(2)).await.expect("docker stop");
+    let stopped = Instant::now();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let answers = load.await.expect("the load task");
+    let failed: Vec<&(Instant, u16, String)> = answers.iter().filter(|(_, status, _)| *status != 200).collect();
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
+    let after: Vec<String> = answers.iter().filter(|(at, _, _)| *at > stopped).map(|(_, _, b)| served_by(b)).collect();
+    assert!(after.len() > 5, "requests after the stop: {}", after.len());
+    assert!(after.iter().all(|name| *name == web0), "after the stop only web#0 ({web0}) answers: {after:?}");
+    let answer =
+        ask_udp(dns, &format!("web.{}.berth.internal.", stack.namespace), hickory_proto::rr::RecordType::A).await;
+    assert_eq!(data(&answer), [before["web#0"].ips[&app].clone()], "DNS dropped the stopped replica");
+
+    stack.converged().await;
+    assert!(stack.stop().success());
+    let store = stack.store();
+    let route = store.get(&ObjectKey::new(berth::api::Kind::Route, &stack.namespace, "demo")).unwrap().unwrap();
+    let ready = route.status_common().unwrap().condition("Ready").unwrap().clone();
+    assert_eq!(ready.reason, "Served", "{ready:?}");
+    let record = store.get(&ObjectKey::new(berth::api::Kind::DnsRecord, &stack.namespace, "web")).unwrap().unwrap();
+    let ready = record.status_common().unwrap().condition("Ready").unwrap().clone();
+    assert_eq!(ready.reason, "Served", "{ready:?}");
+}

@@ -7,10 +7,14 @@
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
+//! - `proxy`: the HTTP proxy against in-process backends (balancing,
+//!   precedence, headers, upgrades, streaming, retry, 404/503).
 //! - `metrics`: what the controller's metrics say about reconciles on the fake engine.
 //! - `dir_source`: watched manifest directories on real files.
 //! - `git_source`: the git source on repositories the tests make (file://
 //!   and HTTP through `git http-backend`), its webhooks and `/sources`.
+//! - `dns`: the DNS server over real sockets (records, conflicts, updates,
+//!   forwarding, malformed packets).
 //! - `e2e`: the `berth serve` binary on real Docker and Podman (the
 //!   examples converge; edits, deletions, drift, a crash and an invalid
 //!   file), one scenario list per engine (`e2e::podman::...`).
@@ -27,6 +31,7 @@ mod cli;
 mod conformance;
 mod controller;
 mod dir_source;
+mod dns;
 mod e2e;
 mod engines;
 mod fuzz;
@@ -34,4 +39,5 @@ mod generated;
 mod git_source;
 mod loading;
 mod metrics;
+mod proxy;
 mod store;

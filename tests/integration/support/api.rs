@@ -207,7 +207,8 @@ impl ServedFake {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("berth.log");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--engine", "fake", "--listen", &listen(dir.path()), "--state-dir"])
+            .args(["serve", "--engine", "fake", "--dns-listen", "off", "--proxy-listen", "off"])
+            .args(["--listen", &listen(dir.path()), "--state-dir"])
             .arg(dir.path().join("state"))
             .args(args)
             .env("RUST_LOG", "info")

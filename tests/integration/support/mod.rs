@@ -7,6 +7,7 @@ pub mod controller;
 pub mod engines;
 pub mod git;
 pub mod serve;
+pub mod served;
 
 /// A path inside the repository.
 pub fn repo_path(relative: &str) -> PathBuf {

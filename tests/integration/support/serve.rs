@@ -107,11 +107,27 @@ impl Stack {
 
     /// The REST API's address, once berth has logged it (this start's line).
     pub async fn server_url(&self) -> String {
-        self.eventually(CONVERGE, "the REST API listening", || async {
+        self.logged_address("REST API on ").await
+    }
+
+    /// The HTTP proxy's `address:port`, once berth has logged it.
+    pub async fn proxy_address(&self) -> std::net::SocketAddr {
+        let url = self.logged_address("HTTP proxy on ").await;
+        url.trim_start_matches("http://").parse().expect("the proxy's address")
+    }
+
+    /// The DNS server's `address:port`, once berth has logged it.
+    pub async fn dns_address(&self) -> std::net::SocketAddr {
+        self.logged_address("DNS on udp+tcp ").await.parse().expect("the DNS server's address")
+    }
+
+    /// The word after `prefix` on this start's log line that has it.
+    async fn logged_address(&self, prefix: &str) -> String {
+        self.eventually(CONVERGE, prefix.trim(), || async {
             let log = self.log();
             let start = log.rfind("=== berth serve started by the test ===")?;
-            let line = log[start..].lines().find(|l| l.contains("REST API on http://"))?;
-            let url = line.split("REST API on ").nth(1)?.split_whitespace().next()?;
+            let line = log[start..].lines().find(|l| l.contains(prefix))?;
+            let url = line.split(prefix).nth(1)?.split_whitespace().next()?;
             Some(url.to_string())
         })
         .await
@@ -173,6 +189,7 @@ impl Stack {
             .arg("--state-dir")
             .arg(self.state_dir())
             .args(["--engine", self.kind.name(), "--listen", "127.0.0.1:0"])
+            .args(["--dns-listen", "127.0.0.1:0", "--proxy-listen", "127.0.0.1:0", "--dns-upstream", "off"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .env_remove("BERTH_STATE_DIR")

@@ -1,0 +1,292 @@
+//! The embedded DNS server: authoritative for berth's zone, fed from the
+//! endpoint set and the DnsRecord objects, forwarding other names.
+//!
+//! hickory-server answers UDP and TCP on one address. What it answers from
+//! is a [`Catalog`] of in-memory zones built by [`zone::build`] and swapped
+//! whole ([`ArcSwap`]) whenever a DnsRecord or the endpoint set changes: a
+//! query sees the old record sets or the new ones, never a mix, and never
+//! waits for a rebuild. Names outside every served zone go to the upstream
+//! resolvers through hickory's forwarder, or are refused when forwarding is
+//! off.
+//!
+//! What each DnsRecord serves (its name, its targets, or the conflict that
+//! keeps it out) is published as a [`DnsReport`] for the DnsRecord
+//! reconciler to write into status.
+
+pub mod zone;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hickory_proto::rr::{LowerName, Name};
+use hickory_server::net::runtime::{Time, TokioRuntimeProvider};
+use hickory_server::resolver::config::{NameServerConfig, ResolverOpts};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
+use hickory_server::store::in_memory::InMemoryZoneHandler;
+use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::watch;
+
+use crate::api::{AnyObject, DnsRecord, Kind};
+use crate::endpoints::{publish, EndpointSet, Endpoints, Inputs};
+use crate::store::Store;
+
+pub use zone::{DnsReport, RecordProblem, RecordReport};
+
+/// Errors of the DNS server.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsError {
+    /// The address could not be bound.
+    #[error("cannot listen for DNS on {address}")]
+    Bind {
+        /// The address.
+        address: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The zone name does not parse.
+    #[error("DNS zone `{zone}` is not a domain name: {problem}")]
+    Zone {
+        /// The zone as given.
+        zone: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The forwarder could not be set up.
+    #[error("DNS forwarding: {0}")]
+    Upstream(String),
+}
+
+/// Result of DNS server operations.
+pub type Result<T, E = DnsError> = std::result::Result<T, E>;
+
+/// Where out-of-zone queries go.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// Nowhere: they are refused.
+    Off,
+    /// These resolvers, tried in order.
+    Servers(Vec<SocketAddr>),
+}
+
+impl Upstream {
+    /// Parses `off`, or a comma-separated list of `IP` or `IP:PORT`.
+    pub fn parse(text: &str) -> std::result::Result<Self, String> {
+        if text == "off" {
+            return Ok(Upstream::Off);
+        }
+        let servers = text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<SocketAddr>()
+                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                    .map_err(|_| format!("`{s}` is not an IP address or IP:PORT; write e.g. 1.1.1.1,9.9.9.9:53 or off"))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if servers.is_empty() {
+            return Err("list at least one resolver, or write off".into());
+        }
+        Ok(Upstream::Servers(servers))
+    }
+
+    /// The `nameserver` lines of a resolv.conf text (port 53).
+    pub fn from_resolv_conf(text: &str) -> Self {
+        let servers: Vec<SocketAddr> = text
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("nameserver"))
+            .filter_map(|rest| rest.split_whitespace().next()?.split('%').next()?.parse::<IpAddr>().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+            .collect();
+        if servers.is_empty() {
+            Upstream::Off
+        } else {
+            Upstream::Servers(servers)
+        }
+    }
+}
+
+/// Settings of the DNS server.
+#[derive(Clone, Debug)]
+pub struct DnsConfig {
+    /// UDP and TCP address.
+    pub listen: SocketAddr,
+    /// The zone served (`berth.internal.`).
+    pub zone: String,
+    /// Where other names go.
+    pub upstream: Upstream,
+}
+
+/// A bound DNS server, not serving yet.
+pub struct DnsServer {
+    udp: UdpSocket,
+    tcp: TcpListener,
+    table: Table,
+}
+
+/// What is answered: the zones (swapped whole) and the forwarder.
+struct Table {
+    zone: Name,
+    handler: Arc<Handler>,
+    forwarder: Option<Arc<dyn ZoneHandler>>,
+}
+
+/// Answers from the current catalog; the catalog is replaced whole.
+struct Handler {
+    catalog: ArcSwap<Catalog>,
+}
+
+/// The handler as hickory's server holds it (by value).
+#[derive(Clone)]
+struct SharedHandler(Arc<Handler>);
+
+#[async_trait::async_trait]
+impl RequestHandler for SharedHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response: R) -> ResponseInfo {
+        let catalog = self.0.catalog.load_full();
+        catalog.handle_request::<R, T>(request, response).await
+    }
+}
+
+impl DnsServer {
+    /// Binds UDP and TCP on `config.listen` (with port 0, the same port the
+    /// system picks for UDP) and prepares the forwarder.
+    pub async fn bind(config: &DnsConfig) -> Result<DnsServer> {
+        let zone = zone::fqdn(&config.zone).map_err(|problem| DnsError::Zone { zone: config.zone.clone(), problem })?;
+        let (udp, tcp) = bind_both(config.listen).await?;
+        let forwarder: Option<Arc<dyn ZoneHandler>> = match &config.upstream {
+            Upstream::Off => None,
+            Upstream::Servers(servers) => Some(Arc::new(forwarder(servers)?)),
+        };
+        let handler = Arc::new(Handler { catalog: ArcSwap::from_pointee(Catalog::new()) });
+        let table = Table { zone, handler, forwarder };
+        table.swap(&zone::build(&table.zone, &EndpointSet::default(), &[], 1));
+        Ok(DnsServer { udp, tcp, table })
+    }
+
+    /// The address it answers on (UDP and TCP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.udp.local_addr().expect("a bound socket has an address")
+    }
+    /// Serves until `stopping` completes, rebuilding the zones whenever a
+    /// DnsRecord or the endpoint set changes and publishing what each
+    /// DnsRecord serves on `reports`.
+    pub async fn run(
+        self,
+        store: Store,
+        endpoints: Endpoints,
+        reports: watch::Sender<Arc<DnsReport>>,
+        stopping: impl std::future::Future<Output = ()> + Send,
+    ) {
+        tokio::pin!(stopping);
+        let DnsServer { udp, tcp, table } = self;
+        let mut server = hickory_server::Server::new(SharedHandler(table.handler.clone()));
+        server.register_socket(udp);
+        server.register_listener(tcp, Duration::from_secs(10), 64);
+        let mut inputs = Inputs::new(store, Kind::DnsRecord, endpoints);
+        let mut serial = 1u32;
+        loop {
+            serial = serial.wrapping_add(1).max(1);
+            let (objects, set) = inputs.current();
+            let records: Vec<DnsRecord> = objects
+                .into_iter()
+                .filter_map(|o| if let AnyObject::DnsRecord(r) = o { Some(r) } else { None })
+                .collect();
+            let zones = zone::build(&table.zone, &set, &records, serial);
+            table.swap(&zones);
+            publish(&reports, zones.report);
+            tokio::select! {
+                // Cancel-safe: see `Inputs::changed`.
+                more = inputs.changed() => if !more { return },
+                // Cancel-safe: a pinned future polled again resumes.
+                _ = &mut stopping => {
+                    let _ = server.shutdown_gracefully().await;
+                    return;
+                }
+            }
+        }
+    }
+}
+
+impl Table {
+    /// Installs a new set of zones (and the forwarder) in one swap.
+    fn swap(&self, zones: &zone::Zones) {
+        let mut catalog = Catalog::new();
+        for (origin, sets) in &zones.zones {
+            match InMemoryZoneHandler::<TokioRuntimeProvider>::new(
+                origin.clone(),
+                sets.clone(),
+                ZoneType::Primary,
+                AxfrPolicy::Deny,
+            ) {
+                Ok(handler) => catalog.upsert(LowerName::from(origin), vec![Arc::new(handler)]),
+                Err(e) => tracing::warn!(zone = %origin, "DNS zone not served: {e}"),
+            }
+        }
+        if let Some(forwarder) = &self.forwarder {
+            catalog.upsert(LowerName::from(Name::root()), vec![forwarder.clone()]);
+        }
+        self.handler.catalog.store(Arc::new(catalog));
+    }
+}
+
+/// UDP and TCP on one address. With port 0 the system picks the UDP port
+/// and TCP takes the same one; when another process holds that TCP port,
+/// another pair is tried.
+async fn bind_both(listen: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
+    let bind_error = |address, source| DnsError::Bind { address, source };
+    let mut attempts = 0;
+    loop {
+        let udp = UdpSocket::bind(listen).await.map_err(|e| bind_error(listen, e))?;
+        let address = udp.local_addr().map_err(|e| bind_error(listen, e))?;
+        match TcpListener::bind(address).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) if listen.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && attempts < 20 => attempts += 1,
+            Err(e) => return Err(bind_error(address, e)),
+        }
+    }
+}
+
+fn forwarder(servers: &[SocketAddr]) -> Result<ForwardZoneHandler> {
+    let name_servers = servers
+        .iter()
+        .map(|address| {
+            let mut config = NameServerConfig::udp_and_tcp(address.ip());
+            for connection in &mut config.connections {
+                connection.port = address.port();
+            }
+            config
+        })
+        .collect();
+    let mut options = ResolverOpts::default();
+    options.timeout = Duration::from_secs(2);
+    options.attempts = 1;
+    let config = ForwardConfig { name_servers, options: Some(options) };
+    ForwardZoneHandler::builder_tokio(config).build().map_err(DnsError::Upstream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstreams_parse() {
+        assert_eq!(Upstream::parse("off"), Ok(Upstream::Off));
+        assert_eq!(
+            Upstream::parse("1.1.1.1, 127.0.0.1:5353").unwrap(),
+            Upstream::Servers(vec!["1.1.1.1:53".parse().unwrap(), "127.0.0.1:5353".parse().unwrap()])
+        );
+        assert!(Upstream::parse("resolver.example").is_err());
+        let conf = "# comment\nsearch example\nnameserver 10.0.0.1\nnameserver fe80::1%eth0\noptions ndots:2\n";
+        assert_eq!(
+            Upstream::from_resolv_conf(conf),
+            Upstream::Servers(vec!["10.0.0.1:53".parse().unwrap(), "[fe80::1]:53".parse().unwrap()])
+        );
+        assert_eq!(Upstream::from_resolv_conf(""), Upstream::Off);
+    }
+}

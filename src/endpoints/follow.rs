@@ -1,0 +1,226 @@
+//! Keeps an [`EndpointSet`] current from the store and the engine.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::{broadcast, watch};
+
+use crate::api::{AnyObject, Container, Kind, ObjectKey};
+use crate::engine::{labels, ContainerInfo, ContainerState, Engine, EventSubject};
+use crate::store::{ChangeType, Store};
+
+use super::{Endpoint, EndpointSet};
+
+/// Time between full listings of the engine's containers (events carry the
+/// changes; this repairs a missed one).
+pub const RELIST_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the set is built from.
+#[derive(Default)]
+struct Sources {
+    /// Container objects by key: labels and network order.
+    containers: HashMap<ObjectKey, Container>,
+    /// This instance's engine containers by id.
+    replicas: HashMap<String, ContainerInfo>,
+}
+
+impl Sources {
+    fn build(&self) -> EndpointSet {
+        let endpoints = self.replicas.values().filter_map(|info| self.endpoint(info)).collect();
+        EndpointSet::new(endpoints)
+    }
+
+    fn endpoint(&self, info: &ContainerInfo) -> Option<Endpoint> {
+        let key = ObjectKey::new(Kind::Container, info.labels.get(labels::NAMESPACE)?, info.labels.get(labels::NAME)?);
+        let replica = info.labels.get(labels::REPLICA)?.parse().ok()?;
+        let object = self.containers.get(&key);
+        let mut remaining: BTreeMap<&String, IpAddr> =
+            info.ips.iter().filter_map(|(network, ip)| Some((network, ip.parse().ok()?))).collect();
+        let mut addresses = Vec::new();
+        for attachment in object.map(|o| o.spec.networks.as_slice()).unwrap_or_default() {
+            let engine_name =
+                crate::controller::engine_name(&ObjectKey::new(Kind::Network, &key.namespace, &attachment.name));
+            if let Some(ip) = remaining.remove(&engine_name) {
+                addresses.push((attachment.name.clone(), ip));
+            }
+        }
+        addresses.extend(remaining.into_iter().map(|(network, ip)| (network.clone(), ip)));
+        Some(Endpoint {
+            labels: object.map(|o| o.metadata.labels.clone()).unwrap_or_default(),
+            container: key,
+            replica,
+            container_id: info.id.clone(),
+            addresses,
+            host_ports: info.host_ports.clone(),
+            running: info.state == ContainerState::Running,
+            health: info.health,
+        })
+    }
+
+    fn load_containers(&mut self, store: &Store) {
+        match store.list(Some(Kind::Container), None) {
+            Ok(objects) => {
+                self.containers = objects
+                    .into_iter()
+                    .filter_map(|o| match o {
+                        AnyObject::Container(c) => Some((c.key(), c)),
+                        _ => None,
+                    })
+                    .collect();
+            }
+            Err(e) => tracing::warn!("endpoints: listing Containers failed: {e:#}"),
+        }
+    }
+}
+
+/// Follows the store and the engine forever, publishing a new snapshot on
+/// `publish` whenever the set changes. Meant to be spawned; it ends only
+/// when every receiver is gone.
+pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, publish: watch::Sender<Arc<EndpointSet>>) {
+    let ours = labels::instance_labels(&instance);
+    let mut changes = store.watch();
+    let mut sources = Sources::default();
+    sources.load_containers(&store);
+    let mut attempt = 0u32;
+    loop {
+        // Subscribe before listing, so no event falls in between.
+        let mut events = match engine.events().await {
+            Ok(events) => events,
+            Err(e) => {
+                let delay = Duration::from_millis(500).saturating_mul(1 << attempt.min(5));
+                attempt += 1;
+                tracing::warn!("endpoints: engine events unavailable ({e:#}); retrying in {delay:?}");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        };
+        attempt = 0;
+        relist(&*engine, &ours, &mut sources).await;
+        publish_if_changed(&publish, &sources);
+        let mut relist_timer = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_INTERVAL, RELIST_INTERVAL);
+        loop {
+            tokio::select! {
+                // Cancel-safe: a stream's `next` loses nothing when another arm wins.
+                event = events.next() => {
+                    let Some(Ok(event)) = event else { break };
+                    if event.subject != EventSubject::Container {
+                        continue;
+                    }
+                    let known = sources.replicas.contains_key(&event.id);
+                    if !known && labels::owner_of(&event.labels, &instance).is_none() {
+                        continue;
+                    }
+                    match engine.inspect_container(&event.id).await {
+                        Ok(info) if labels::owner_of(&info.labels, &instance).is_some() => {
+                            sources.replicas.insert(info.id.clone(), info);
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.is_not_found() => {
+                            sources.replicas.remove(&event.id);
+                        }
+                        Err(e) => tracing::debug!("endpoints: inspecting {}: {e:#}", event.id),
+                    }
+                }
+                // Cancel-safe: broadcast `recv` keeps its place when another arm wins.
+                change = changes.recv() => match change {
+                    Ok(change) if change.object.kind() == Kind::Container && !change.status_only => {
+                        let key = change.object.key();
+                        match (change.change, change.object) {
+                            (ChangeType::Deleted, _) => { sources.containers.remove(&key); }
+                            (_, AnyObject::Container(c)) => { sources.containers.insert(key, c); }
+                            _ => {}
+                        }
+                    }
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => sources.load_containers(&store),
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+                // Cancel-safe: a missed tick is simply taken later.
+                _ = relist_timer.tick() => relist(&*engine, &ours, &mut sources).await,
+                // Cancel-safe: only observes the channel.
+                _ = publish.closed() => return,
+            }
+            publish_if_changed(&publish, &sources);
+        }
+        tracing::info!("endpoints: engine event stream ended; reconnecting");
+    }
+}
+
+async fn relist(engine: &dyn Engine, ours: &crate::engine::Labels, sources: &mut Sources) {
+    match engine.list_containers(ours).await {
+        Ok(list) => sources.replicas = list.into_iter().map(|c| (c.id.clone(), c)).collect(),
+        Err(e) => tracing::warn!("endpoints: listing containers failed: {e:#}"),
+    }
+}
+
+fn publish_if_changed(publish: &watch::Sender<Arc<EndpointSet>>, sources: &Sources) {
+    super::publish(publish, sources.build());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ContainerSpec, IntoAny, Object};
+    use crate::engine::fake::FakeEngine;
+    use crate::engine::{ContainerConfig, Health, NetworkAttachment, NetworkConfig};
+    use crate::store::WriteBatch;
+
+    /// Waits for a snapshot that satisfies `check`, at most a second.
+    async fn within_a_second(receiver: &mut watch::Receiver<Arc<EndpointSet>>, check: impl Fn(&EndpointSet) -> bool) {
+        tokio::time::timeout(Duration::from_secs(1), receiver.wait_for(|set| check(set)))
+            .await
+            .expect("the endpoint set follows within a second")
+            .expect("the follower runs");
+    }
+
+    #[tokio::test]
+    async fn replicas_enter_and_leave_with_engine_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut web = Object::new("web", ContainerSpec { image: Some("busybox".into()), ..ContainerSpec::default() });
+        web.metadata.labels.insert("app".into(), "web".into());
+        web.spec.networks.push(crate::api::container::NetworkAttachment { name: "app".into(), ..Default::default() });
+        store.commit(WriteBatch::new().put(web.clone().into_any())).unwrap();
+        let fake = Arc::new(FakeEngine::new());
+        fake.preload_image("busybox");
+        let labels = labels::owner_labels("test", &web.key());
+        fake.create_network(&NetworkConfig {
+            name: "berth-default-app".into(),
+            driver: "bridge".into(),
+            labels: labels.clone(),
+            ..NetworkConfig::default()
+        })
+        .await
+        .unwrap();
+        let mut container_labels = labels;
+        container_labels.insert(labels::REPLICA.into(), "0".into());
+        let config = ContainerConfig {
+            name: "berth-default-web-0".into(),
+            image: "busybox".into(),
+            command: Some(vec!["sleep".into(), "1000".into()]),
+            labels: container_labels,
+            networks: vec![NetworkAttachment { network: "berth-default-app".into(), aliases: Vec::new() }],
+            ..ContainerConfig::default()
+        };
+        let (tx, mut endpoints) = watch::channel(Arc::new(EndpointSet::default()));
+        tokio::spawn(follow(store, fake.clone(), "test".into(), tx));
+        let id = fake.create_container(&config).await.unwrap();
+        fake.start_container(&id).await.unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;
+        let endpoint = endpoints.borrow().endpoints[0].clone();
+        assert_eq!(endpoint.target_name(), "Container/default/web#0");
+        assert_eq!(endpoint.labels.get("app").map(String::as_str), Some("web"), "the Container's labels");
+        assert_eq!(endpoint.addresses.first().map(|(n, _)| n.as_str()), Some("app"), "by Network object name");
+        fake.set_health(&id, Health::Unhealthy).unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.ready())).await;
+        fake.set_health(&id, Health::Healthy).unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;
+        fake.crash_container(&id, 1).unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.running)).await;
+        fake.remove_container(&id).await.unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.is_empty()).await;
+    }
+}

@@ -1,0 +1,180 @@
+//! The DNS server over real UDP and TCP sockets: automatic and declared
+//! records, conflicts, updates, forwarding, malformed packets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use berth::api::{Kind, ObjectKey};
+use berth::dns::{DnsConfig, DnsReport, DnsServer, RecordProblem, Upstream};
+use berth::endpoints::EndpointSet;
+use berth::engine::Health;
+use berth::store::Store;
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::RecordType;
+use tokio::sync::watch;
+
+use crate::support::served::{ask_tcp, ask_udp, data, endpoint, fake_upstream, object, put, rcode, store};
+
+struct Running {
+    address: std::net::SocketAddr,
+    endpoints: watch::Sender<Arc<EndpointSet>>,
+    reports: watch::Receiver<Arc<DnsReport>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn start(store: &Store, set: EndpointSet, upstream: Upstream) -> Running {
+    let config = DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "berth.internal".into(), upstream };
+    let server = DnsServer::bind(&config).await.expect("bind");
+    let address = server.local_addr();
+    let (endpoints, receiver) = watch::channel(Arc::new(set));
+    let (reports_tx, reports) = watch::channel(Arc::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server.run(store.clone(), receiver, reports_tx, async move {
+        let _ = stopped.await;
+    }));
+    Running { address, endpoints, reports, _stop: stop }
+}
+
+fn web_replicas() -> EndpointSet {
+    let mut unhealthy = endpoint("web", 2, "10.1.0.4");
+    unhealthy.health = Some(Health::Unhealthy);
+    EndpointSet::new(vec![endpoint("web", 0, "10.1.0.2"), endpoint("web", 1, "10.1.0.3"), unhealthy])
+}
+
+/// Waits until `check` holds for a fresh answer (the zones are rebuilt
+/// asynchronously after a change; this bounds how long that takes).
+async fn answered<F: Fn(&hickory_proto::op::Message) -> bool>(
+    server: std::net::SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    check: F,
+) -> hickory_proto::op::Message {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    loop {
+        let answer = ask_udp(server, name, rtype).await;
+        if check(&answer) || tokio::time::Instant::now() > deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn automatic_records_name_every_ready_replica_and_each_one() {
+    let (_dir, store) = store();
+    let dns = start(&store, web_replicas(), Upstream::Off).await;
+    let all = answered(dns.address, "web.default.berth.internal.", RecordType::A, |m| m.answers.len() == 2).await;
+    assert_eq!(data(&all), ["10.1.0.2", "10.1.0.3"], "the unhealthy replica is left out");
+    assert!(all.metadata.authoritative);
+    assert!(all.answers.iter().all(|r| r.ttl <= 5), "automatic records have a low TTL");
+    let one = ask_tcp(dns.address, "1.web.default.berth.internal.", RecordType::A).await;
+    assert_eq!(data(&one), ["10.1.0.3"]);
+    let missing = ask_udp(dns.address, "2.web.default.berth.internal.", RecordType::A).await;
+    assert_eq!(rcode(&missing), ResponseCode::NXDomain);
+}
+
+#[tokio::test]
+async fn declared_records_static_and_by_selector() {
+    let (_dir, store) = store();
+    put(
+        &store,
+        [
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: db}, spec: {type: A, targets: [192.0.2.10, 192.0.2.11]}}"),
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: www}, spec: {type: CNAME, targets: [web.default]}}"),
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: note}, spec: {type: TXT, targets: [hello there]}}"),
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: srv}, spec: {name: _http._tcp.web, type: SRV, selector: {matchLabels: {app: web}}, port: 8080, ttl: 7}}"),
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: front}, spec: {type: A, selector: {matchLabels: {app: web}}, network: app}}"),
+        ],
+    );
+    let dns = start(&store, web_replicas(), Upstream::Off).await;
+    let db = answered(dns.address, "db.berth.internal.", RecordType::A, |m| !m.answers.is_empty()).await;
+    assert_eq!(data(&db), ["192.0.2.10", "192.0.2.11"]);
+    assert!(db.answers.iter().all(|r| r.ttl == 30), "default TTL of declared records");
+    let www = ask_udp(dns.address, "www.berth.internal.", RecordType::A).await;
+    assert_eq!(
+        data(&www),
+        ["10.1.0.2", "10.1.0.3", "web.default.berth.internal."],
+        "the CNAME and its target's addresses"
+    );
+    let note = ask_tcp(dns.address, "note.berth.internal.", RecordType::TXT).await;
+    assert_eq!(data(&note), ["hello there"]);
+    let srv = ask_udp(dns.address, "_http._tcp.web.berth.internal.", RecordType::SRV).await;
+    assert_eq!(data(&srv), ["10 10 8080 0.web.default.berth.internal.", "10 10 8080 1.web.default.berth.internal."]);
+    assert!(srv.answers.iter().all(|r| r.ttl == 7));
+    let front = ask_udp(dns.address, "front.berth.internal.", RecordType::A).await;
+    assert_eq!(data(&front), ["10.1.0.2", "10.1.0.3"]);
+    let report = dns.reports.borrow().clone();
+    let srv_report = &report[&ObjectKey::new(Kind::DnsRecord, "default", "srv")];
+    assert_eq!(srv_report.fqdn, "_http._tcp.web.berth.internal.");
+    assert_eq!(srv_report.targets.len(), 2);
+}
+
+#[tokio::test]
+async fn the_older_record_keeps_a_name_and_the_newer_reports_the_conflict() {
+    let (_dir, store) = store();
+    put(
+        &store,
+        [
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: first}, spec: {name: shared, type: A, targets: [192.0.2.1]}}"),
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: second}, spec: {name: shared, type: A, targets: [192.0.2.2]}}"),
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: alias}, spec: {name: shared, type: CNAME, targets: [elsewhere.example.]}}"),
+            object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: text}, spec: {name: shared, type: TXT, targets: [fine]}}"),
+        ],
+    );
+    let mut dns = start(&store, EndpointSet::default(), Upstream::Off).await;
+    let answer = answered(dns.address, "shared.berth.internal.", RecordType::A, |m| !m.answers.is_empty()).await;
+    assert_eq!(data(&answer), ["192.0.2.1"]);
+    let report = dns.reports.wait_for(|r| r.len() == 4).await.expect("reports").clone();
+    let first = ObjectKey::new(Kind::DnsRecord, "default", "first");
+    let problem = |name: &str| report[&ObjectKey::new(Kind::DnsRecord, "default", name)].problem.clone();
+    assert_eq!(problem("first"), None);
+    assert_eq!(problem("second"), Some(RecordProblem::Conflict(first.clone())));
+    assert_eq!(problem("alias"), Some(RecordProblem::Conflict(first)), "a CNAME cannot share a name");
+    assert_eq!(problem("text"), None, "another type may share the name");
+}
+
+#[tokio::test]
+async fn a_change_is_seen_by_the_next_query() {
+    let (_dir, store) = store();
+    let dns = start(&store, web_replicas(), Upstream::Off).await;
+    answered(dns.address, "web.default.berth.internal.", RecordType::A, |m| m.answers.len() == 2).await;
+    dns.endpoints.send_replace(Arc::new(EndpointSet::new(vec![endpoint("web", 0, "10.1.0.9")])));
+    let after = answered(dns.address, "web.default.berth.internal.", RecordType::A, |m| data(m) == ["10.1.0.9"]).await;
+    assert_eq!(data(&after), ["10.1.0.9"], "the replaced set within 2 s");
+    put(&store, [object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: late}, spec: {type: A, targets: [192.0.2.77]}}")]);
+    let late = answered(dns.address, "late.berth.internal.", RecordType::A, |m| !m.answers.is_empty()).await;
+    assert_eq!(data(&late), ["192.0.2.77"]);
+}
+
+#[tokio::test]
+async fn other_names_are_forwarded_or_refused() {
+    let (_dir, store) = store();
+    let upstream = fake_upstream("198.51.100.7".parse().unwrap()).await;
+    let forwarding = start(&store, EndpointSet::default(), Upstream::Servers(vec![upstream])).await;
+    let forwarded = ask_udp(forwarding.address, "example.com.", RecordType::A).await;
+    assert_eq!(rcode(&forwarded), ResponseCode::NoError);
+    assert_eq!(data(&forwarded), ["198.51.100.7"]);
+    let refusing = start(&store, EndpointSet::default(), Upstream::Off).await;
+    let refused = ask_udp(refusing.address, "example.com.", RecordType::A).await;
+    assert_eq!(rcode(&refused), ResponseCode::Refused);
+}
+
+#[tokio::test]
+async fn malformed_packets_do_no_harm() {
+    let (_dir, store) = store();
+    let dns = start(&store, web_replicas(), Upstream::Off).await;
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for garbage in [
+        &b""[..],
+        b"\x00",
+        b"\x12\x34\x01\x00\x00\x01",
+        &[0xffu8; 600][..],
+        b"\x12\x34\x01\x00\x00\x05\x00\x00\x00\x00\x00\x00\x03www",
+    ] {
+        socket.send_to(garbage, dns.address).await.unwrap();
+    }
+    let mut tcp = tokio::net::TcpStream::connect(dns.address).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, b"\x00\x04\xde\xad\xbe\xef").await.unwrap();
+    let answer = answered(dns.address, "web.default.berth.internal.", RecordType::A, |m| m.answers.len() == 2).await;
+    assert_eq!(data(&answer), ["10.1.0.2", "10.1.0.3"], "still answering");
+}
