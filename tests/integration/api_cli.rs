@@ -25,8 +25,9 @@ fn the_client_commands_work_against_a_served_fake_engine() {
         .success()
         .stdout(contains("+ container/web create"))
         .stdout(contains("Plan: 8 to create"));
-    // What berth runs gets Ready; DNS records are not served by this build,
-    // and --wait says so, naming them.
+    // What berth runs gets Ready; this server runs without DNS
+    // (`--dns-listen off`), so DNS records are not served, and --wait says so,
+    // naming them.
     let runnable =
         ["00-network.yaml", "01-volume.yaml", "02-image.yaml", "03-api.yaml", "04-web.yaml"].map(|f| examples.join(f));
     server
@@ -169,16 +170,22 @@ async fn apply_wait_get_describe_and_logs_on_real_docker() {
         let (url, state) = (url.clone(), state.clone());
         async move { tokio::task::spawn_blocking(move || cli(&url, &state).args(args).assert()).await.expect("the CLI ran") }
     };
-    // DNS records and routes are not served by this build: apply what runs.
-    let mut args: Vec<String> = ["apply", "--wait", "--timeout", "120s"].map(String::from).to_vec();
-    for file in ["00-network.yaml", "01-volume.yaml", "02-image.yaml", "03-api.yaml", "04-web.yaml"] {
-        args.extend(["-f".to_string(), manifests.join(file).display().to_string()]);
-    }
+    // The whole stack, DNS records and the Route included (DNS and the proxy
+    // run on free ports): everything gets Ready.
+    let args = vec![
+        "apply".into(),
+        "--wait".into(),
+        "--timeout".into(),
+        "120s".into(),
+        "-f".into(),
+        manifests.display().to_string(),
+    ];
     run(args)
         .await
         .success()
         .stdout(contains(format!("container/web -n {ns} created")))
-        .stdout(contains("5 object(s) ready"));
+        .stdout(contains(format!("route/demo -n {ns} created")))
+        .stdout(contains("8 object(s) ready"));
     let replicas = stack.replicas("web").await;
     assert_eq!(replicas.len(), 2, "apply --wait returned before both web replicas ran");
     run(vec!["get".into(), "containers".into(), "-n".into(), ns.clone()]).await.success().stdout(contains("2/2"));
