@@ -54,7 +54,7 @@ pub fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
     if super::sources::is_sources(&args.kind) {
         return super::sources::run(args);
     }
-    let kind = parse_kind(&args.kind)?;
+    let kind = parse_kind(&args.kind).map_err(|e| anyhow::anyhow!("{e}; or `sources`"))?;
     let client = args.client.client()?;
     block_on(async move {
         let objects: Vec<AnyObject> = match &args.name {
