@@ -16,12 +16,12 @@ use clap::Args;
 use hyper::Method;
 
 use crate::api::{AnyObject, ObjectKey};
-use crate::client::{Body, Client};
+use crate::client::{query_escape, Body, Client};
 use crate::controller::plan::{PlanAction, PlanItem};
 use crate::manifest;
 use crate::server::ApplyResponse;
 
-use super::client_args::{block_on, object_path, query_value, short_name, ClientArgs};
+use super::client_args::{block_on, object_path, short_name, ClientArgs};
 use super::output::{paint, readiness, BOLD, DIM, GREEN, RED, YELLOW};
 
 /// Arguments of `berth apply`.
@@ -96,7 +96,7 @@ async fn post(
 ) -> anyhow::Result<ApplyResponse> {
     let mut path = format!("/apply?dryRun={dry_run}&force={force}");
     if let Some(source) = source {
-        path.push_str(&format!("&source={}", query_value(source)));
+        path.push_str(&format!("&source={}", query_escape(source)));
     }
     Ok(client.json(Method::POST, &path, Some(body(objects)?)).await?)
 }

@@ -60,17 +60,6 @@ pub fn list_path(kind: Kind, namespace: Option<&str>) -> String {
     }
 }
 
-/// Percent-encodes a query value.
-pub fn query_value(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// `container/web`, with the namespace when it is not `default`.
 pub fn short_name(key: &ObjectKey) -> String {
     let kind = key.kind.as_str().to_ascii_lowercase();

@@ -7,9 +7,10 @@ use clap::Args;
 use hyper::Method;
 
 use crate::api::{AnyObject, ObjectKey};
+use crate::client::query_escape;
 use crate::server::EventList;
 
-use super::client_args::{block_on, object_path, query_value, ClientArgs};
+use super::client_args::{block_on, object_path, ClientArgs};
 use super::get::parse_kind;
 use super::output::{age, table};
 
@@ -43,7 +44,7 @@ pub fn run(args: DescribeArgs) -> anyhow::Result<ExitCode> {
         let mut events = Vec::new();
         let mut after = 0;
         loop {
-            let path = format!("/events?object={}&after={after}", query_value(&key.to_string()));
+            let path = format!("/events?object={}&after={after}", query_escape(&key.to_string()));
             let page: EventList = client.json(Method::GET, &path, None).await?;
             let Some(last) = page.items.last() else { break };
             after = last.seq;

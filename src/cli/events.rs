@@ -8,10 +8,10 @@ use futures::StreamExt;
 use hyper::Method;
 
 use crate::api::ObjectKey;
-use crate::client::sse_events;
+use crate::client::{query_escape, sse_events};
 use crate::server::{EventEntry, EventList};
 
-use super::client_args::{block_on, query_value, ClientArgs};
+use super::client_args::{block_on, ClientArgs};
 use super::get::parse_kind;
 use super::output::table;
 
@@ -50,7 +50,7 @@ const HEADERS: [&str; 5] = ["TIME", "OBJECT", "ACTION", "REASON", "MESSAGE"];
 pub fn run(args: EventsArgs) -> anyhow::Result<ExitCode> {
     let filter = match (&args.kind, &args.name) {
         (Some(kind), Some(name)) => {
-            format!("&object={}", query_value(&ObjectKey::new(parse_kind(kind)?, &args.namespace, name).to_string()))
+            format!("&object={}", query_escape(&ObjectKey::new(parse_kind(kind)?, &args.namespace, name).to_string()))
         }
         _ => String::new(),
     };

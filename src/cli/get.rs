@@ -6,8 +6,9 @@ use clap::{Args, ValueEnum};
 use hyper::Method;
 
 use crate::api::{AnyObject, Kind, ObjectKey, ObjectList};
+use crate::client::query_escape;
 
-use super::client_args::{block_on, list_path, object_path, query_value, ClientArgs};
+use super::client_args::{block_on, list_path, object_path, ClientArgs};
 use super::output::{age, readiness, table};
 
 /// Output formats.
@@ -66,7 +67,7 @@ pub fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
                 let namespace = (!args.all_namespaces).then_some(args.namespace.as_str());
                 let mut path = list_path(kind, namespace);
                 if let Some(selector) = &args.selector {
-                    path.push_str(&format!("?labelSelector={}", query_value(selector)));
+                    path.push_str(&format!("?labelSelector={}", query_escape(selector)));
                 }
                 let list: ObjectList = client.json(Method::GET, &path, None).await?;
                 list.items
