@@ -414,6 +414,30 @@ pub struct EngineEvent {
     pub labels: Labels,
 }
 
+impl EngineEvent {
+    /// The event of an engine's actor, normalized the same way for every
+    /// engine: a network `connect`/`disconnect` becomes an event of the
+    /// container its `container` attribute names (what a reconciler owns),
+    /// without labels; any other event keeps the actor's attributes as its
+    /// labels, less the engine's own keys (`engine_keys`).
+    pub fn from_actor(
+        subject: EventSubject,
+        action: EventAction,
+        id: String,
+        mut attributes: Labels,
+        engine_keys: &[&str],
+    ) -> EngineEvent {
+        if matches!(action, EventAction::Connect | EventAction::Disconnect) {
+            let container = attributes.remove("container").unwrap_or_default();
+            return EngineEvent { subject: EventSubject::Container, action, id: container, labels: Labels::new() };
+        }
+        for key in engine_keys {
+            attributes.remove(*key);
+        }
+        EngineEvent { subject, action, id, labels: attributes }
+    }
+}
+
 /// What an engine says about itself.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EngineInfo {

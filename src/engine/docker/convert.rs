@@ -301,7 +301,7 @@ pub(super) fn event(message: EventMessage) -> Option<EngineEvent> {
         _ => return None,
     };
     let actor = message.actor.unwrap_or_default();
-    let mut attributes = actor.attributes.unwrap_or_default();
+    let attributes = actor.attributes.unwrap_or_default();
     let action = message.action.unwrap_or_default();
     let (verb, detail) = match action.split_once(':') {
         Some((verb, detail)) => (verb, detail.trim()),
@@ -321,14 +321,8 @@ pub(super) fn event(message: EventMessage) -> Option<EngineEvent> {
         "disconnect" if subject == EventSubject::Network => EventAction::Disconnect,
         _ => EventAction::Other(action.clone()),
     };
-    if matches!(action, EventAction::Connect | EventAction::Disconnect) {
-        let container = attributes.remove("container").unwrap_or_default();
-        return Some(EngineEvent { subject: EventSubject::Container, action, id: container, labels: Labels::new() });
-    }
-    for attribute in EVENT_ATTRIBUTES {
-        attributes.remove(attribute);
-    }
-    Some(EngineEvent { subject, action, id: actor.id.unwrap_or_default(), labels: attributes.into_iter().collect() })
+    let attributes = attributes.into_iter().collect();
+    Some(EngineEvent::from_actor(subject, action, actor.id.unwrap_or_default(), attributes, &EVENT_ATTRIBUTES))
 }
 
 #[cfg(test)]

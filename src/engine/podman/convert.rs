@@ -305,7 +305,7 @@ pub(super) fn event(message: &Value) -> Option<EngineEvent> {
     };
     let action_text = message.get("Action").and_then(Value::as_str).unwrap_or_default();
     let actor = message.get("Actor").cloned().unwrap_or_default();
-    let mut attributes: BTreeMap<String, String> = actor
+    let attributes: BTreeMap<String, String> = actor
         .get("Attributes")
         .and_then(Value::as_object)
         .map(|map| map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string()))).collect())
@@ -328,14 +328,7 @@ pub(super) fn event(message: &Value) -> Option<EngineEvent> {
         "disconnect" if subject == EventSubject::Network => EventAction::Disconnect,
         other => EventAction::Other(other.to_string()),
     };
-    if matches!(action, EventAction::Connect | EventAction::Disconnect) {
-        let container = attributes.remove("container").unwrap_or_default();
-        return Some(EngineEvent { subject: EventSubject::Container, action, id: container, labels: Labels::new() });
-    }
-    for attribute in EVENT_ATTRIBUTES {
-        attributes.remove(attribute);
-    }
-    Some(EngineEvent { subject, action, id, labels: attributes })
+    Some(EngineEvent::from_actor(subject, action, id, attributes, &EVENT_ATTRIBUTES))
 }
 
 #[cfg(test)]
