@@ -121,21 +121,9 @@ fn main() {
     let objects: usize = args.get("objects", 100);
     let state = support::temp_dir("berth-api-bench");
     let state_path = state.path().to_str().unwrap().to_string();
-    let mut berth = Berth::spawn(
-        &[
-            "--engine",
-            "fake",
-            "--state-dir",
-            &state_path,
-            "--listen",
-            "127.0.0.1:0",
-            "--dns-listen",
-            "off",
-            "--proxy-listen",
-            "off",
-        ],
-        "info",
-    );
+    let mut args = vec!["--engine", "fake", "--state-dir", &state_path];
+    args.extend_from_slice(&support::FREE_PORTS);
+    let mut berth = Berth::spawn(&args, "info");
     let line = berth.wait_for(Duration::from_secs(30), |l| l.message.starts_with("REST API on http://"));
     let address = line.message.trim_start_matches("REST API on http://").to_string();
     let token = std::fs::read_to_string(state.path().join("token")).unwrap().trim().to_string();

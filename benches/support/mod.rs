@@ -73,6 +73,10 @@ impl LogLine {
     }
 }
 
+/// `berth serve` flags for a free API port and no DNS or proxy: a berth
+/// already running on this machine must not matter.
+pub const FREE_PORTS: [&str; 6] = ["--listen", "127.0.0.1:0", "--dns-listen", "off", "--proxy-listen", "off"];
+
 /// A running `berth serve`, its log read line by line on a thread.
 pub struct Berth {
     child: Child,
@@ -130,14 +134,8 @@ impl Berth {
             engine,
             "--state-dir",
             state.to_str().expect("utf-8 path"),
-            // Free ports, none of the defaults: a berth already running here must not matter.
-            "--listen",
-            "127.0.0.1:0",
-            "--dns-listen",
-            "off",
-            "--proxy-listen",
-            "off",
         ];
+        args.extend_from_slice(&FREE_PORTS);
         args.extend_from_slice(extra);
         Self::spawn(&args, rust_log)
     }

@@ -15,7 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::api::ObjectKey;
-use crate::store::{Event, Store};
+use crate::store::Event;
 
 use super::error::{ApiError, ApiResult};
 use super::watch::sse;
@@ -105,7 +105,7 @@ pub async fn events(
             // Mark the newest sequence seen before reading, so an entry
             // appended during the read wakes the next wait.
             changed.borrow_and_update();
-            match read_page(&store, object.as_ref(), after) {
+            match store.events(object.as_ref(), after, PAGE) {
                 Ok(page) if !page.is_empty() => {
                     let next = page.last().map_or(after, |e| e.seq);
                     let events: Vec<SseEvent> = page.into_iter().map(to_sse).collect();
@@ -123,10 +123,6 @@ pub async fn events(
         }
     });
     Ok(sse(follow.flatten().map(Ok::<SseEvent, Infallible>)))
-}
-
-fn read_page(store: &Store, object: Option<&ObjectKey>, after: u64) -> crate::store::Result<Vec<Event>> {
-    store.events(object, after, PAGE)
 }
 
 fn to_sse(event: Event) -> SseEvent {
