@@ -133,17 +133,19 @@ mod tests {
         AnyObject::from_json(json).expect("a Network")
     }
 
+    /// A store in a temporary directory, and a context on it and the fake engine.
+    fn context() -> (tempfile::TempDir, Store, Context) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("store");
+        let engine = Arc::new(FakeEngine::new());
+        let ctx = Context { store: store.clone(), engine, instance: "test".into(), served: Default::default() };
+        (dir, store, ctx)
+    }
+
     /// A reconcile that read no object must not remove one applied meanwhile.
     #[tokio::test]
     async fn an_object_created_during_a_reconcile_that_saw_none_is_kept() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
-        let ctx = Context {
-            store: store.clone(),
-            engine: Arc::new(FakeEngine::new()),
-            instance: "test".into(),
-            served: Default::default(),
-        };
+        let (_dir, store, ctx) = context();
         let key = network().key();
         store.commit(WriteBatch::new().put(network())).expect("apply");
         reconcile(&ctx, &key, None).await.expect("reconcile");
@@ -153,14 +155,7 @@ mod tests {
     /// A teardown must not remove an object that was applied again while it ran.
     #[tokio::test]
     async fn an_object_applied_again_during_its_teardown_is_kept() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let store = Store::open(dir.path()).expect("store");
-        let ctx = Context {
-            store: store.clone(),
-            engine: Arc::new(FakeEngine::new()),
-            instance: "test".into(),
-            served: Default::default(),
-        };
+        let (_dir, store, ctx) = context();
         let key = network().key();
         store.commit(WriteBatch::new().put(network())).expect("apply");
         store.commit(WriteBatch::new().delete(key.clone())).expect("delete");
