@@ -14,8 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{AnyObject, Source};
 use crate::controller::plan::{self, PlanItem};
-use crate::source::{apply_set, pruned, SetOptions};
-use crate::store::{Store, StoreError};
+use crate::source::{apply_set, check_set, pruned, SetOptions};
 
 use super::body::ManifestBody;
 use super::error::{ApiError, ApiResult};
@@ -50,31 +49,6 @@ pub struct ApplyResponse {
     pub items: Vec<PlanItem>,
 }
 
-/// Refuses, as the commit would, writes to objects another source owns or
-/// that moved past the version the request names: a dry run must fail where
-/// the apply would.
-fn check_writable(store: &Store, source: &Source, objects: &[AnyObject], force: bool) -> Result<(), StoreError> {
-    for object in objects {
-        let key = object.key();
-        let Some(stored) = store.get(&key)? else {
-            if let Some(expected) = object.metadata().resource_version {
-                return Err(StoreError::Conflict { key, expected, found: None });
-            }
-            continue;
-        };
-        if let Some(expected) = object.metadata().resource_version {
-            let found = stored.metadata().resource_version;
-            if found != Some(expected) {
-                return Err(StoreError::Conflict { key, expected, found });
-            }
-        }
-        if let Some(owner) = stored.metadata().source.as_ref().filter(|o| o.id() != source.id() && !force) {
-            return Err(StoreError::OwnedByOther { key, owner: owner.id() });
-        }
-    }
-    Ok(())
-}
-
 /// Applies (or plans) the objects of the body.
 pub async fn apply(
     State(state): State<AppState>,
@@ -95,8 +69,10 @@ pub async fn apply(
     let store = &state.store;
     let named = query.source.is_some();
     let deleted = if named { pruned(store, &source, &objects)? } else { Vec::new() };
+    let options = SetOptions { prune: named, force: query.force, preconditions: true, record: named };
     if query.dry_run {
-        check_writable(store, &source, &objects, query.force)?;
+        // A dry run fails exactly where the apply would.
+        check_set(store, &source, objects.clone(), options)?;
     }
     let resource_version = store.resource_version();
     let connected = state.engine.get().map(|c| &c.ctx);
@@ -104,7 +80,6 @@ pub async fn apply(
     if query.dry_run {
         return Ok(Json(ApplyResponse { dry_run: true, resource_version, items: plan.items }));
     }
-    let options = SetOptions { prune: named, force: query.force, preconditions: true, record: named };
     let applied = apply_set(store, &source, objects, options)?;
     Ok(Json(ApplyResponse { dry_run: false, resource_version: applied.resource_version, items: plan.items }))
 }

@@ -71,6 +71,46 @@ pub fn apply_set(
     objects: Vec<AnyObject>,
     options: SetOptions,
 ) -> Result<Applied, StoreError> {
+    let (batch, deleted) = set_batch(store, source, objects, options)?;
+    let commit = store.commit(batch)?;
+    let count = |f: fn(&Outcome) -> bool| commit.outcomes.iter().filter(|o| f(o)).count();
+    let created = count(|o| matches!(o, Outcome::Created));
+    let written = count(|o| matches!(o, Outcome::Created | Outcome::Updated { .. }));
+    if written + deleted > 0 {
+        let message = format!("{written} objects written, {deleted} deleted from {source}");
+        let events: Vec<Event> = commit
+            .changes
+            .iter()
+            .map(|c| Event::about(&c.object.key(), "applied", "SourceChanged", message.clone()))
+            .collect();
+        let mut events_batch = WriteBatch::new();
+        for event in events {
+            events_batch = events_batch.event(event);
+        }
+        store.commit(events_batch)?;
+    }
+    Ok(Applied { created, written, deleted, resource_version: commit.resource_version })
+}
+
+/// Fails exactly where [`apply_set`] would (another source owns an object, a
+/// stale resourceVersion), writing nothing: for dry runs.
+pub fn check_set(
+    store: &Store,
+    source: &Source,
+    objects: Vec<AnyObject>,
+    options: SetOptions,
+) -> Result<(), StoreError> {
+    store.check(set_batch(store, source, objects, options)?.0)
+}
+
+/// The batch that applies `objects` as `source`'s, and how many objects it
+/// marks for deletion.
+fn set_batch(
+    store: &Store,
+    source: &Source,
+    objects: Vec<AnyObject>,
+    options: SetOptions,
+) -> Result<(WriteBatch, usize), StoreError> {
     let gone = if options.prune { pruned(store, source, &objects)? } else { Vec::new() };
     let mut keys: BTreeSet<ObjectKey> = objects.iter().map(AnyObject::key).collect();
     if options.record && !options.prune {
@@ -97,24 +137,7 @@ pub fn apply_set(
     if options.prune || options.record {
         batch = batch.op(WriteOp::Source(SourceRecord::new(source.clone(), keys.into_iter().collect())));
     }
-    let commit = store.commit(batch)?;
-    let count = |f: fn(&Outcome) -> bool| commit.outcomes.iter().filter(|o| f(o)).count();
-    let created = count(|o| matches!(o, Outcome::Created));
-    let written = count(|o| matches!(o, Outcome::Created | Outcome::Updated { .. }));
-    if written + deleted > 0 {
-        let message = format!("{written} objects written, {deleted} deleted from {source}");
-        let events: Vec<Event> = commit
-            .changes
-            .iter()
-            .map(|c| Event::about(&c.object.key(), "applied", "SourceChanged", message.clone()))
-            .collect();
-        let mut events_batch = WriteBatch::new();
-        for event in events {
-            events_batch = events_batch.event(event);
-        }
-        store.commit(events_batch)?;
-    }
-    Ok(Applied { created, written, deleted, resource_version: commit.resource_version })
+    Ok((batch, deleted))
 }
 
 /// Records that `source`'s current input was rejected: its errors, and its

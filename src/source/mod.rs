@@ -18,4 +18,4 @@ pub mod apply;
 pub mod dir;
 pub mod git;
 
-pub use apply::{apply_set, pruned, Applied, SetOptions};
+pub use apply::{apply_set, check_set, pruned, Applied, SetOptions};

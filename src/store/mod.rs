@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use sled::transaction::TransactionError;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use tokio::sync::broadcast;
 
@@ -243,6 +243,36 @@ impl Store {
             self.forget_old_tombstones()?;
         }
         Ok(commit)
+    }
+
+    /// Runs `batch` as [`Store::commit`] would and fails where it would
+    /// (preconditions, ownership), then discards it: nothing is written,
+    /// nobody is told. Dry runs use it, so they cannot disagree with commits.
+    pub fn check(&self, batch: WriteBatch) -> Result<()> {
+        /// Why the transaction stops: a real failure, or the check passed.
+        enum Stop {
+            Failed(StoreError),
+            Passed,
+        }
+        let inner = &*self.inner;
+        let trees =
+            (&inner.objects, &inner.sources, &inner.meta, &inner.events, &inner.events_by_object, &inner.tombstones);
+        let outcome = trees.transaction(|(objects, sources, meta, events, events_by_object, tombstones)| {
+            let trees = write::Trees { objects, sources, meta, events, events_by_object, tombstones };
+            match write::apply(&batch.ops, trees) {
+                Ok(_) => Err(ConflictableTransactionError::Abort(Stop::Passed)),
+                Err(ConflictableTransactionError::Abort(e)) => {
+                    Err(ConflictableTransactionError::Abort(Stop::Failed(e)))
+                }
+                Err(ConflictableTransactionError::Conflict) => Err(ConflictableTransactionError::Conflict),
+                Err(ConflictableTransactionError::Storage(e)) => Err(ConflictableTransactionError::Storage(e)),
+            }
+        });
+        match outcome {
+            Ok(()) | Err(TransactionError::Abort(Stop::Passed)) => Ok(()),
+            Err(TransactionError::Abort(Stop::Failed(e))) => Err(e),
+            Err(TransactionError::Storage(e)) => Err(StoreError::Db(e)),
+        }
     }
 
     /// Drops tombstones older than [`TOMBSTONE_TTL`], moving the start of

@@ -252,3 +252,21 @@ fn a_file_carrying_a_stale_resource_version_still_applies() {
     berth::source::apply::apply_source(&store, &source, vec![object]).unwrap();
     assert!(store.get(&ObjectKey::parse("Volume/default/data").unwrap()).unwrap().is_some());
 }
+
+#[test]
+fn a_checked_batch_fails_where_its_commit_would_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    store.commit(WriteBatch::new().put(volume("data"))).unwrap();
+    let version = store.resource_version();
+    let mut watch = store.watch();
+    store
+        .check(WriteBatch::new().put(volume("other")).event(Event::about(&volume("other").key(), "a", "b", "c")))
+        .unwrap();
+    assert_eq!(store.resource_version(), version, "a check wrote");
+    assert!(store.get(&volume("other").key()).unwrap().is_none());
+    assert!(store.events(None, 0, 10).unwrap().is_empty(), "a check appended an event");
+    assert!(watch.try_recv().is_err(), "a check told watchers");
+    let stale = store.check(WriteBatch::new().op(put_if(volume("data"), Precondition::ResourceVersion(version + 7))));
+    assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
+}
