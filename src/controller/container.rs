@@ -187,10 +187,10 @@ async fn converge(
     Ok(touched)
 }
 
-/// Starts a stopped replica. `false` when it is being removed instead (by
-/// hand: `docker rm -f` reports `die`, which wakes this reconcile, before the
-/// removal ends): that is not a failure, and the removal's own event brings
-/// the reconcile back to create the replacement.
+/// Starts a stopped replica. `false` when it is being removed or stopped
+/// instead (by hand: `docker rm -f` reports `die`, which wakes this
+/// reconcile, before the removal ends): that is not a failure, and the
+/// engine's next event brings the reconcile back to create the replacement.
 async fn start_existing(ctx: &Context, replica: &ContainerInfo) -> Result<bool, ReconcileError> {
     if replica.state == ContainerState::Removing {
         return Ok(false);
@@ -198,10 +198,11 @@ async fn start_existing(ctx: &Context, replica: &ContainerInfo) -> Result<bool, 
     match ctx.engine.start_container(&replica.id).await {
         Ok(()) => Ok(true),
         Err(e) if e.is_not_found() => Ok(false),
-        // Docker's answer for a container marked for removal; other
-        // conflicts (a paused container) stay errors.
+        // The answer for a container marked for removal (Docker) or being
+        // stopped or removed (Podman); other conflicts (a paused container)
+        // stay errors.
         Err(e) if e.is_conflict() => match ctx.engine.inspect_container(&replica.id).await {
-            Ok(now) if now.state == ContainerState::Removing => Ok(false),
+            Ok(now) if matches!(now.state, ContainerState::Removing | ContainerState::Running) => Ok(false),
             Err(gone) if gone.is_not_found() => Ok(false),
             _ => Err(e.into()),
         },

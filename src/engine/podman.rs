@@ -225,7 +225,10 @@ fn engine_error(
     verb: &str,
     what: &str,
 ) -> EngineError {
-    const CONFLICTS: [&str; 5] = ["already exists", "already in use", "is being used", "already used", "in use by"];
+    // "container state improper": starting a container that is being
+    // stopped or removed, Docker's 409.
+    const CONFLICTS: [&str; 6] =
+        ["already exists", "already in use", "is being used", "already used", "in use by", "state improper"];
     // A create naming a missing image answers 500 "...: image not known".
     const MISSING: [&str; 2] = ["image not known", "no such"];
     match status {
@@ -603,6 +606,9 @@ mod tests {
         assert!(map(Some(404), "no such network").is_not_found());
         assert!(map(Some(409), "volume with name v already exists").is_conflict());
         assert!(map(Some(500), "network is being used").is_conflict());
+        assert!(
+            map(Some(500), "must be in Created or Stopped state to be started: container state improper").is_conflict()
+        );
         assert!(matches!(map(Some(500), "boom"), EngineError::Failed { .. }));
         assert!(matches!(map(None, "broken pipe"), EngineError::Unavailable { .. }));
     }

@@ -190,14 +190,16 @@ impl ContainerState {
     }
 
     /// Parses an engine's state name (Docker's and Podman's; Podman's
-    /// `configured`/`initialized` count as created, `stopped` as exited).
+    /// `configured`/`initialized` count as created, `stopped` as exited,
+    /// and `stopping` as running: its process runs until it exits, which is
+    /// how Docker reports a container being stopped, and starting it fails).
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text.to_ascii_lowercase().as_str() {
             "created" | "configured" | "initialized" => ContainerState::Created,
-            "running" => ContainerState::Running,
+            "running" | "stopping" => ContainerState::Running,
             "paused" => ContainerState::Paused,
             "restarting" => ContainerState::Restarting,
-            "exited" | "stopped" | "stopping" => ContainerState::Exited,
+            "exited" | "stopped" => ContainerState::Exited,
             "removing" => ContainerState::Removing,
             "dead" => ContainerState::Dead,
             _ => return None,
@@ -447,4 +449,25 @@ pub struct EngineInfo {
     pub version: String,
     /// Where it was reached.
     pub endpoint: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_states_map_to_what_a_reconcile_may_do_with_them() {
+        for (text, state) in [
+            ("configured", ContainerState::Created),
+            ("Running", ContainerState::Running),
+            // Podman, while `stop` or `rm -f` waits for the process: starting
+            // it would fail, as Docker's "running" would.
+            ("stopping", ContainerState::Running),
+            ("stopped", ContainerState::Exited),
+            ("removing", ContainerState::Removing),
+        ] {
+            assert_eq!(ContainerState::parse(text), Some(state), "{text}");
+        }
+        assert_eq!(ContainerState::parse("weird"), None);
+    }
 }
