@@ -152,9 +152,14 @@ fn main() {
     let proxy_port = free_port();
     runtime.block_on(async {
         let listen: SocketAddr = ([127, 0, 0, 1], dns_port).into();
-        let dns = DnsServer::bind(&DnsConfig { listen, zone: "berth.internal".into(), upstream: Upstream::Off })
-            .await
-            .expect("berth DNS");
+        let dns = DnsServer::bind(&DnsConfig {
+            listen,
+            zone: "berth.internal".into(),
+            upstream: Upstream::Off,
+            on_networks: None,
+        })
+        .await
+        .expect("berth DNS");
         let (reports, _) = watch::channel(Arc::default());
         tokio::spawn(dns.run(store.clone(), endpoints_rx.clone(), reports, std::future::pending()));
         let config = ProxyConfig {

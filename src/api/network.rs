@@ -42,6 +42,9 @@ pub struct NetworkStatus {
     /// Subnets the engine assigned.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subnets: Vec<String>,
+    /// Gateway addresses (where berth answers DNS with `--dns-on-networks`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gateways: Vec<String>,
 }
 
 /// Parses `addr/prefix`, saying what is wrong.

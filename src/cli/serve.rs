@@ -19,8 +19,8 @@ use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
 use crate::controller::runtime::Shutdown;
-use crate::controller::{Controller, ControllerConfig, Served};
-use crate::dns::{DnsConfig, DnsServer, Upstream};
+use crate::controller::{Controller, ControllerConfig, NetworkDns, Served};
+use crate::dns::{DnsConfig, DnsServer, Upstream, DNS_PORT};
 use crate::endpoints::EndpointSet;
 use crate::engine::endpoint::{self, PodmanService, Selection};
 use crate::engine::fake::FakeEngine;
@@ -102,6 +102,12 @@ pub struct ServeArgs {
     /// or `off` to refuse them. Default: the nameservers of /etc/resolv.conf.
     #[arg(long, value_name = "ADDRS|off", value_parser = Upstream::parse)]
     pub dns_upstream: Option<Upstream>,
+    /// Also answer DNS on port 53 of every berth network's gateway and make
+    /// it the DNS server of the containers on those networks (they search
+    /// `<namespace>.<zone>`, so `api` names the Container api). Turning it
+    /// on or off recreates berth's networks and their containers.
+    #[arg(long, env = "BERTH_DNS_ON_NETWORKS")]
+    pub dns_on_networks: bool,
     /// Where the HTTP proxy listens: `ADDRESS:PORT`, or `off`.
     #[arg(long, value_name = "ADDR|off", default_value = "127.0.0.1:8088", env = "BERTH_PROXY_LISTEN")]
     pub proxy_listen: ListenAddr,
@@ -218,8 +224,12 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
             let upstream = args.dns_upstream.clone().unwrap_or_else(|| {
                 Upstream::from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
             });
-            let config = DnsConfig { listen, zone: args.dns_zone.clone(), upstream };
+            let on_networks = args.dns_on_networks.then_some(DNS_PORT);
+            let config = DnsConfig { listen, zone: args.dns_zone.clone(), upstream, on_networks };
             Some(DnsServer::bind(&config).await.context("--dns-listen")?)
+        }
+        None if args.dns_on_networks => {
+            anyhow::bail!("--dns-on-networks needs the DNS server: drop `--dns-listen off` or --dns-on-networks")
         }
         None => None,
     };
@@ -281,6 +291,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
                 resync_interval: args.resync_interval,
                 metrics,
                 served,
+                network_dns: args.dns_on_networks.then(|| NetworkDns { zone: args.dns_zone.clone() }),
                 ..ControllerConfig::default()
             };
             let controller = Controller::new(store.clone(), engine, config)?;

@@ -9,7 +9,8 @@
 //! The hash covers the defaulted spec without the fields that do not change
 //! what a replica is (`replicas`, `updateStrategy`, `dependsOn`), plus what
 //! the spec points at: the image id, the content of secret files and host
-//! environment values (hashed, never stored), and the ids of the networks.
+//! environment values (hashed, never stored), the ids of the networks, and
+//! with `--dns-on-networks` the DNS servers and search domain berth sets.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -113,10 +114,17 @@ pub async fn resolve(ctx: &Context, container: &Container) -> Result<Resolution,
     // Networks.
     let mut networks = Vec::new();
     let mut network_ids = BTreeMap::new();
+    let mut gateways: Vec<String> = Vec::new();
     for attachment in &spec.networks {
         match lookup(Kind::Network, &attachment.name)? {
             Some(AnyObject::Network(network)) if is_ready(&AnyObject::Network(network.clone())) => {
-                network_ids.insert(attachment.name.clone(), network.status.map(|s| s.engine_id).unwrap_or_default());
+                let status = network.status.unwrap_or_default();
+                for gateway in status.gateways {
+                    if !gateways.contains(&gateway) {
+                        gateways.push(gateway);
+                    }
+                }
+                network_ids.insert(attachment.name.clone(), status.engine_id);
                 networks.push(NetworkAttachment {
                     network: engine_name(&network_key(&key, &attachment.name)),
                     aliases: attachment.aliases.clone(),
@@ -196,10 +204,22 @@ pub async fn resolve(ctx: &Context, container: &Container) -> Result<Resolution,
             object.remove(field);
         }
     }
-    let hashed =
+    let mut hashed =
         json!({ "spec": hashed_spec, "imageId": image_id, "secrets": secret_hashes, "networkIds": network_ids });
+    // berth's DNS on the gateways of the container's networks: hashed only
+    // when set, so the hash of a container without it is what it always was.
+    let dns = match &ctx.network_dns {
+        Some(network_dns) if !gateways.is_empty() => Some((gateways, vec![network_dns.search_domain(&key.namespace)])),
+        _ => None,
+    };
+    if let Some((servers, search)) = &dns {
+        hashed["dns"] = json!({ "servers": servers, "search": search });
+    }
     let hash = labels::spec_hash(&hashed);
-    let config = engine_config(spec, image_id, env, mounts, networks);
+    let mut config = engine_config(spec, image_id, env, mounts, networks);
+    if let Some((servers, search)) = dns {
+        (config.dns, config.dns_search) = (servers, search);
+    }
     Ok(Resolution::Ready(Box::new(Template { config, hash, hashed })))
 }
 
@@ -305,6 +325,7 @@ fn engine_config(
         cap_add: capabilities.add,
         cap_drop: capabilities.drop,
         dns: Vec::new(),
+        dns_search: Vec::new(),
     }
 }
 
@@ -316,7 +337,7 @@ pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
         let keys: std::collections::BTreeSet<&String> = old_spec.keys().chain(new_spec.keys()).collect();
         changed.extend(keys.into_iter().filter(|k| old_spec.get(*k) != new_spec.get(*k)).cloned());
     }
-    for (field, label) in [("imageId", "image"), ("secrets", "secrets"), ("networkIds", "networks")] {
+    for (field, label) in [("imageId", "image"), ("secrets", "secrets"), ("networkIds", "networks"), ("dns", "dns")] {
         if old[field] != new[field] && !changed.iter().any(|c| c == label) {
             changed.push(label.to_string());
         }

@@ -22,6 +22,8 @@ pub struct Context {
     pub instance: String,
     /// What the DNS server and the proxy serve (DnsRecord and Route status).
     pub served: super::Served,
+    /// Set when berth's DNS answers on the networks' gateways.
+    pub network_dns: Option<super::NetworkDns>,
 }
 
 impl Context {

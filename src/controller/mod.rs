@@ -50,7 +50,7 @@ use crate::store::{ChangeType, Event, Store, WriteBatch};
 pub use action::{Action, ReconcileError};
 pub use context::Context;
 use dependents::Dependents;
-pub use network::engine_name;
+pub use network::{engine_name, NetworkDns};
 use runtime::{Report, Request, Shutdown, Trigger};
 pub use served::Served;
 
@@ -68,6 +68,9 @@ pub struct ControllerConfig {
     pub metrics: Metrics,
     /// What the DNS server and the proxy serve, for DnsRecord and Route status.
     pub served: Served,
+    /// Set when berth's DNS server answers on the gateway of every berth
+    /// network (`--dns-on-networks`).
+    pub network_dns: Option<NetworkDns>,
 }
 
 impl Default for ControllerConfig {
@@ -78,6 +81,7 @@ impl Default for ControllerConfig {
             resync_interval: Duration::from_secs(300),
             metrics: Metrics::new(),
             served: Served::default(),
+            network_dns: None,
         }
     }
 }
@@ -115,9 +119,9 @@ impl Controller {
         let instance = store.instance_id()?;
         config.metrics.observe_store(&store);
         let engine = Arc::new(MeteredEngine::new(engine, config.metrics.clone()));
-        let served = config.served.clone();
+        let (served, network_dns) = (config.served.clone(), config.network_dns.clone());
         Ok(Controller {
-            ctx: Context { store, engine, instance, served },
+            ctx: Context { store, engine, instance, served, network_dns },
             config,
             observed: Arc::new(AtomicBool::new(false)),
         })

@@ -16,6 +16,24 @@ use crate::engine::{labels, EngineError, NetworkConfig};
 use super::action::{Action, ReconcileError};
 use super::context::{name_taken, Conditions, Context};
 
+/// berth's DNS server answers on the gateway of every berth network
+/// (`berth serve --dns-on-networks`). Those networks are created without
+/// the engine's DNS server where it would hold the gateway's port 53, and
+/// the containers on them get the gateways as their DNS servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NetworkDns {
+    /// The zone berth serves (`berth.internal.`). Containers search
+    /// `<namespace>.<zone>`, so `api` names the Container `api` of theirs.
+    pub zone: String,
+}
+
+impl NetworkDns {
+    /// The search domain of the containers of `namespace`.
+    pub fn search_domain(&self, namespace: &str) -> String {
+        format!("{namespace}.{}", self.zone.trim_end_matches('.'))
+    }
+}
+
 /// Engine name of a Network or Volume object.
 pub fn engine_name(key: &ObjectKey) -> String {
     format!("berth-{}-{}", key.namespace, key.name)
@@ -24,7 +42,13 @@ pub fn engine_name(key: &ObjectKey) -> String {
 fn config(ctx: &Context, network: &Network) -> NetworkConfig {
     let key = network.key();
     let spec: &NetworkSpec = &network.spec;
-    let hash = labels::spec_hash(&json!(spec));
+    // Serving DNS on the gateway changes what the engine network is (Podman's
+    // has no DNS server of its own then); the hash of a network without it
+    // stays what it always was.
+    let hash = match ctx.network_dns {
+        Some(_) => labels::spec_hash(&json!({ "spec": spec, "dns": "berth" })),
+        None => labels::spec_hash(&json!(spec)),
+    };
     let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
     engine_labels.insert(labels::SPEC_HASH.into(), hash);
     engine_labels.insert(labels::HASH_VERSION.into(), labels::CURRENT_HASH_VERSION.into());
@@ -35,6 +59,7 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
         gateway: spec.gateway.clone(),
         internal: spec.internal,
         ipv6: spec.ipv6,
+        berth_dns: ctx.network_dns.is_some(),
         labels: engine_labels,
     }
 }
@@ -93,6 +118,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
         common: Conditions::from(network).ready(true, "Created", format!("network {}", current.name), false).build(),
         engine_id: current.id.clone(),
         subnets: current.subnets.clone(),
+        gateways: current.gateways.clone(),
     };
     ctx.write_status(network, status)?;
     Ok(Action::await_change())
@@ -138,7 +164,13 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
         let engine = Arc::new(FakeEngine::new());
-        let ctx = Context { store: store.clone(), engine, instance: "test".into(), served: Default::default() };
+        let ctx = Context {
+            store: store.clone(),
+            engine,
+            instance: "test".into(),
+            served: Default::default(),
+            network_dns: None,
+        };
         (dir, store, ctx)
     }
 

@@ -9,10 +9,14 @@
 //! resolvers through hickory's forwarder, or are refused when forwarding is
 //! off.
 //!
+//! With `--dns-on-networks` the same answers are also given on the gateway
+//! of every berth network ([`gateways`]), for the containers on them.
+//!
 //! What each DnsRecord serves (its name, its targets, or the conflict that
 //! keeps it out) is published as a [`DnsReport`] for the DnsRecord
 //! reconciler to write into status.
 
+mod gateways;
 pub mod zone;
 
 use std::net::{IpAddr, SocketAddr};
@@ -27,6 +31,7 @@ use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseI
 use hickory_server::store::forwarder::{ForwardConfig, ForwardZoneHandler};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType};
+use socket2::{Domain, Socket, Type};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 
@@ -34,6 +39,7 @@ use crate::api::{AnyObject, DnsRecord, Kind};
 use crate::endpoints::{publish, EndpointSet, Endpoints, Inputs};
 use crate::store::Store;
 
+pub use gateways::DNS_PORT;
 pub use zone::{DnsReport, RecordProblem, RecordReport};
 
 /// Errors of the DNS server.
@@ -120,13 +126,16 @@ pub struct DnsConfig {
     pub zone: String,
     /// Where other names go.
     pub upstream: Upstream,
+    /// Also answer on this port of every berth network's gateway
+    /// (`--dns-on-networks`: [`DNS_PORT`]).
+    pub on_networks: Option<u16>,
 }
 
 /// A bound DNS server, not serving yet.
 pub struct DnsServer {
-    udp: UdpSocket,
-    tcp: TcpListener,
+    sockets: (UdpSocket, TcpListener),
     table: Table,
+    on_networks: Option<u16>,
 }
 
 /// What is answered: the zones (swapped whole) and the forwarder.
@@ -158,7 +167,7 @@ impl DnsServer {
     /// system picks for UDP) and prepares the forwarder.
     pub async fn bind(config: &DnsConfig) -> Result<DnsServer> {
         let zone = zone::fqdn(&config.zone).map_err(|problem| DnsError::Zone { zone: config.zone.clone(), problem })?;
-        let (udp, tcp) = bind_both(config.listen).await?;
+        let sockets = bind_both(config.listen, false).await?;
         let forwarder: Option<Arc<dyn ZoneHandler>> = match &config.upstream {
             Upstream::Off => None,
             Upstream::Servers(servers) => Some(Arc::new(forwarder(servers)?)),
@@ -166,12 +175,12 @@ impl DnsServer {
         let handler = Arc::new(Handler { catalog: ArcSwap::from_pointee(Catalog::new()) });
         let table = Table { zone, handler, forwarder };
         table.swap(&zone::build(&table.zone, &EndpointSet::default(), &[], 1));
-        Ok(DnsServer { udp, tcp, table })
+        Ok(DnsServer { sockets, table, on_networks: config.on_networks })
     }
 
     /// The address it answers on (UDP and TCP).
     pub fn local_addr(&self) -> SocketAddr {
-        self.udp.local_addr().expect("a bound socket has an address")
+        self.sockets.0.local_addr().expect("a bound socket has an address")
     }
     /// Serves until `stopping` completes, rebuilding the zones whenever a
     /// DnsRecord or the endpoint set changes and publishing what each
@@ -184,10 +193,11 @@ impl DnsServer {
         stopping: impl std::future::Future<Output = ()> + Send,
     ) {
         tokio::pin!(stopping);
-        let DnsServer { udp, tcp, table } = self;
-        let mut server = hickory_server::Server::new(SharedHandler(table.handler.clone()));
-        server.register_socket(udp);
-        server.register_listener(tcp, Duration::from_secs(10), 64);
+        let DnsServer { sockets, table, on_networks } = self;
+        let handler = SharedHandler(table.handler.clone());
+        let mut server = serve_on(handler.clone(), sockets);
+        let (stop_gateways, stopped) = watch::channel(false);
+        let gateways = on_networks.map(|port| tokio::spawn(gateways::follow(store.clone(), handler, port, stopped)));
         let mut inputs = Inputs::new(store, Kind::DnsRecord, endpoints);
         let mut serial = 1u32;
         loop {
@@ -202,15 +212,25 @@ impl DnsServer {
             publish(&reports, zones.report);
             tokio::select! {
                 // Cancel-safe: see `Inputs::changed`.
-                more = inputs.changed() => if !more { return },
+                more = inputs.changed() => if !more { break },
                 // Cancel-safe: a pinned future polled again resumes.
-                _ = &mut stopping => {
-                    let _ = server.shutdown_gracefully().await;
-                    return;
-                }
+                _ = &mut stopping => break,
             }
         }
+        let _ = stop_gateways.send(true);
+        let _ = server.shutdown_gracefully().await;
+        if let Some(gateways) = gateways {
+            let _ = gateways.await;
+        }
     }
+}
+
+/// A hickory server answering from `handler` on `sockets`.
+fn serve_on(handler: SharedHandler, (udp, tcp): (UdpSocket, TcpListener)) -> hickory_server::Server<SharedHandler> {
+    let mut server = hickory_server::Server::new(handler);
+    server.register_socket(udp);
+    server.register_listener(tcp, Duration::from_secs(10), 64);
+    server
 }
 
 impl Table {
@@ -237,19 +257,44 @@ impl Table {
 
 /// UDP and TCP on one address. With port 0 the system picks the UDP port
 /// and TCP takes the same one; when another process holds that TCP port,
-/// another pair is tried.
-async fn bind_both(listen: SocketAddr) -> Result<(UdpSocket, TcpListener)> {
+/// another pair is tried. `freebind` binds an address the host does not
+/// have yet (`IP_FREEBIND`).
+async fn bind_both(listen: SocketAddr, freebind: bool) -> Result<(UdpSocket, TcpListener)> {
     let bind_error = |address, source| DnsError::Bind { address, source };
     let mut attempts = 0;
     loop {
-        let udp = UdpSocket::bind(listen).await.map_err(|e| bind_error(listen, e))?;
+        let udp = bind_socket(listen, Type::DGRAM, freebind)
+            .and_then(|socket| UdpSocket::from_std(socket.into()))
+            .map_err(|e| bind_error(listen, e))?;
         let address = udp.local_addr().map_err(|e| bind_error(listen, e))?;
-        match TcpListener::bind(address).await {
+        let tcp = bind_socket(address, Type::STREAM, freebind).and_then(|socket| {
+            socket.listen(1024)?;
+            TcpListener::from_std(socket.into())
+        });
+        match tcp {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if listen.port() == 0 && e.kind() == std::io::ErrorKind::AddrInUse && attempts < 20 => attempts += 1,
             Err(e) => return Err(bind_error(address, e)),
         }
     }
+}
+
+/// A non-blocking socket of `kind` bound to `address` (with `SO_REUSEADDR`,
+/// as tokio's own `bind` does).
+fn bind_socket(address: SocketAddr, kind: Type, freebind: bool) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(address), kind, None)?;
+    if kind == Type::STREAM {
+        socket.set_reuse_address(true)?;
+    }
+    if freebind {
+        match address {
+            SocketAddr::V4(_) => socket.set_freebind_v4(true)?,
+            SocketAddr::V6(_) => socket.set_freebind_v6(true)?,
+        }
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    Ok(socket)
 }
 
 fn forwarder(servers: &[SocketAddr]) -> Result<ForwardZoneHandler> {

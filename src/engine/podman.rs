@@ -484,8 +484,10 @@ impl Engine for PodmanEngine {
             .name(&config.name)
             .internal(config.internal)
             .ipv6_enabled(config.ipv6)
-            // Without it, libpod's networks resolve neither names nor aliases.
-            .dns_enabled(true)
+            // Without it, libpod's networks resolve neither names nor aliases;
+            // but aardvark-dns takes the gateway's port 53, where berth
+            // answers when asked to.
+            .dns_enabled(!config.berth_dns)
             .labels(&config.labels);
         if !config.driver.is_empty() {
             options = options.driver(&config.driver);

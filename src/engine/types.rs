@@ -64,6 +64,8 @@ pub struct ContainerConfig {
     pub cap_drop: Vec<String>,
     /// DNS servers for the container (empty: the engine's default).
     pub dns: Vec<String>,
+    /// DNS search domains (empty: the engine's default).
+    pub dns_search: Vec<String>,
 }
 
 /// A published port.
@@ -305,6 +307,11 @@ pub struct NetworkConfig {
     pub internal: bool,
     /// IPv6 enabled.
     pub ipv6: bool,
+    /// berth answers DNS on the gateway (`--dns-on-networks`): the engine's
+    /// own DNS server is left off where it would hold that address
+    /// (Podman's aardvark-dns). Docker's embedded DNS is not on the gateway
+    /// and stays: it forwards what it does not know to berth.
+    pub berth_dns: bool,
     /// Labels.
     pub labels: Labels,
 }

@@ -91,3 +91,15 @@ fn serve_refuses_a_manifests_path_that_is_not_a_directory() {
         .stderr(predicate::str::contains("--manifests /no/such/dir: not a directory"));
     assert!(dir.path().join("format").is_file(), "serve prepared the state directory");
 }
+
+#[test]
+fn serve_refuses_dns_on_networks_without_the_dns_server() {
+    let dir = tempfile::tempdir().unwrap();
+    berth()
+        .args(["serve", "--engine", "fake", "--listen", "127.0.0.1:0", "--proxy-listen", "off"])
+        .args(["--dns-listen", "off", "--dns-on-networks", "--state-dir"])
+        .arg(dir.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("--dns-on-networks needs the DNS server"));
+}

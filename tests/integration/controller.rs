@@ -263,3 +263,55 @@ async fn a_crash_after_any_engine_call_resumes_without_duplicates_or_orphans() {
         assert_eq!(fake.volumes().len(), 1, "after a crash after call {crash_after}");
     }
 }
+
+/// `--dns-on-networks`: berth's networks are created without the engine's
+/// DNS, their gateways go in their status, and the replicas on them get the
+/// gateways as DNS servers and their namespace's search domain. Turning it
+/// off again recreates the network and the replicas without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_on_networks_points_the_replicas_at_the_gateways() {
+    use berth::controller::{ControllerConfig, NetworkDns};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fake = FakeEngine::new();
+    apply(&store, examples());
+    let network_dns = Some(NetworkDns { zone: "berth.internal.".into() });
+    let running =
+        Running::start_with(&store, Arc::new(fake.clone()), ControllerConfig { network_dns, ..Default::default() });
+    let ready = || async {
+        (is_ready(&store, "Container/default/web") && is_ready(&store, "Container/default/api")).then_some(())
+    };
+    eventually(WAIT, "every example Container ready", ready).await;
+    running.stop().await;
+
+    let network = store.get(&ObjectKey::parse("Network/default/app").unwrap()).unwrap().unwrap();
+    let AnyObject::Network(network) = network else { panic!("a Network") };
+    let gateways = network.status.unwrap().gateways;
+    assert_eq!(gateways, fake.networks()[0].gateways, "the status names the engine's gateway");
+    assert!(!gateways.is_empty());
+    let before = replicas_of(&fake, "web");
+    for replica in &before {
+        let config = fake.container_config(&replica.id).unwrap();
+        assert_eq!(config.dns, gateways);
+        assert_eq!(config.dns_search, ["default.berth.internal"]);
+    }
+    let created = fake.calls().into_iter().filter(|c| c.op == "create_network").count();
+
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, "the web replicas recreated without berth's DNS", || async {
+        let web = replicas_of(&fake, "web");
+        let replaced = web.len() == 2 && web.iter().all(|r| before.iter().all(|old| old.id != r.id));
+        (replaced && is_ready(&store, "Container/default/web")).then_some(())
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(
+        fake.calls().into_iter().filter(|c| c.op == "create_network").count(),
+        created + 1,
+        "the network was recreated"
+    );
+    for replica in replicas_of(&fake, "web") {
+        let config = fake.container_config(&replica.id).unwrap();
+        assert!(config.dns.is_empty() && config.dns_search.is_empty(), "{config:?}");
+    }
+}

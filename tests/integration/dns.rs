@@ -23,7 +23,12 @@ struct Running {
 }
 
 async fn start(store: &Store, set: EndpointSet, upstream: Upstream) -> Running {
-    let config = DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "berth.internal".into(), upstream };
+    start_with(store, set, upstream, None).await
+}
+
+async fn start_with(store: &Store, set: EndpointSet, upstream: Upstream, on_networks: Option<u16>) -> Running {
+    let listen = "127.0.0.1:0".parse().unwrap();
+    let config = DnsConfig { listen, zone: "berth.internal".into(), upstream, on_networks };
     let server = DnsServer::bind(&config).await.expect("bind");
     let address = server.local_addr();
     let (endpoints, receiver) = watch::channel(Arc::new(set));
@@ -144,6 +149,43 @@ async fn a_change_is_seen_by_the_next_query() {
     put(&store, [object("{apiVersion: berth.dev/v1alpha1, kind: DnsRecord, metadata: {name: late}, spec: {type: A, targets: [192.0.2.77]}}")]);
     let late = answered(dns.address, "late.berth.internal.", RecordType::A, |m| !m.answers.is_empty()).await;
     assert_eq!(data(&late), ["192.0.2.77"]);
+}
+
+/// `--dns-on-networks`: the same answers on each live Network's gateway
+/// (here loopback addresses standing in for bridges), and no longer once
+/// the Network is being deleted.
+#[tokio::test]
+async fn the_gateways_of_the_networks_answer_until_their_network_goes() {
+    let (_dir, store) = store();
+    let network = |name: &str| {
+        object(&format!("{{apiVersion: berth.dev/v1alpha1, kind: Network, metadata: {{name: {name}}}, spec: {{}}}}"))
+    };
+    put(&store, [network("front"), network("back")]);
+    let gateway_of = |name: &str, ip: &str| {
+        let key = ObjectKey::new(Kind::Network, "default", name);
+        store.commit(berth::store::WriteBatch::new().status(key, serde_json::json!({"gateways": [ip]}))).unwrap();
+    };
+    gateway_of("front", "127.0.0.2");
+    // A port free on the loopback addresses, as 53 is on a fresh bridge.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let _dns = start_with(&store, web_replicas(), Upstream::Off, Some(port)).await;
+    let front: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
+    let back: std::net::SocketAddr = format!("127.0.0.3:{port}").parse().unwrap();
+    let name = "web.default.berth.internal.";
+    let answer = answered(front, name, RecordType::A, |m| m.answers.len() == 2).await;
+    assert_eq!(data(&answer), ["10.1.0.2", "10.1.0.3"]);
+    gateway_of("back", "127.0.0.3");
+    let answer = answered(back, name, RecordType::A, |m| m.answers.len() == 2).await;
+    assert_eq!(data(&answer), ["10.1.0.2", "10.1.0.3"], "a network's gateway is served once its status has it");
+    assert_eq!(data(&ask_tcp(back, name, RecordType::A).await), ["10.1.0.2", "10.1.0.3"], "over TCP too");
+
+    store.commit(berth::store::WriteBatch::new().delete(ObjectKey::new(Kind::Network, "default", "back"))).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    while tokio::net::TcpStream::connect(back).await.is_ok() {
+        assert!(tokio::time::Instant::now() < deadline, "{back} still answers after its network went");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(data(&ask_udp(front, name, RecordType::A).await), ["10.1.0.2", "10.1.0.3"], "the other stays");
 }
 
 #[tokio::test]

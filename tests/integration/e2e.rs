@@ -33,6 +33,7 @@ macro_rules! e2e_scenarios {
                 a_replica_removed_by_hand_is_replaced_within_two_seconds,
                 a_crash_while_converging_resumes_without_duplicates_or_orphans,
                 an_invalid_file_tears_nothing_down_and_its_error_has_a_position,
+                containers_on_berth_networks_resolve_names_through_berth,
             );
         }
     };
@@ -245,6 +246,97 @@ async fn an_invalid_file_tears_nothing_down_and_its_error_has_a_position(kind: E
 }
 
 /// 1-based line and column of the first `needle` in `text`.
+/// `--dns-on-networks`: a container on the stack's network asks the
+/// resolver its engine gave it, which is berth on the network's gateway
+/// (behind Docker's embedded DNS, directly on Podman, whose aardvark-dns is
+/// then off): `api` is found through the search domain as the automatic
+/// `api.<namespace>.berth.internal.`, and the declared `web.demo` record
+/// names the web replicas. No other resolver knows either name.
+async fn containers_on_berth_networks_resolve_names_through_berth(kind: EngineKind) {
+    use futures::StreamExt;
+    let Some(mut stack) = Stack::examples(kind).await else { return };
+    let resolver = format!(
+        r#"apiVersion: berth.dev/v1alpha1
+kind: Container
+metadata:
+  name: resolver
+  namespace: {namespace}
+spec:
+  imageRef: busybox
+  command: ["/bin/sh", "-c"]
+  args:
+    - |
+      cat /etc/resolv.conf
+      while true; do
+        echo "== api"; nslookup -type=a api
+        echo "== web"; nslookup -type=a web.demo.berth.internal
+        echo "== end"; sleep 1
+      done
+  networks:
+    - name: app
+  stopGracePeriod: 1s
+"#,
+        namespace = stack.namespace
+    );
+    write_atomically(&stack.manifest("07-resolver.yaml"), &resolver);
+    stack.start_with(&["--dns-on-networks"]);
+    let app = stack.engine_name("app");
+    // The addresses of a Container's running replicas on the app network.
+    let ips = |name: &'static str| {
+        let (stack, app) = (&stack, &app);
+        async move {
+            let replicas = stack.replicas(name).await;
+            let mut ips: Vec<String> = replicas
+                .iter()
+                .filter(|c| c.state == ContainerState::Running)
+                .filter_map(|c| c.ips.get(app).cloned())
+                .collect();
+            ips.sort();
+            ips
+        }
+    };
+    let answers = stack
+        .eventually(CONVERGE, "the resolver's lookups answered with the api and web addresses", || async {
+            let resolver = stack.replicas("resolver").await.into_iter().next()?;
+            let lines = stack.engine.stream_logs(&resolver.id, 200, false).await.ok()?;
+            let lines: Vec<String> = lines.filter_map(|line| async { line.ok() }).collect().await;
+            let round = last_lookup_round(&lines)?;
+            let (api, web) = (ips("api").await, ips("web").await);
+            (api.len() == 1 && web.len() == 2 && round["api"] == api && round["web"] == web).then_some(lines)
+        })
+        .await;
+    eprintln!(
+        "{}: the resolver's last lines:\n{}",
+        stack.namespace,
+        answers[answers.len().saturating_sub(12)..].join("\n")
+    );
+    assert!(stack.log().contains("DNS also on udp+tcp"), "berth says where it listens");
+    assert!(stack.stop().success());
+}
+
+/// The addresses each `== NAME` section of the last complete round of the
+/// resolver's lookups printed (busybox nslookup: `Address: IP` after the
+/// server's own `Address:\tIP:53`).
+fn last_lookup_round(lines: &[String]) -> Option<BTreeMap<String, Vec<String>>> {
+    let end = lines.iter().rposition(|l| l.trim() == "== end")?;
+    let start = lines[..end].iter().rposition(|l| l.trim() == "== api")?;
+    let mut round: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut section = String::new();
+    let mut answered = false;
+    for line in &lines[start..end] {
+        if let Some(name) = line.trim().strip_prefix("== ") {
+            (section, answered) = (name.to_string(), false);
+            round.entry(section.clone()).or_default();
+        } else if line.starts_with("Name:") {
+            answered = true;
+        } else if let Some(address) = line.strip_prefix("Address:").filter(|_| answered) {
+            round.entry(section.clone()).or_default().push(address.trim().to_string());
+        }
+    }
+    round.values_mut().for_each(|addresses| addresses.sort());
+    Some(round)
+}
+
 fn position_of(text: &str, needle: &str) -> (usize, usize) {
     text.lines()
         .enumerate()

@@ -123,6 +123,7 @@ pub(super) fn create_body(config: &ContainerConfig) -> ContainerCreateBody {
         cap_add: non_empty(&config.cap_add),
         cap_drop: non_empty(&config.cap_drop),
         dns: non_empty(&config.dns),
+        dns_search: non_empty(&config.dns_search),
         ..Default::default()
     };
     let networking_config = first_network.map(|attachment| NetworkingConfig {

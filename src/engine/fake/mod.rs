@@ -155,6 +155,12 @@ impl FakeEngine {
         lock(&self.inner.world).list_containers(&Labels::new())
     }
 
+    /// The config a container was created with.
+    pub fn container_config(&self, id: &str) -> Result<ContainerConfig> {
+        let world = lock(&self.inner.world);
+        Ok(world.containers[&world.container_id(id)?].config.clone())
+    }
+
     /// Every volume.
     pub fn volumes(&self) -> Vec<VolumeInfo> {
         lock(&self.inner.world).list_volumes(&Labels::new())

@@ -389,13 +389,19 @@ impl World {
         }
         let id = self.new_id();
         let n = self.networks.len() + 1;
+        // As the engines do: a subnet and gateway of their own unless given.
+        let (subnet, gateway) = match (&config.subnet, &config.gateway) {
+            (None, _) => (format!("10.{}.0.0/16", 100 + n % 100), format!("10.{}.0.1", 100 + n % 100)),
+            (Some(subnet), Some(gateway)) => (subnet.clone(), gateway.clone()),
+            (Some(subnet), None) => (subnet.clone(), first_host(subnet)),
+        };
         let info = NetworkInfo {
             id: id.clone(),
             name: config.name.clone(),
             driver: config.driver.clone(),
             labels: config.labels.clone(),
-            subnets: vec![config.subnet.clone().unwrap_or_else(|| format!("10.{}.0.0/16", 100 + n % 100))],
-            gateways: config.gateway.iter().cloned().collect(),
+            subnets: vec![subnet],
+            gateways: [gateway].into_iter().filter(|g| !g.is_empty()).collect(),
             internal: config.internal,
             containers: Vec::new(),
         };
@@ -444,6 +450,13 @@ impl World {
         c.info.ips.remove(network);
         Ok(vec![event(EventSubject::Network, EventAction::Disconnect, &id, &c.info.labels)])
     }
+}
+
+/// The first host address of an IPv4 subnet (`10.1.0.0/16` → `10.1.0.1`);
+/// other subnets get none.
+fn first_host(subnet: &str) -> String {
+    let base = subnet.split('/').next().and_then(|ip| ip.parse::<std::net::Ipv4Addr>().ok());
+    base.map(|ip| std::net::Ipv4Addr::from(u32::from(ip) + 1).to_string()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -180,6 +180,9 @@ pub(super) fn create_body(config: &ContainerConfig) -> Value {
     if !config.dns.is_empty() {
         put("dns_server", json!(config.dns));
     }
+    if !config.dns_search.is_empty() {
+        put("dns_search", json!(config.dns_search));
+    }
     Value::Object(spec)
 }
 

@@ -165,6 +165,14 @@ impl Stack {
         self.spawn(vec!["--manifests".into(), self.manifests().into()]);
     }
 
+    /// Starts `berth serve` on the manifests and state directories, with
+    /// more flags.
+    pub fn start_with(&mut self, flags: &[&str]) {
+        let mut arguments: Vec<std::ffi::OsString> = vec!["--manifests".into(), self.manifests().into()];
+        arguments.extend(flags.iter().map(Into::into));
+        self.spawn(arguments);
+    }
+
     /// Starts `berth serve` without a manifest directory: objects come
     /// through the REST API only.
     pub fn start_api_only(&mut self) {
