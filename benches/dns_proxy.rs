@@ -8,17 +8,21 @@
 //! list to each for `--secs` seconds; queries per second and the ratio are
 //! printed.
 //!
-//! Proxy: the backend is nginx answering `return 200 "ok"` (a static reply
-//! from memory, far faster than either proxy, so the proxy is what is
+//! Proxy: the backend is an nginx answering `return 200 "ok"` (a static
+//! reply from memory, far faster than either proxy, so the proxy is what is
 //! measured). berth's proxy (a Route for `bench.test` whose backend is a
-//! Container "replica" at 127.0.0.1) and nginx as a reverse proxy
-//! (upstream keep-alive, the same X-Forwarded headers) sit in front of it;
-//! `wrk` drives each with `--connections` keep-alive connections for
-//! `--secs` seconds. Requests per second, p99 latency and the ratios are
-//! printed (goal: berth at least 0.8x nginx's requests per second).
+//! Container "replica" at 127.0.0.1) and another nginx as a reverse proxy
+//! (upstream keep-alive, the same X-Forwarded headers) sit in front of it,
+//! each in its own process as a container's backend would be. `wrk` drives
+//! each with `--connections` keep-alive connections for `--secs` seconds,
+//! `--rounds` times, alternating which goes first (the machines are
+//! noisy); requests per second, p99 latency, the ratio per round and the
+//! median ratio are printed (goal: berth at least 0.8x nginx).
 //!
 //! Needs the Debian packages `dnsperf`, `dnsmasq-base` (or `dnsmasq`),
-//! `nginx` and `wrk`. Options: `--secs 10 --names 100 --connections 32`.
+//! `nginx` and `wrk`. Options: `--secs 10 --names 100 --connections 32
+//! --rounds 3 --workers N` (proxy threads; default one per core) and
+//! `--only dns|proxy` (one half alone, e.g. under a profiler).
 
 mod support;
 
@@ -118,6 +122,9 @@ fn main() {
     let secs: u64 = args.get("secs", 10);
     let names: usize = args.get("names", 100);
     let connections: u32 = args.get("connections", 32);
+    let only: String = args.get("only", String::new());
+    let rounds: usize = args.get::<usize>("rounds", 3).max(1);
+    let workers: usize = args.get("workers", berth::proxy::default_workers());
     let dir = tempfile::tempdir().expect("temporary directory");
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let store = Store::open(&dir.path().join("state")).expect("store");
@@ -166,6 +173,7 @@ fn main() {
             listen: ([127, 0, 0, 1], proxy_port).into(),
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
+            workers,
         };
         let proxy = Proxy::bind(&config).await.expect("berth proxy");
         let (reports, _) = watch::channel(Arc::default());
@@ -186,16 +194,20 @@ fn main() {
             .expect("starting dnsmasq (apt-get install dnsmasq-base)"),
     );
 
-    // nginx: the backend and, on another port, the reverse proxy.
+    // nginx twice: the backend, and in a process of its own the reverse
+    // proxy, so that nginx, like berth, reaches the backend in another
+    // process (in one nginx, the proxy would answer from its own worker).
     let nginx_port = free_port();
-    let conf = format!(
-        "worker_processes auto; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
-events {{ worker_connections 4096; }}
-http {{
-  access_log off;
-  client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir}; scgi_temp_path {dir};
-  upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
-  server {{ listen 127.0.0.1:{backend_port}; keepalive_requests 1000000; location / {{ return 200 \"ok\\n\"; }} }}
+    let _backend = nginx(
+        dir.path(),
+        "backend",
+        &format!("server {{ listen 127.0.0.1:{backend_port}; keepalive_requests 1000000; location / {{ return 200 \"ok\\n\"; }} }}"),
+    );
+    let _nginx = nginx(
+        dir.path(),
+        "proxy",
+        &format!(
+            "upstream backend {{ server 127.0.0.1:{backend_port}; keepalive 64; }}
   server {{
     listen 127.0.0.1:{nginx_port}; keepalive_requests 1000000;
     location / {{
@@ -203,14 +215,41 @@ http {{
       proxy_set_header Host $http_host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $http_host;
     }}
-  }}
+  }}"
+        ),
+    );
+    for port in [proxy_port, nginx_port, backend_port] {
+        wait_for_port(port);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+
+    if only != "proxy" {
+        dns_figures(names, secs, dns_port, dnsmasq_port, &queries_file);
+    }
+    if only != "dns" {
+        proxy_figures(connections, secs, rounds, proxy_port, nginx_port, backend_port);
+    }
+    runtime.shutdown_timeout(Duration::from_secs(1));
+}
+
+/// An nginx with `server` blocks, its files under `dir/name`.
+fn nginx(dir: &Path, name: &str, servers: &str) -> Guard {
+    let dir = dir.join(name);
+    std::fs::create_dir_all(&dir).expect("nginx directory");
+    let conf = format!(
+        "worker_processes auto; daemon off; pid {dir}/nginx.pid; error_log {dir}/error.log;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  client_body_temp_path {dir}; proxy_temp_path {dir}; fastcgi_temp_path {dir}; uwsgi_temp_path {dir}; scgi_temp_path {dir};
+  {servers}
 }}
 ",
-        dir = dir.path().display()
+        dir = dir.display()
     );
-    let conf_file = dir.path().join("nginx.conf");
+    let conf_file = dir.join("nginx.conf");
     std::fs::write(&conf_file, conf).expect("nginx.conf");
-    let _nginx = Guard(
+    Guard(
         Command::new("nginx")
             .arg("-c")
             .arg(&conf_file)
@@ -218,30 +257,43 @@ http {{
             .stderr(Stdio::null())
             .spawn()
             .expect("starting nginx (apt-get install nginx)"),
-    );
-    for port in [proxy_port, nginx_port, backend_port] {
-        wait_for_port(port);
-    }
-    std::thread::sleep(Duration::from_millis(500));
+    )
+}
 
+fn dns_figures(names: usize, secs: u64, dns_port: u16, dnsmasq_port: u16, queries_file: &Path) {
     println!("DNS: {names} names x 2 A records, dnsperf -c 4 -q 200 for {secs} s each");
-    let berth_qps = dnsperf(dns_port, &queries_file, secs);
-    let dnsmasq_qps = dnsperf(dnsmasq_port, &queries_file, secs);
+    let berth_qps = dnsperf(dns_port, queries_file, secs);
+    let dnsmasq_qps = dnsperf(dnsmasq_port, queries_file, secs);
     println!("| server | queries/s | ratio to dnsmasq |");
     println!("|---|---|---|");
     println!("| berth (hickory-server) | {berth_qps:.0} | {:.2}x |", berth_qps / dnsmasq_qps);
     println!("| dnsmasq | {dnsmasq_qps:.0} | 1.00x |");
     println!();
+}
+
+fn proxy_figures(connections: u32, secs: u64, rounds: usize, proxy_port: u16, nginx_port: u16, backend_port: u16) {
     println!(
-        "Proxy: backend nginx `return 200` on 127.0.0.1:{backend_port}; wrk -t2 -c{connections} for {secs} s each"
+        "Proxy: backend nginx `return 200` on 127.0.0.1:{backend_port} (its own process); \
+         wrk -t2 -c{connections} for {secs} s per run, {rounds} rounds alternating which proxy goes first"
     );
     let (direct_rps, direct_p99) = wrk(backend_port, connections, secs);
-    let (berth_rps, berth_p99) = wrk(proxy_port, connections, secs);
-    let (nginx_rps, nginx_p99) = wrk(nginx_port, connections, secs);
-    println!("| path | requests/s | p99 ms | ratio to nginx proxy (req/s) |");
-    println!("|---|---|---|---|");
-    println!("| berth proxy | {berth_rps:.0} | {berth_p99:.2} | {:.2}x |", berth_rps / nginx_rps);
-    println!("| nginx proxy | {nginx_rps:.0} | {nginx_p99:.2} | 1.00x |");
-    println!("| backend direct (no proxy) | {direct_rps:.0} | {direct_p99:.2} | {:.2}x |", direct_rps / nginx_rps);
-    runtime.shutdown_timeout(Duration::from_secs(1));
+    println!("| round | berth req/s | berth p99 ms | nginx req/s | nginx p99 ms | berth/nginx (req/s) |");
+    println!("|---|---|---|---|---|---|");
+    let mut ratios = Vec::new();
+    for round in 0..rounds {
+        let (berth, nginx) = if round % 2 == 0 {
+            let berth = wrk(proxy_port, connections, secs);
+            (berth, wrk(nginx_port, connections, secs))
+        } else {
+            let nginx = wrk(nginx_port, connections, secs);
+            (wrk(proxy_port, connections, secs), nginx)
+        };
+        let ratio = berth.0 / nginx.0;
+        ratios.push(ratio);
+        println!("| {} | {:.0} | {:.2} | {:.0} | {:.2} | {ratio:.2}x |", round + 1, berth.0, berth.1, nginx.0, nginx.1);
+    }
+    ratios.sort_by(f64::total_cmp);
+    println!();
+    println!("berth proxy / nginx proxy, median of {rounds} rounds: {:.2}x (goal: 0.80x)", ratios[rounds / 2]);
+    println!("backend direct (no proxy): {direct_rps:.0} req/s, p99 {direct_p99:.2} ms");
 }

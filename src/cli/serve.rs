@@ -117,6 +117,9 @@ pub struct ServeArgs {
     /// Longest the proxy waits to connect to a backend (then it tries another, or answers 502).
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = humantime::parse_duration)]
     pub proxy_connect_timeout: Duration,
+    /// Threads serving the proxy's connections (default: one per core, up to 8).
+    #[arg(long, value_name = "N", default_value_t = crate::proxy::default_workers() as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub proxy_workers: u16,
 }
 
 /// A socket address, or `off`.
@@ -235,8 +238,12 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
     };
     let proxy = match args.proxy_listen.0 {
         Some(listen) => {
-            let config =
-                ProxyConfig { listen, timeout: args.proxy_timeout, connect_timeout: args.proxy_connect_timeout };
+            let config = ProxyConfig {
+                listen,
+                timeout: args.proxy_timeout,
+                connect_timeout: args.proxy_connect_timeout,
+                workers: args.proxy_workers.into(),
+            };
             Some(Proxy::bind(&config).await.context("--proxy-listen")?)
         }
         None => None,

@@ -11,22 +11,22 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body, Incoming};
 use hyper::header::{self, HeaderMap, HeaderName, HeaderValue};
+use hyper::Uri;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 
+use super::pool::{Pool, SendError};
 use super::table::RouteTable;
 
 /// Bodies in both directions: streamed, never buffered.
 pub type ProxyBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
-/// What every request handler shares.
-pub(super) struct Shared {
+/// What the request handlers of one worker share.
+pub(super) struct Forwarder {
     /// The current table, replaced whole by the table builder.
-    pub table: ArcSwap<RouteTable>,
-    /// Pooled keep-alive connections to backends.
-    pub client: Client<HttpConnector, ProxyBody>,
+    pub table: Arc<ArcSwap<RouteTable>>,
+    /// Keep-alive connections to backends (the worker's own).
+    pub pool: Pool,
     /// Longest wait for a backend's response headers.
     pub timeout: Duration,
 }
@@ -95,7 +95,7 @@ fn request_host(request: &Request<Incoming>) -> String {
 
 /// Proxies one request.
 pub(super) async fn handle(
-    shared: Arc<Shared>,
+    shared: Arc<Forwarder>,
     mut request: Request<Incoming>,
     client: SocketAddr,
 ) -> Result<Response<ProxyBody>, Infallible> {
@@ -134,7 +134,8 @@ pub(super) async fn handle(
     if let Some(host) = original_host {
         headers.insert("x-forwarded-host", host);
     }
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    // Origin-form (`/path?query`), also for a request that came in absolute-form.
+    let uri = parts.uri.path_and_query().cloned().map_or_else(|| Uri::from_static("/"), Uri::from);
     // A request without a body can be sent again; one with a body cannot
     // (it is streamed, not kept). A refused connection is retried for any
     // method (nothing was sent), a broken one only for idempotent methods.
@@ -151,19 +152,23 @@ pub(super) async fn handle(
             };
             return Ok(answer(StatusCode::SERVICE_UNAVAILABLE, message));
         };
-        let mut outgoing = Request::builder()
-            .method(parts.method.clone())
-            .uri(format!("http://{}{path_and_query}", backend.address))
-            .body(body.take().unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed()))
-            .expect("a request from valid parts");
+        let mut outgoing =
+            Request::new(body.take().unwrap_or_else(|| Empty::new().map_err(|never| match never {}).boxed()));
+        *outgoing.method_mut() = parts.method.clone();
+        *outgoing.uri_mut() = uri.clone();
         *outgoing.headers_mut() = headers.clone();
-        match tokio::time::timeout(shared.timeout, shared.client.request(outgoing)).await {
+        if !outgoing.headers().contains_key(header::HOST) {
+            if let Ok(host) = HeaderValue::from_str(&backend.address.to_string()) {
+                outgoing.headers_mut().insert(header::HOST, host);
+            }
+        }
+        match tokio::time::timeout(shared.timeout, shared.pool.send(backend.address, outgoing)).await {
             Err(_) => {
                 let message =
                     format!("route {route}: backend {} did not answer within {:?}", backend.address, shared.timeout);
                 return Ok(answer(StatusCode::GATEWAY_TIMEOUT, message));
             }
-            Ok(Err(error)) if error.is_connect() => {
+            Ok(Err(SendError::Connect(error))) => {
                 backend.state.mark_failed();
                 tracing::debug!(route, backend = %backend.address, "connection failed: {error}");
                 if retryable && attempt == 0 {
@@ -173,7 +178,7 @@ pub(super) async fn handle(
                 let message = format!("route {route}: cannot connect to backend {}", backend.address);
                 return Ok(answer(StatusCode::BAD_GATEWAY, message));
             }
-            Ok(Err(error)) => {
+            Ok(Err(error @ SendError::Exchange(_))) => {
                 tracing::debug!(route, backend = %backend.address, "request failed: {error}");
                 // A connection that broke before any answer (a pooled
                 // keep-alive connection to a replica that was just killed):

@@ -4,6 +4,8 @@
 //! - [`table`]: Routes and the endpoint set turned into host → rules →
 //!   weighted backends; conflicts; the per-Route report for status.
 //! - [`health`]: active checks and passive marks, kept across tables.
+//! - [`worker`]: the threads that accept and serve connections, each with
+//!   a single-threaded runtime and a backend connection pool of its own.
 //! - [`forward`]: one request: lookup, backend choice, headers
 //!   (hop-by-hop stripped, `X-Forwarded-*` set, Host kept), the retry on
 //!   a refused connection, WebSocket and other upgrades.
@@ -15,17 +17,15 @@
 
 mod forward;
 pub mod health;
+mod pool;
 pub mod table;
+mod worker;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use hyper::service::service_fn;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 
@@ -58,12 +58,20 @@ pub struct ProxyConfig {
     pub timeout: Duration,
     /// Longest wait for a connection to a backend (then the retry, or 502).
     pub connect_timeout: Duration,
+    /// Threads serving connections ([`default_workers`]).
+    pub workers: usize,
+}
+
+/// One worker per core, up to 8.
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(8)
 }
 
 /// A bound proxy, not serving yet.
 pub struct Proxy {
     listener: TcpListener,
-    shared: Arc<forward::Shared>,
+    table: Arc<ArcSwap<table::RouteTable>>,
+    config: ProxyConfig,
 }
 
 impl Proxy {
@@ -72,16 +80,8 @@ impl Proxy {
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| ProxyError::Bind { address: config.listen, source })?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        let client = Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(connector);
-        let shared = Arc::new(forward::Shared {
-            table: ArcSwap::from_pointee(table::RouteTable::default()),
-            client,
-            timeout: config.timeout,
-        });
-        Ok(Proxy { listener, shared })
+        let table = Arc::new(ArcSwap::from_pointee(table::RouteTable::default()));
+        Ok(Proxy { listener, table, config: config.clone() })
     }
 
     /// The address it listens on.
@@ -89,9 +89,9 @@ impl Proxy {
         self.listener.local_addr().expect("a bound listener has an address")
     }
 
-    /// Serves until `stopping` completes (connections open then finish on
-    /// their own), rebuilding the table on every change and publishing what
-    /// each Route serves on `reports`.
+    /// Serves until `stopping` completes (then the workers drain their
+    /// connections), rebuilding the table on every change and publishing
+    /// what each Route serves on `reports`.
     pub async fn run(
         self,
         store: Store,
@@ -99,38 +99,21 @@ impl Proxy {
         reports: watch::Sender<Arc<RoutesReport>>,
         stopping: impl std::future::Future<Output = ()> + Send,
     ) {
-        tokio::pin!(stopping);
-        let Proxy { listener, shared } = self;
-        let builder = tokio::spawn(maintain_table(store, endpoints, shared.clone(), reports));
-        loop {
-            tokio::select! {
-                // Cancel-safe: `accept` loses no connection when another arm wins.
-                accepted = listener.accept() => {
-                    let (stream, client) = match accepted {
-                        Ok(accepted) => accepted,
-                        Err(e) => {
-                            tracing::warn!("proxy: accept failed: {e}");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    };
-                    let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    tokio::spawn(async move {
-                        let service = service_fn(move |request| forward::handle(shared.clone(), request, client));
-                        let connection = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .with_upgrades();
-                        if let Err(e) = connection.await {
-                            tracing::debug!(%client, "proxy connection ended: {e}");
-                        }
-                    });
-                }
-                // Cancel-safe: a pinned future polled again resumes.
-                _ = &mut stopping => break,
-            }
-        }
+        let Proxy { listener, table, config } = self;
+        // Dropped with this future too, which stops the workers as well.
+        let (stop_workers, stop) = watch::channel(false);
+        let workers = listener
+            .into_std()
+            .and_then(|listener| worker::start(listener, table.clone(), &config, config.workers, stop));
+        let workers = match workers {
+            Ok(workers) => workers,
+            Err(e) => return tracing::error!("the HTTP proxy cannot start its workers: {e}"),
+        };
+        let builder = tokio::spawn(maintain_table(store, endpoints, table, reports));
+        stopping.await;
+        let _ = stop_workers.send(true);
         builder.abort();
+        let _ = tokio::task::spawn_blocking(move || workers.into_iter().for_each(|worker| drop(worker.join()))).await;
     }
 }
 
@@ -139,7 +122,7 @@ impl Proxy {
 async fn maintain_table(
     store: Store,
     endpoints: Endpoints,
-    shared: Arc<forward::Shared>,
+    current: Arc<ArcSwap<table::RouteTable>>,
     reports: watch::Sender<Arc<RoutesReport>>,
 ) {
     let health_changed = Arc::new(Notify::new());
@@ -150,7 +133,7 @@ async fn maintain_table(
         let routes: Vec<Route> =
             objects.into_iter().filter_map(|o| if let AnyObject::Route(r) = o { Some(r) } else { None }).collect();
         let (table, report) = table::build(&routes, &set, &mut registry);
-        shared.table.store(Arc::new(table));
+        current.store(Arc::new(table));
         publish(&reports, report);
         tokio::select! {
             // Cancel-safe: see `Inputs::changed`.

@@ -112,12 +112,26 @@ async fn fixture(routes: &[&str]) -> Fixture {
         endpoint("web", 1, "127.0.0.3"),
         endpoint("api", 0, "127.0.0.4"),
     ]);
+    let (proxy, endpoints, reports, stop) = start_proxy(&store, set, routes.len()).await;
+    Fixture { proxy, reports, endpoints, backends, port, _stop: stop, _dir: dir, store }
+}
+
+/// The proxy (two workers) on `store` and `set`, once its table has
+/// `routes` routes: its address, the endpoint set's sender, its reports,
+/// and what stops it when dropped.
+async fn start_proxy(
+    store: &Store,
+    set: EndpointSet,
+    routes: usize,
+) -> (SocketAddr, watch::Sender<Arc<EndpointSet>>, watch::Receiver<Arc<RoutesReport>>, tokio::sync::oneshot::Sender<()>)
+{
     let (endpoints, receiver) = watch::channel(Arc::new(set));
-    let (reports_tx, reports) = watch::channel(Arc::default());
+    let (reports_tx, mut reports) = watch::channel(Arc::default());
     let config = ProxyConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
+        workers: 2,
     };
     let proxy = Proxy::bind(&config).await.expect("bind the proxy");
     let address = proxy.local_addr();
@@ -125,10 +139,8 @@ async fn fixture(routes: &[&str]) -> Fixture {
     tokio::spawn(proxy.run(store.clone(), receiver, reports_tx, async move {
         let _ = stopped.await;
     }));
-    let mut fixture = Fixture { proxy: address, reports, endpoints, backends, port, _stop: stop, _dir: dir, store };
-    let expected = routes.len();
-    fixture.reports.wait_for(|r| r.len() == expected).await.expect("the table is built");
-    fixture
+    reports.wait_for(|r| r.len() == routes).await.expect("the table is built");
+    (address, endpoints, reports, stop)
 }
 
 const WEB: &str = "{apiVersion: berth.dev/v1alpha1, kind: Route, metadata: {name: web}, spec: {hostnames: [app.test, '*.app.test'], rules: [{backends: [{selector: {matchLabels: {app: web}}, port: PORT}]}]}}";
@@ -266,4 +278,82 @@ async fn upgrades_and_streaming_bodies_pass_through() {
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(&rest[..], b"chunk1\nchunk2\nchunk3\nchunk4\n");
     assert!(started.elapsed() >= Duration::from_millis(1200));
+}
+
+/// A keep-alive backend that counts its connections and closes each one
+/// left idle for 200 ms, as servers do with their keep-alive timeout.
+async fn closing_backend(listener: TcpListener, accepted: Arc<std::sync::atomic::AtomicUsize>) {
+    while let Ok((mut stream, _)) = listener.accept().await {
+        accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        tokio::spawn(async move {
+            let mut request = Vec::new();
+            let mut buffer = [0u8; 4096];
+            loop {
+                let read = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buffer)).await;
+                let Ok(Ok(n @ 1..)) = read else { return };
+                request.extend_from_slice(&buffer[..n]);
+                while let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                    request.drain(..end + 4);
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n";
+                    if stream.write_all(answer).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Backend connections are kept alive and shared by the proxy's client
+/// connections, and one the backend closed while idle is replaced without
+/// failing a request (there is a single backend: nothing to fall back on).
+#[tokio::test]
+async fn backend_connections_are_reused_and_replaced_once_the_backend_closes_them() {
+    let listener = TcpListener::bind("127.0.0.5:0").await.expect("bind 127.0.0.5");
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    tokio::spawn(closing_backend(listener, accepted.clone()));
+    let (_dir, store) = store();
+    let route = format!("{{apiVersion: berth.dev/v1alpha1, kind: Route, metadata: {{name: pooled}}, spec: {{hostnames: [pool.test], rules: [{{backends: [{{selector: {{matchLabels: {{app: pooled}}}}, port: {port}}}]}}]}}}}");
+    put(&store, [object(&route)]);
+    let (proxy, _endpoints, _reports, _stop) =
+        start_proxy(&store, EndpointSet::new(vec![endpoint("pooled", 0, "127.0.0.5")]), 1).await;
+    for round in 0..3 {
+        for request in 0..20 {
+            let (status, body) = get(proxy, "pool.test", "/").await;
+            assert_eq!((status, body.as_str()), (200, "ok\n"), "round {round}, request {request}");
+        }
+        // Past the backend's keep-alive timeout: the pooled connections close.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let opened = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    // 60 requests on 60 client connections; without reuse, 60 backend connections.
+    assert!((3..=12).contains(&opened), "{opened} backend connections for 3 rounds of 20 requests");
+}
+
+/// Stopping the proxy refuses new connections, closes idle ones, and lets
+/// a response in flight finish.
+#[tokio::test]
+async fn a_stopping_proxy_finishes_the_response_in_flight() {
+    let f = fixture(&[WEB]).await;
+    let connect = |proxy| async move {
+        let stream = TcpStream::connect(proxy).await.unwrap();
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        let connection = tokio::spawn(connection);
+        (sender, connection)
+    };
+    let (mut idle, idle_connection) = connect(f.proxy).await;
+    let request = |path: &str| Request::get(path).header("host", "app.test").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(idle.send_request(request("/")).await.unwrap().status(), 200);
+    let (mut streaming, _connection) = connect(f.proxy).await;
+    let mut body = streaming.send_request(request("/stream")).await.unwrap().into_body();
+    let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+    assert_eq!(&first[..], b"chunk0\n");
+
+    drop(f._stop);
+    let rest = tokio::time::timeout(Duration::from_secs(5), body.collect()).await.expect("the rest in time");
+    assert_eq!(&rest.unwrap().to_bytes()[..], b"chunk1\nchunk2\nchunk3\nchunk4\n", "the response in flight ends whole");
+    let closed = tokio::time::timeout(Duration::from_secs(2), idle_connection).await;
+    assert!(closed.is_ok(), "the idle connection is closed");
+    assert!(TcpStream::connect(f.proxy).await.is_err(), "new connections are refused");
 }
