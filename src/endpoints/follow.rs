@@ -1,15 +1,25 @@
 //! Keeps an [`EndpointSet`] current from the store and the engine.
+//!
+//! A replica leaves the set as soon as it is asked to stop, not when it has
+//! exited: Docker's `kill` event with a terminating signal (the first step
+//! of `docker stop`) marks it draining, and Podman reports it `stopping`.
+//! Requests then drain away during its stop grace period instead of
+//! failing at the SIGKILL that ends it. A mark that no exit follows (a
+//! SIGTERM the process ignored, sent by `docker kill`) lapses after
+//! [`DRAIN_MARK`]. An exit takes the replica out as soon as its event
+//! arrives, before the container is inspected: on Podman that can take a
+//! second, during which connections to the vanished address would hang.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 
 use crate::api::{AnyObject, Container, Kind, ObjectKey};
-use crate::engine::{labels, ContainerInfo, ContainerState, Engine, EventSubject};
+use crate::engine::{labels, ContainerInfo, ContainerState, Engine, EngineEvent, EventAction, EventSubject};
 use crate::store::{ChangeType, Store};
 
 use super::{Endpoint, EndpointSet};
@@ -18,6 +28,13 @@ use super::{Endpoint, EndpointSet};
 /// changes; this repairs a missed one).
 pub const RELIST_INTERVAL: Duration = Duration::from_secs(30);
 
+/// How long a replica sent a terminating signal stays out while it runs.
+pub const DRAIN_MARK: Duration = Duration::from_secs(30);
+
+/// Signals that end a process unless it handles them: SIGINT, SIGKILL,
+/// SIGTERM (SIGQUIT is left out: the JVM, for one, dumps threads on it).
+const TERMINATING: [i32; 3] = [2, 9, 15];
+
 /// What the set is built from.
 #[derive(Default)]
 struct Sources {
@@ -25,6 +42,8 @@ struct Sources {
     containers: HashMap<ObjectKey, Container>,
     /// This instance's engine containers by id.
     replicas: HashMap<String, ContainerInfo>,
+    /// Replicas sent a terminating signal, and when.
+    draining: HashMap<String, Instant>,
 }
 
 impl Sources {
@@ -55,9 +74,35 @@ impl Sources {
             container_id: info.id.clone(),
             addresses,
             host_ports: info.host_ports.clone(),
-            running: info.state == ContainerState::Running,
+            running: info.state == ContainerState::Running && !info.stopping && !self.is_draining(&info.id),
             health: info.health,
         })
+    }
+
+    fn is_draining(&self, id: &str) -> bool {
+        self.draining.get(id).is_some_and(|since| since.elapsed() < DRAIN_MARK)
+    }
+
+    /// Notes what an event says before the container is inspected (which
+    /// Podman can hold up for a second while it cleans up after an exit): a
+    /// terminating signal marks the replica draining, an exit takes it out
+    /// at once, a start (again) clears the mark.
+    fn note(&mut self, event: &EngineEvent) {
+        match event.action {
+            EventAction::Kill(Some(signal)) if TERMINATING.contains(&signal) => {
+                self.draining.insert(event.id.clone(), Instant::now());
+            }
+            EventAction::Die => {
+                self.draining.remove(&event.id);
+                if let Some(replica) = self.replicas.get_mut(&event.id) {
+                    replica.state = ContainerState::Exited;
+                }
+            }
+            EventAction::Start | EventAction::Destroy => {
+                self.draining.remove(&event.id);
+            }
+            _ => {}
+        }
     }
 
     fn load_containers(&mut self, store: &Store) {
@@ -113,8 +158,12 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
                     if !known && labels::owner_of(&event.labels, &instance).is_none() {
                         continue;
                     }
+                    sources.note(&event);
+                    publish_if_changed(&publish, &sources);
+                    tracing::debug!(id = %event.id, action = ?event.action, "endpoints: engine event");
                     match engine.inspect_container(&event.id).await {
                         Ok(info) if labels::owner_of(&info.labels, &instance).is_some() => {
+                            tracing::debug!(id = %info.id, state = info.state.as_str(), stopping = info.stopping, "endpoints: inspected");
                             sources.replicas.insert(info.id.clone(), info);
                         }
                         Ok(_) => {}
@@ -150,6 +199,7 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
 }
 
 async fn relist(engine: &dyn Engine, ours: &crate::engine::Labels, sources: &mut Sources) {
+    sources.draining.retain(|_, since| since.elapsed() < DRAIN_MARK);
     match engine.list_containers(ours).await {
         Ok(list) => sources.replicas = list.into_iter().map(|c| (c.id.clone(), c)).collect(),
         Err(e) => tracing::warn!("endpoints: listing containers failed: {e:#}"),
@@ -216,6 +266,17 @@ mod tests {
         assert_eq!(endpoint.addresses.first().map(|(n, _)| n.as_str()), Some("app"), "by Network object name");
         fake.set_health(&id, Health::Unhealthy).unwrap();
         within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.ready())).await;
+        fake.set_health(&id, Health::Healthy).unwrap();
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;
+        // A stop drains the replica at once, while it runs out its grace.
+        let stop = {
+            let (fake, id) = (fake.clone(), id.clone());
+            tokio::spawn(async move { fake.stop_container(&id, Duration::from_millis(1500)).await })
+        };
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.running)).await;
+        assert_eq!(fake.inspect_container(&id).await.unwrap().state, ContainerState::Running, "in its grace");
+        stop.await.unwrap().unwrap();
+        fake.start_container(&id).await.unwrap();
         fake.set_health(&id, Health::Healthy).unwrap();
         within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;
         fake.crash_container(&id, 1).unwrap();

@@ -254,6 +254,9 @@ pub struct ContainerInfo {
     pub labels: Labels,
     /// Lifecycle state.
     pub state: ContainerState,
+    /// A stop is under way (Podman's `stopping`): the container still runs
+    /// (`state` says so) but waits to exit, so it gets no new traffic.
+    pub stopping: bool,
     /// Health, when the container has a check.
     pub health: Option<Health>,
     /// Exit code of the last run, when exited.
@@ -398,6 +401,9 @@ pub enum EventAction {
     Die,
     /// Stopped.
     Stop,
+    /// A signal was sent to its process (`docker kill`, the first step of
+    /// `docker stop`), with its number when the engine says.
+    Kill(Option<i32>),
     /// Removed.
     Destroy,
     /// Health changed.

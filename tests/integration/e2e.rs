@@ -34,6 +34,7 @@ macro_rules! e2e_scenarios {
                 a_crash_while_converging_resumes_without_duplicates_or_orphans,
                 an_invalid_file_tears_nothing_down_and_its_error_has_a_position,
                 containers_on_berth_networks_resolve_names_through_berth,
+                routes_and_dns_follow_the_replicas,
             );
         }
     };
@@ -385,16 +386,16 @@ async fn docker_follows_a_git_repository() {
     assert_eq!(records[0].applied_commit.as_deref(), Some(commit.as_str()));
 }
 
-/// The proxy and DNS on real busybox `httpd` replicas (Docker): both web
+/// The proxy and DNS on real busybox `httpd` replicas: both web
 /// replicas get traffic, `/api` goes to the api, the automatic and declared
-/// A records name the replicas; `docker stop` of one replica loses no
-/// request, and from the stop on all traffic goes to the other (the
-/// endpoint set drops it at its `die` event, before any health interval);
-/// the Route's and DnsRecord's status say what is served.
-#[tokio::test]
-async fn docker_routes_and_dns_follow_the_replicas() {
+/// A records name the replicas; stopping one replica by hand loses no
+/// request, and from the stop on traffic and DNS go to the other (the
+/// endpoint set drops it at its `die` event, before any health interval)
+/// until berth has it running and healthy again; the Route's and
+/// DnsRecord's status say what is served.
+async fn routes_and_dns_follow_the_replicas(kind: EngineKind) {
     use crate::support::served::{ask_udp, data, get};
-    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     stack.start();
     let before = stack.converged().await;
     let proxy = stack.proxy_address().await;
@@ -446,19 +447,53 @@ async fn docker_routes_and_dns_follow_the_replicas() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    // busybox httpd ignores SIGTERM: the stop runs out its 2 s grace.
     stack.engine.stop_container(&before["web#1"].id, Duration::from_secs(2)).await.expect("docker stop");
     let stopped = Instant::now();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Before berth has the replica running and healthy again (drift repair).
+    let web_name = format!("web.{}.berth.internal.", stack.namespace);
+    let only_web0 = [before["web#0"].ips[&app].clone()];
+    let dropped = poll_until(Duration::from_secs(1), || async {
+        let answer = ask_udp(dns, &web_name, hickory_proto::rr::RecordType::A).await;
+        (data(&answer) == only_web0).then_some(())
+    })
+    .await;
+    assert!(dropped.is_some(), "DNS dropped the stopped replica within a second");
+    tokio::time::sleep(Duration::from_millis(1500).saturating_sub(stopped.elapsed())).await;
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     let answers = load.await.expect("the load task");
     let failed: Vec<&(Instant, u16, String)> = answers.iter().filter(|(_, status, _)| *status != 200).collect();
     assert!(failed.is_empty(), "failed requests: {failed:?}");
     let after: Vec<String> = answers.iter().filter(|(at, _, _)| *at > stopped).map(|(_, _, b)| served_by(b)).collect();
-    assert!(after.len() > 5, "requests after the stop: {}", after.len());
-    assert!(after.iter().all(|name| *name == web0), "after the stop only web#0 ({web0}) answers: {after:?}");
-    let answer =
-        ask_udp(dns, &format!("web.{}.berth.internal.", stack.namespace), hickory_proto::rr::RecordType::A).await;
-    assert_eq!(data(&answer), [before["web#0"].ips[&app].clone()], "DNS dropped the stopped replica");
+    let timeline: Vec<String> = answers
+        .iter()
+        .map(|(at, status, body)| {
+            let since = match at.checked_duration_since(stopped) {
+                Some(after) => format!("+{}ms", after.as_millis()),
+                None => format!("-{}ms", stopped.duration_since(*at).as_millis()),
+            };
+            format!("{since}: {status} {}", served_by(body))
+        })
+        .collect();
+    assert!(after.len() > 5, "requests after the stop: {}; answers: {timeline:#?}", after.len());
+    // berth starts the stopped replica again (drift), and once it passes its
+    // health check it may serve again; until then only web#0 answers.
+    let back = after.iter().position(|name| *name != web0).unwrap_or(after.len());
+    assert!(back >= 5, "right after the stop only web#0 ({web0}) answers: {timeline:#?}");
+    assert!(after[back..].iter().all(|name| *name == web0 || *name == web1), "{timeline:#?}");
+    // Drained as soon as the stop was asked (Docker's `kill` event), not when
+    // its grace ran out. Podman 4.3 sends no event when a stop begins, so
+    // there the replica leaves when it exits; the passive retry covers the
+    // requests its SIGKILL breaks.
+    if kind == EngineKind::Docker {
+        let drained = asked + Duration::from_millis(500);
+        let grace: Vec<&str> =
+            answers.iter().filter(|(at, _, _)| *at > drained && *at < stopped).map(|(_, _, b)| b.as_str()).collect();
+        assert!(grace.len() > 5, "requests during the grace period: {timeline:#?}");
+        let only_web0 = grace.iter().all(|body| served_by(body) == web0);
+        assert!(only_web0, "during the grace only web#0 answers: {timeline:#?}");
+    }
 
     stack.converged().await;
     assert!(stack.stop().success());

@@ -204,6 +204,7 @@ pub(super) fn container_info(inspected: ContainerInspectResponse) -> ContainerIn
         image_id: inspected.image.unwrap_or_default(),
         labels: labels(inspected.config.and_then(|config| config.labels)),
         state: lifecycle,
+        stopping: false,
         health,
         exit_code,
         restart_count: inspected.restart_count.and_then(|count| u32::try_from(count).ok()).unwrap_or(0),
@@ -313,6 +314,7 @@ pub(super) fn event(message: EventMessage) -> Option<EngineEvent> {
         "start" => EventAction::Start,
         "die" => EventAction::Die,
         "stop" => EventAction::Stop,
+        "kill" => EventAction::Kill(attributes.get("signal").and_then(|signal| signal.parse().ok())),
         "destroy" | "delete" | "remove" => EventAction::Destroy,
         "health_status" => match Health::parse(detail) {
             Some(health) => EventAction::Health(health),

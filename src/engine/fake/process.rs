@@ -31,9 +31,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::shell::{Host, Shell};
-use super::state::World;
+use super::state::{event, World};
 use super::{lock, FakeEngine};
-use crate::engine::{ContainerState, Health, MountSource, RestartPolicy};
+use crate::engine::{ContainerState, EventAction, EventSubject, Health, MountSource, RestartPolicy};
 
 /// The first restart delay; it doubles per restart, at most six times.
 const RESTART_DELAY: Duration = Duration::from_millis(100);
@@ -357,10 +357,11 @@ impl FakeEngine {
         }
     }
 
-    /// Stops `id`: waits up to `grace` for its process to end by itself,
-    /// then kills it.
+    /// Stops `id`: signals it (a `kill` event with SIGTERM, as Docker's
+    /// stop), waits up to `grace` for its process to end by itself, then
+    /// kills it.
     pub(super) async fn stop_run(&self, id: &str, grace: Duration) -> crate::engine::Result<()> {
-        let run = {
+        let (run, signalled) = {
             let mut world = lock(&self.inner.world);
             let id = world.container_id(id)?;
             let container = world.containers.get_mut(&id).expect("id resolved above");
@@ -368,8 +369,10 @@ impl FakeEngine {
             if container.info.state != ContainerState::Running {
                 return Ok(());
             }
-            container.run
+            let kill = EventAction::Kill(Some(15));
+            (container.run, event(EventSubject::Container, kill, &id, &container.info.labels))
         };
+        self.publish(vec![signalled]);
         let ended = |engine: &FakeEngine| {
             let world = lock(&engine.inner.world);
             world.container_id(id).ok().and_then(|id| world.containers.get(&id).map(|c| (c.run, c.info.state)))

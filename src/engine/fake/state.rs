@@ -81,7 +81,7 @@ fn conflict(what: String, message: &str) -> EngineError {
     EngineError::Conflict { what, message: message.to_string() }
 }
 
-fn event(subject: EventSubject, action: EventAction, id: &str, labels: &Labels) -> EngineEvent {
+pub(super) fn event(subject: EventSubject, action: EventAction, id: &str, labels: &Labels) -> EngineEvent {
     EngineEvent { subject, action, id: id.to_string(), labels: labels.clone() }
 }
 
@@ -161,6 +161,7 @@ impl World {
             image_id,
             labels: config.labels.clone(),
             state: ContainerState::Created,
+            stopping: false,
             health: None,
             exit_code: None,
             restart_count: 0,

@@ -229,6 +229,7 @@ pub(super) fn container_info(inspected: models::ContainerInspectResponseLibpod) 
         image_id: image_id(&inspected.image.unwrap_or_default()),
         labels: labels(inspected.config.and_then(|config| config.labels)),
         state: lifecycle,
+        stopping: status.is_some_and(|status| status.eq_ignore_ascii_case("stopping")),
         health,
         exit_code,
         restart_count: inspected.restart_count.and_then(|count| u32::try_from(count).ok()).unwrap_or(0),
@@ -319,6 +320,7 @@ pub(super) fn event(message: &Value) -> Option<EngineEvent> {
         "start" => EventAction::Start,
         "died" | "die" => EventAction::Die,
         "stop" => EventAction::Stop,
+        "kill" => EventAction::Kill(attributes.get("signal").and_then(|signal| signal.parse().ok())),
         "remove" | "destroy" => EventAction::Destroy,
         "health_status" => {
             let status = message.get("HealthStatus").and_then(Value::as_str).unwrap_or_default();
