@@ -75,6 +75,17 @@ fn contains(net: IpAddr, prefix: u8, ip: IpAddr) -> bool {
     }
 }
 
+impl NetworkSpec {
+    /// Whether berth answers DNS on this network's gateway with
+    /// `--dns-on-networks`: a bridge (the default driver) with outside
+    /// access, whose gateway is an address of the host. Other drivers'
+    /// gateways are routers elsewhere, and an internal network's containers
+    /// keep the engine's own DNS.
+    pub fn gateway_dns(&self) -> bool {
+        self.driver.as_deref().unwrap_or(super::defaults::NETWORK_DRIVER) == "bridge" && !self.internal
+    }
+}
+
 impl Spec for NetworkSpec {
     const KIND: Kind = Kind::Network;
     type Status = NetworkStatus;

@@ -20,7 +20,7 @@ use tokio::sync::watch;
 
 use crate::controller::runtime::Shutdown;
 use crate::controller::{Controller, ControllerConfig, NetworkDns, Served};
-use crate::dns::{DnsConfig, DnsServer, Upstream, DNS_PORT};
+use crate::dns::{check_network_dns, DnsConfig, DnsServer, Upstream, DNS_PORT};
 use crate::endpoints::EndpointSet;
 use crate::engine::endpoint::{self, PodmanService, Selection};
 use crate::engine::fake::FakeEngine;
@@ -274,13 +274,16 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
     let (route_reports, routes_served) = watch::channel(Arc::default());
     let served = Served { dns: dns.is_some().then_some(dns_served), routes: proxy.is_some().then_some(routes_served) };
     let (endpoints_tx, endpoints) = watch::channel(Arc::new(EndpointSet::default()));
+    // Awaited on the way out, so that they drain rather than being cut.
+    let mut servers = Vec::new();
     if let Some(dns) = dns {
         tracing::info!(zone = %args.dns_zone, "DNS on udp+tcp {}", dns.local_addr());
-        tasks.spawn(dns.run(store.clone(), endpoints.clone(), dns_reports, stopping(shutdown.clone())));
+        servers.push(tokio::spawn(dns.run(store.clone(), endpoints.clone(), dns_reports, stopping(shutdown.clone()))));
     }
     if let Some(proxy) = proxy {
         tracing::info!("HTTP proxy on http://{}", proxy.local_addr());
-        tasks.spawn(proxy.run(store.clone(), endpoints.clone(), route_reports, stopping(shutdown.clone())));
+        let run = proxy.run(store.clone(), endpoints.clone(), route_reports, stopping(shutdown.clone()));
+        servers.push(tokio::spawn(run));
     }
     let state =
         ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone(), git_hooks: hooks };
@@ -293,6 +296,10 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
     let (outcome, service) = match connect(args.engine, args.podman_start_service, shutdown.clone()).await? {
         None => (Ok(()), None),
         Some((engine, service)) => {
+            if args.dns_on_networks {
+                let endpoint = engine.info().await.map(|info| info.endpoint).unwrap_or_default();
+                check_network_dns(&endpoint).map_err(|problem| anyhow::anyhow!(problem))?;
+            }
             let config = ControllerConfig {
                 concurrency: args.concurrency.max(1),
                 resync_interval: args.resync_interval,
@@ -313,6 +320,8 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
             (controller.run(shutdown).await, service)
         }
     };
+    // The proxy's workers give connections in flight up to 3 s.
+    let _ = tokio::time::timeout(Duration::from_secs(5), futures::future::join_all(servers)).await;
     tasks.shutdown().await;
     let served = api.await;
     if let Some(service) = service {

@@ -39,7 +39,7 @@ const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
 fn is_ready(info: &ContainerInfo) -> bool {
-    info.state == ContainerState::Running && matches!(info.health, None | Some(Health::Healthy))
+    info.state == ContainerState::Running && !info.stopping && matches!(info.health, None | Some(Health::Healthy))
 }
 
 pub(super) fn replica_of(info: &ContainerInfo) -> Option<u32> {
@@ -257,7 +257,8 @@ async fn remove(
     reason: &str,
     action: &str,
 ) -> Result<(), ReconcileError> {
-    if replica.state == ContainerState::Running {
+    // One being stopped already (Podman's `stopping`) is removed at once.
+    if replica.state == ContainerState::Running && !replica.stopping {
         ctx.engine.stop_container(&replica.id, grace).await.or_else(EngineError::ignore_not_found)?;
     }
     ctx.engine.remove_container(&replica.id).await.or_else(EngineError::ignore_not_found)?;

@@ -45,9 +45,10 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
     // Serving DNS on the gateway changes what the engine network is (Podman's
     // has no DNS server of its own then); the hash of a network without it
     // stays what it always was.
-    let hash = match ctx.network_dns {
-        Some(_) => labels::spec_hash(&json!({ "spec": spec, "dns": "berth" })),
-        None => labels::spec_hash(&json!(spec)),
+    let berth_dns = ctx.network_dns.is_some() && spec.gateway_dns();
+    let hash = match berth_dns {
+        true => labels::spec_hash(&json!({ "spec": spec, "dns": "berth" })),
+        false => labels::spec_hash(&json!(spec)),
     };
     let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
     engine_labels.insert(labels::SPEC_HASH.into(), hash);
@@ -59,7 +60,7 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
         gateway: spec.gateway.clone(),
         internal: spec.internal,
         ipv6: spec.ipv6,
-        berth_dns: ctx.network_dns.is_some(),
+        berth_dns,
         labels: engine_labels,
     }
 }

@@ -107,7 +107,7 @@ fn gateways(store: &Store, port: u16) -> BTreeMap<SocketAddr, ObjectKey> {
     let mut wanted = BTreeMap::new();
     for network in networks {
         let AnyObject::Network(network) = network else { continue };
-        if network.metadata.deletion_timestamp.is_some() {
+        if network.metadata.deletion_timestamp.is_some() || !network.spec.gateway_dns() {
             continue;
         }
         let key = network.key();
@@ -121,4 +121,58 @@ fn gateways(store: &Store, port: u16) -> BTreeMap<SocketAddr, ObjectKey> {
         }
     }
     wanted
+}
+
+/// Why berth could not answer on the networks' gateways, if so: port 53
+/// needs root or CAP_NET_BIND_SERVICE (or a low
+/// `net.ipv4.ip_unprivileged_port_start`), and a rootless engine keeps its
+/// bridges in a network namespace of its own (its socket is under
+/// `/run/user/`), where berth's sockets would never see a query.
+pub fn check_network_dns(engine_endpoint: &str) -> Result<(), String> {
+    if engine_endpoint.contains("/run/user/") {
+        return Err(format!(
+            "the engine at {engine_endpoint} is rootless: its networks live in a namespace of their own, where berth \
+             cannot answer; use a rootful engine or drop --dns-on-networks"
+        ));
+    }
+    let unprivileged_from: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+        .unwrap_or(1024);
+    // CAP_NET_BIND_SERVICE is capability 10 of the effective set.
+    let may_bind_low = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|line| line.strip_prefix("CapEff:"))?.trim().to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|effective| effective & (1 << 10) != 0);
+    if may_bind_low || unprivileged_from <= DNS_PORT {
+        Ok(())
+    } else {
+        Err("--dns-on-networks listens on port 53, which needs root or CAP_NET_BIND_SERVICE \
+             (e.g. `setcap cap_net_bind_service=+ep berth`)"
+            .into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::NetworkSpec;
+
+    #[test]
+    fn only_host_bridges_with_outside_access_get_berths_dns() {
+        assert!(NetworkSpec::default().gateway_dns(), "bridge is the default driver");
+        let macvlan = NetworkSpec { driver: Some("macvlan".into()), ..NetworkSpec::default() };
+        assert!(!macvlan.gateway_dns(), "a macvlan gateway is a router elsewhere");
+        let internal = NetworkSpec { internal: true, ..NetworkSpec::default() };
+        assert!(!internal.gateway_dns());
+    }
+
+    #[test]
+    fn a_rootless_engine_is_refused_with_the_reason() {
+        let problem = check_network_dns("unix:///run/user/1000/podman/podman.sock").unwrap_err();
+        assert!(problem.contains("rootless") && problem.contains("--dns-on-networks"), "{problem}");
+    }
 }

@@ -39,7 +39,7 @@ use crate::api::{AnyObject, DnsRecord, Kind};
 use crate::endpoints::{publish, EndpointSet, Endpoints, Inputs};
 use crate::store::Store;
 
-pub use gateways::DNS_PORT;
+pub use gateways::{check_network_dns, DNS_PORT};
 pub use zone::{DnsReport, RecordProblem, RecordReport};
 
 /// Errors of the DNS server.
@@ -286,12 +286,17 @@ fn bind_socket(address: SocketAddr, kind: Type, freebind: bool) -> std::io::Resu
     if kind == Type::STREAM {
         socket.set_reuse_address(true)?;
     }
+    #[cfg(target_os = "linux")]
     if freebind {
         match address {
             SocketAddr::V4(_) => socket.set_freebind_v4(true)?,
             SocketAddr::V6(_) => socket.set_freebind_v6(true)?,
         }
     }
+    // Elsewhere an address the host does not have yet fails the bind,
+    // which the gateway follower retries.
+    #[cfg(not(target_os = "linux"))]
+    let _ = freebind;
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     Ok(socket)

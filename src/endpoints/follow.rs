@@ -4,9 +4,10 @@
 //! exited: Docker's `kill` event with a terminating signal (the first step
 //! of `docker stop`) marks it draining, and Podman reports it `stopping`.
 //! Requests then drain away during its stop grace period instead of
-//! failing at the SIGKILL that ends it. A mark that no exit follows (a
+//! failing at the SIGKILL that ends it. Images whose stop signal is another
+//! one (nginx's SIGQUIT) leave at exit. A mark that no exit follows (a
 //! SIGTERM the process ignored, sent by `docker kill`) lapses after
-//! [`DRAIN_MARK`]. An exit takes the replica out as soon as its event
+//! [`DRAIN_MARK`], seen at the next event or relist. An exit takes the replica out as soon as its event
 //! arrives, before the container is inspected: on Podman that can take a
 //! second, during which connections to the vanished address would hang.
 

@@ -225,16 +225,17 @@ fn engine_error(
     verb: &str,
     what: &str,
 ) -> EngineError {
-    // "container state improper": starting a container that is being
-    // stopped or removed, Docker's 409.
-    const CONFLICTS: [&str; 6] =
-        ["already exists", "already in use", "is being used", "already used", "in use by", "state improper"];
+    const CONFLICTS: [&str; 5] = ["already exists", "already in use", "is being used", "already used", "in use by"];
     // A create naming a missing image answers 500 "...: image not known".
     const MISSING: [&str; 2] = ["image not known", "no such"];
     match status {
         Some(404) => EngineError::NotFound { what: what.into() },
         Some(_) if MISSING.iter().any(|words| message.contains(words)) => EngineError::NotFound { what: what.into() },
         Some(status) if status == 409 || CONFLICTS.iter().any(|words| message.contains(words)) => {
+            EngineError::Conflict { what: what.into(), message }
+        }
+        // Starting a container that is being stopped or removed: Docker's 409.
+        Some(_) if verb == "start" && message.contains("state improper") => {
             EngineError::Conflict { what: what.into(), message }
         }
         Some(_) => EngineError::Failed { operation: format!("{verb} {what}"), message },
@@ -608,9 +609,10 @@ mod tests {
         assert!(map(Some(404), "no such network").is_not_found());
         assert!(map(Some(409), "volume with name v already exists").is_conflict());
         assert!(map(Some(500), "network is being used").is_conflict());
-        assert!(
-            map(Some(500), "must be in Created or Stopped state to be started: container state improper").is_conflict()
-        );
+        let improper = "must be in Created or Stopped state to be started: container state improper";
+        let start = engine_error(Some(500), improper.into(), improper.into(), "unix:///p", "start", "container c");
+        assert!(start.is_conflict(), "a start refused while the container stops");
+        assert!(matches!(map(Some(500), improper), EngineError::Failed { .. }), "other operations keep it a failure");
         assert!(matches!(map(Some(500), "boom"), EngineError::Failed { .. }));
         assert!(matches!(map(None, "broken pipe"), EngineError::Unavailable { .. }));
     }

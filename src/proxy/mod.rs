@@ -69,24 +69,32 @@ pub fn default_workers() -> usize {
 
 /// A bound proxy, not serving yet.
 pub struct Proxy {
-    listener: TcpListener,
+    address: SocketAddr,
     table: Arc<ArcSwap<table::RouteTable>>,
-    config: ProxyConfig,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    /// Dropping it stops the workers too.
+    stop_workers: watch::Sender<bool>,
 }
 
 impl Proxy {
-    /// Binds the listening socket.
+    /// Binds the listening socket and starts the workers (they answer 404
+    /// until [`run`](Self::run) builds the first table).
     pub async fn bind(config: &ProxyConfig) -> Result<Proxy, ProxyError> {
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| ProxyError::Bind { address: config.listen, source })?;
+        let failed = |source| ProxyError::Bind { address: config.listen, source };
+        let listener = TcpListener::bind(config.listen).await.map_err(failed)?;
+        let address = listener.local_addr().map_err(failed)?;
         let table = Arc::new(ArcSwap::from_pointee(table::RouteTable::default()));
-        Ok(Proxy { listener, table, config: config.clone() })
+        let (stop_workers, stop) = watch::channel(false);
+        let workers = listener
+            .into_std()
+            .and_then(|listener| worker::start(listener, table.clone(), config, config.workers, stop))
+            .map_err(failed)?;
+        Ok(Proxy { address, table, workers, stop_workers })
     }
 
     /// The address it listens on.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.address
     }
 
     /// Serves until `stopping` completes (then the workers drain their
@@ -99,16 +107,7 @@ impl Proxy {
         reports: watch::Sender<Arc<RoutesReport>>,
         stopping: impl std::future::Future<Output = ()> + Send,
     ) {
-        let Proxy { listener, table, config } = self;
-        // Dropped with this future too, which stops the workers as well.
-        let (stop_workers, stop) = watch::channel(false);
-        let workers = listener
-            .into_std()
-            .and_then(|listener| worker::start(listener, table.clone(), &config, config.workers, stop));
-        let workers = match workers {
-            Ok(workers) => workers,
-            Err(e) => return tracing::error!("the HTTP proxy cannot start its workers: {e}"),
-        };
+        let Proxy { table, workers, stop_workers, .. } = self;
         let builder = tokio::spawn(maintain_table(store, endpoints, table, reports));
         stopping.await;
         let _ = stop_workers.send(true);

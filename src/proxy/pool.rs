@@ -10,8 +10,9 @@
 //!
 //! A request a pooled connection did not take (the backend closed it while
 //! it was idle) comes back from hyper untouched and is sent on the next
-//! connection, as a browser would; only a refused or broken new connection
-//! is the caller's to handle.
+//! connection, as a browser would. One the backend closed just as the
+//! request was written comes back as an [`SendError::Exchange`], like a
+//! refused or broken new connection: the caller's to retry elsewhere.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -53,6 +54,16 @@ struct Pooled {
     since: Instant,
 }
 
+/// Drops closed connections and those idle for [`IDLE`]; one still busy
+/// with a response (a long stream) counts as used now.
+fn keep_live(list: &mut Vec<Pooled>) {
+    let now = Instant::now();
+    for pooled in list.iter_mut().filter(|pooled| !pooled.sender.is_ready()) {
+        pooled.since = now;
+    }
+    list.retain(|pooled| !pooled.sender.is_closed() && now.duration_since(pooled.since) < IDLE);
+}
+
 impl Pool {
     /// An empty pool; connections time out after `connect_timeout`.
     pub(super) fn new(connect_timeout: Duration) -> Self {
@@ -88,8 +99,7 @@ impl Pool {
     fn take(&self, backend: SocketAddr) -> Option<SendRequest<ProxyBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let list = idle.get_mut(&backend)?;
-        let now = Instant::now();
-        list.retain(|pooled| !pooled.sender.is_closed() && now.duration_since(pooled.since) < IDLE);
+        keep_live(list);
         let ready = list.iter().rposition(|pooled| pooled.sender.is_ready())?;
         Some(list.swap_remove(ready).sender)
     }
@@ -106,10 +116,7 @@ impl Pool {
     /// without any.
     pub(super) fn sweep(&self) {
         let mut idle = self.idle.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let now = Instant::now();
-        for list in idle.values_mut() {
-            list.retain(|pooled| !pooled.sender.is_closed() && now.duration_since(pooled.since) < IDLE);
-        }
+        idle.values_mut().for_each(keep_live);
         idle.retain(|_, list| !list.is_empty());
     }
 

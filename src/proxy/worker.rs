@@ -82,8 +82,6 @@ async fn serve(
                 Ok((stream, client)) => {
                     connections.spawn(connection(stream, client, forwarder.clone(), stop.clone()));
                 }
-                // Another worker took it first (the listener is shared).
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => {
                     tracing::warn!("proxy: accept failed: {e}");
                     tokio::time::sleep(Duration::from_millis(50)).await;
