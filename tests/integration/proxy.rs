@@ -327,8 +327,11 @@ async fn backend_connections_are_reused_and_replaced_once_the_backend_closes_the
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let opened = accepted.load(std::sync::atomic::Ordering::SeqCst);
-    // 60 requests on 60 client connections; without reuse, 60 backend connections.
-    assert!((3..=12).contains(&opened), "{opened} backend connections for 3 rounds of 20 requests");
+    // 60 requests on 60 client connections; without reuse, 60 backend
+    // connections; with it, about one per worker and round (a connection
+    // whose last exchange hyper has not wound up yet is not reused, hence
+    // the slack for a loaded machine).
+    assert!((3..=30).contains(&opened), "{opened} backend connections for 3 rounds of 20 requests");
 }
 
 /// Stopping the proxy refuses new connections, closes idle ones, and lets
