@@ -119,9 +119,11 @@ pub async fn resolve(ctx: &Context, container: &Container) -> Result<Resolution,
         match lookup(Kind::Network, &attachment.name)? {
             Some(AnyObject::Network(network)) if is_ready(&AnyObject::Network(network.clone())) => {
                 let status = network.status.unwrap_or_default();
-                for gateway in status.gateways.iter().filter(|_| network.spec.gateway_dns()) {
-                    if !gateways.contains(gateway) {
-                        gateways.push(gateway.clone());
+                if network.spec.gateway_dns() {
+                    for gateway in status.gateways {
+                        if !gateways.contains(&gateway) {
+                            gateways.push(gateway);
+                        }
                     }
                 }
                 network_ids.insert(attachment.name.clone(), status.engine_id);

@@ -182,6 +182,7 @@ impl DnsServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.sockets.0.local_addr().expect("a bound socket has an address")
     }
+
     /// Serves until `stopping` completes, rebuilding the zones whenever a
     /// DnsRecord or the endpoint set changes and publishing what each
     /// DnsRecord serves on `reports`.

@@ -7,9 +7,10 @@
 //! failing at the SIGKILL that ends it. Images whose stop signal is another
 //! one (nginx's SIGQUIT) leave at exit. A mark that no exit follows (a
 //! SIGTERM the process ignored, sent by `docker kill`) lapses after
-//! [`DRAIN_MARK`], seen at the next event or relist. An exit takes the replica out as soon as its event
-//! arrives, before the container is inspected: on Podman that can take a
-//! second, during which connections to the vanished address would hang.
+//! [`DRAIN_MARK`], seen at the next event or relist. An exit takes the
+//! replica out as soon as its event arrives, before the container is
+//! inspected: on Podman that can take a second, during which connections
+//! to the vanished address would hang.
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -87,22 +88,23 @@ impl Sources {
     /// Notes what an event says before the container is inspected (which
     /// Podman can hold up for a second while it cleans up after an exit): a
     /// terminating signal marks the replica draining, an exit takes it out
-    /// at once, a start (again) clears the mark.
-    fn note(&mut self, event: &EngineEvent) {
+    /// at once, a start (again) clears the mark. `true` when the set may
+    /// have changed.
+    fn note(&mut self, event: &EngineEvent) -> bool {
         match event.action {
             EventAction::Kill(Some(signal)) if TERMINATING.contains(&signal) => {
                 self.draining.insert(event.id.clone(), Instant::now());
+                true
             }
             EventAction::Die => {
                 self.draining.remove(&event.id);
                 if let Some(replica) = self.replicas.get_mut(&event.id) {
                     replica.state = ContainerState::Exited;
                 }
+                true
             }
-            EventAction::Start | EventAction::Destroy => {
-                self.draining.remove(&event.id);
-            }
-            _ => {}
+            EventAction::Start | EventAction::Destroy => self.draining.remove(&event.id).is_some(),
+            _ => false,
         }
     }
 
@@ -159,8 +161,9 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
                     if !known && labels::owner_of(&event.labels, &instance).is_none() {
                         continue;
                     }
-                    sources.note(&event);
-                    publish_if_changed(&publish, &sources);
+                    if sources.note(&event) {
+                        publish_if_changed(&publish, &sources);
+                    }
                     tracing::debug!(id = %event.id, action = ?event.action, "endpoints: engine event");
                     match engine.inspect_container(&event.id).await {
                         Ok(info) if labels::owner_of(&info.labels, &instance).is_some() => {
