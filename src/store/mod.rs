@@ -42,6 +42,7 @@ pub use events::Event;
 pub use history::TOMBSTONE_TTL;
 pub use state_dir::FORMAT_VERSION;
 pub use watch::{Change, ChangeType};
+pub(crate) use write::declares_same;
 pub use write::{Commit, Outcome, Precondition, SourceRecord, WriteBatch, WriteOp};
 
 /// Errors of the store.

@@ -98,6 +98,16 @@ pub enum WriteOp {
         /// and will write its own version back on its next change).
         force: bool,
     },
+    /// Create or update an object as its source's, taking it over from
+    /// source `from` if that one owns it: an object that moved from one
+    /// manifest file to another keeps its uid, its status and, with an
+    /// unchanged spec, its generation. Refused if a third source owns it.
+    TakeOver {
+        /// The object as its new source declares it.
+        object: AnyObject,
+        /// The id of the source it may be taken from.
+        from: String,
+    },
     /// Mark an object for deletion; its reconciler tears down, then removes it.
     Delete {
         /// The object.
@@ -310,53 +320,25 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
     for op in ops {
         let outcome = match op {
             WriteOp::Put { object, precondition, force } => {
-                let key = object.key();
-                let stored = read_object(trees.objects, &key)?;
-                check(&key, *precondition, stored.as_ref())?;
-                let mut next = object.clone();
-                next.clear_status();
-                let meta = next.metadata_mut();
-                meta.resource_version = Some(next_version);
-                meta.deletion_timestamp = None;
-                let (outcome, change) = match stored {
-                    None => {
-                        meta.uid = Some(uuid::Uuid::new_v4().to_string());
-                        meta.generation = Some(1);
-                        meta.creation_timestamp = Some(now);
-                        (Outcome::Created, ChangeType::Added)
-                    }
-                    Some(stored) => {
-                        check_owner(&key, &stored, object.metadata().source.as_ref(), *force)?;
-                        let old = stored.metadata();
-                        let spec_changed = !stored.same_spec(&next);
-                        let meta = next.metadata_mut();
-                        meta.uid = old.uid.clone();
-                        meta.creation_timestamp = old.creation_timestamp;
-                        meta.finalizers = old.finalizers.clone();
-                        meta.generation = Some(old.generation.unwrap_or(1) + u64::from(spec_changed));
-                        if *force || meta.source.is_none() {
-                            meta.source = old.source.clone();
-                        }
-                        let same_meta = meta.labels == old.labels
-                            && meta.annotations == old.annotations
-                            && meta.source == old.source
-                            && old.deletion_timestamp.is_none();
-                        if !spec_changed && same_meta {
-                            commit.outcomes.push(Outcome::Unchanged);
-                            continue;
-                        }
-                        restore_status(&mut next, &stored);
-                        (Outcome::Updated { spec_changed }, ChangeType::Modified)
-                    }
-                };
-                write_object(trees.objects, &next)?;
-                commit.changes.push(Change {
-                    resource_version: next_version,
-                    change,
-                    object: next,
-                    status_only: false,
-                });
-                outcome
+                let owner = if *force { OwnerRule::Override } else { OwnerRule::Same };
+                match put(&trees, &mut commit, object, *precondition, owner, next_version, now)? {
+                    Some(outcome) => outcome,
+                    None => continue,
+                }
+            }
+            WriteOp::TakeOver { object, from } => {
+                match put(
+                    &trees,
+                    &mut commit,
+                    object,
+                    Precondition::None,
+                    OwnerRule::TakeFrom(from),
+                    next_version,
+                    now,
+                )? {
+                    Some(outcome) => outcome,
+                    None => continue,
+                }
             }
             WriteOp::Delete { key, precondition, source, force } => {
                 let mut stored = read_existing(trees.objects, key)?;
@@ -442,6 +424,83 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
     }
     trees.meta.insert(EVENT_SEQ_KEY, &event_seq.to_be_bytes())?;
     Ok(commit)
+}
+
+/// Whose write a [`put`] accepts when another source owns the object.
+enum OwnerRule<'a> {
+    /// Only the owner's (or an unowned object).
+    Same,
+    /// Anyone's; the owner keeps ownership.
+    Override,
+    /// The owner's, or `from`'s: the writer then becomes the owner.
+    TakeFrom(&'a str),
+}
+
+/// Creates or updates `object`; `None` when nothing changes (the outcome
+/// is already recorded).
+fn put(
+    trees: &Trees<'_>,
+    commit: &mut Commit,
+    object: &AnyObject,
+    precondition: Precondition,
+    owner: OwnerRule<'_>,
+    next_version: u64,
+    now: chrono::DateTime<Utc>,
+) -> TxResult<Option<Outcome>> {
+    let key = object.key();
+    let stored = read_object(trees.objects, &key)?;
+    check(&key, precondition, stored.as_ref())?;
+    let mut next = object.clone();
+    next.clear_status();
+    let meta = next.metadata_mut();
+    meta.resource_version = Some(next_version);
+    meta.deletion_timestamp = None;
+    let (outcome, change) = match stored {
+        None => {
+            meta.uid = Some(uuid::Uuid::new_v4().to_string());
+            meta.generation = Some(1);
+            meta.creation_timestamp = Some(now);
+            (Outcome::Created, ChangeType::Added)
+        }
+        Some(stored) => {
+            let stored_owner = stored.metadata().source.as_ref().map(Source::id);
+            let taken = matches!(owner, OwnerRule::TakeFrom(from) if stored_owner.as_deref() == Some(from));
+            let forced = matches!(owner, OwnerRule::Override);
+            if !taken {
+                check_owner(&key, &stored, object.metadata().source.as_ref(), forced)?;
+            }
+            let old = stored.metadata();
+            let spec_changed = !stored.same_spec(&next);
+            let meta = next.metadata_mut();
+            meta.uid = old.uid.clone();
+            meta.creation_timestamp = old.creation_timestamp;
+            meta.finalizers = old.finalizers.clone();
+            meta.generation = Some(old.generation.unwrap_or(1) + u64::from(spec_changed));
+            if forced || meta.source.is_none() {
+                meta.source = old.source.clone();
+            }
+            if declares_same(&stored, &next) {
+                commit.outcomes.push(Outcome::Unchanged);
+                return Ok(None);
+            }
+            restore_status(&mut next, &stored);
+            (Outcome::Updated { spec_changed }, ChangeType::Modified)
+        }
+    };
+    write_object(trees.objects, &next)?;
+    commit.changes.push(Change { resource_version: next_version, change, object: next, status_only: false });
+    Ok(Some(outcome))
+}
+
+/// Whether writing `next` over `stored` would change nothing: the same
+/// spec, labels, annotations and source, and no deletion to cancel.
+pub(crate) fn declares_same(stored: &AnyObject, next: &AnyObject) -> bool {
+    let (old, new) = (stored.metadata(), next.metadata());
+    stored.same_spec(next)
+        && new.labels == old.labels
+        && new.annotations == old.annotations
+        && new.source == old.source
+        && old.deletion_timestamp.is_none()
 }
 
 /// Carries the stored status over to an updated object.

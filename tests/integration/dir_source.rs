@@ -186,7 +186,11 @@ async fn files_removed_while_berth_was_down_are_noticed_on_start() {
     }
     std::fs::remove_file(dir.path().join("a.yaml")).unwrap();
     let store = Store::open(state.path()).unwrap();
-    DirSource::new(store.clone(), &[dir.path().to_path_buf()]).unwrap().sync_all().unwrap();
+    let mut source = DirSource::new(store.clone(), &[dir.path().to_path_buf()]).unwrap();
+    assert!(source.sync_all().unwrap(), "a removal just made waits for the directory to settle");
+    assert!(!deleting(&store, "Volume/default/a"));
+    let mut source = source.with_stable_for(Duration::ZERO);
+    source.sync_all().unwrap();
     assert!(deleting(&store, "Volume/default/a"));
     assert!(!deleting(&store, "Volume/default/b"));
 }
