@@ -221,3 +221,89 @@ async fn a_half_written_file_never_deletes_what_its_missing_part_declares() {
     .await;
     watched.stop().await;
 }
+
+/// The uid, generation and owning file of an object.
+fn identity(store: &Store, key: &str) -> Option<(String, u64, String)> {
+    let object = get(store, key)?;
+    let meta = object.metadata();
+    let file = meta.source.as_ref().and_then(|s| s.path.clone()).unwrap_or_default();
+    let file = Path::new(&file).file_name().unwrap().to_string_lossy().into_owned();
+    Some((meta.uid.clone().unwrap(), meta.generation.unwrap(), file))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renamed_file_and_a_cut_and_paste_keep_the_object_in_any_order_of_saving() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.yaml"), volume("v", "x")).unwrap();
+    let watched = watch_dir(dir.path());
+    let store = watched.store.clone();
+    let (uid, generation, _) = eventually(WAIT, "v applied", || async { identity(&store, "Volume/default/v") }).await;
+    let owned_by = |file: &'static str| {
+        let store = store.clone();
+        move || {
+            let store = store.clone();
+            async move { identity(&store, "Volume/default/v").filter(|(_, _, f)| f == file) }
+        }
+    };
+    // `mv a.yaml b.yaml` (the reproduction of the issue).
+    std::fs::rename(dir.path().join("a.yaml"), dir.path().join("b.yaml")).unwrap();
+    let moved = eventually(WAIT, "v owned by b.yaml", owned_by("b.yaml")).await;
+    assert_eq!(moved, (uid.clone(), generation, "b.yaml".into()));
+    // Paste into c.yaml first, then cut from b.yaml.
+    std::fs::write(dir.path().join("c.yaml"), volume("v", "x")).unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(dir.path().join("b.yaml"), "").unwrap();
+    let moved = eventually(WAIT, "v owned by c.yaml", owned_by("c.yaml")).await;
+    assert_eq!(moved, (uid.clone(), generation, "c.yaml".into()));
+    // Cut from c.yaml first, then paste into d.yaml.
+    std::fs::write(dir.path().join("c.yaml"), "").unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::fs::write(dir.path().join("d.yaml"), volume("v", "x")).unwrap();
+    let moved = eventually(WAIT, "v owned by d.yaml", owned_by("d.yaml")).await;
+    assert_eq!(moved, (uid, generation, "d.yaml".into()));
+    tokio::time::sleep(berth::source::dir::STABLE_FOR * 2).await;
+    assert!(!deleting(&store, "Volume/default/v"), "a move is never a deletion");
+    let records = store.sources().unwrap();
+    assert!(records.iter().all(|r| r.errors.is_empty()), "{records:#?}");
+    let files: Vec<_> = records.iter().filter_map(|r| r.source.path.clone()).collect();
+    assert!(files.iter().all(|f| Path::new(f).exists()), "no record of a file that is gone: {files:?}");
+    let events = store.events(Some(&ObjectKey::parse("Volume/default/v").unwrap()), 0, 100).unwrap();
+    assert!(events.iter().any(|e| e.reason == "SourceMoved" && e.message.contains("to file:")), "{events:#?}");
+    watched.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_moves_between_two_manifest_directories_and_a_conflict_resolves_when_one_side_goes() {
+    let one = tempfile::tempdir().unwrap();
+    let two = tempfile::tempdir().unwrap();
+    std::fs::write(one.path().join("a.yaml"), volume("v", "one")).unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(state.path()).unwrap();
+    let source = DirSource::new(store.clone(), &[one.path().to_path_buf(), two.path().to_path_buf()]).unwrap();
+    let (shutdown, receiver) = watch::channel(Shutdown::Running);
+    let task = tokio::spawn(source.run(receiver));
+    let (uid, ..) = eventually(WAIT, "v applied", || async { identity(&store, "Volume/default/v") }).await;
+    // Declared in both directories: the first keeps it, the conflict shows.
+    std::fs::write(two.path().join("b.yaml"), format!("{}---\n{}", volume("v", "two"), volume("w", "two"))).unwrap();
+    eventually(WAIT, "the conflict recorded", || async {
+        store.sources().unwrap().iter().any(|r| r.errors.iter().any(|e| e.contains("which keeps it"))).then_some(())
+    })
+    .await;
+    assert_eq!(label(&store, "Volume/default/v").as_deref(), Some("one"));
+    assert!(get(&store, "Volume/default/w").is_none());
+    // The first declaration goes: the second takes over at once, whole.
+    std::fs::remove_file(one.path().join("a.yaml")).unwrap();
+    eventually(WAIT, "b.yaml took v over", || async {
+        (label(&store, "Volume/default/v").as_deref() == Some("two") && get(&store, "Volume/default/w").is_some())
+            .then_some(())
+    })
+    .await;
+    assert_eq!(identity(&store, "Volume/default/v").unwrap().0, uid, "the same object, not a new one");
+    assert!(!deleting(&store, "Volume/default/v"));
+    eventually(WAIT, "no errors left", || async {
+        store.sources().unwrap().iter().all(|r| r.errors.is_empty()).then_some(())
+    })
+    .await;
+    shutdown.send(Shutdown::Drain).unwrap();
+    task.await.unwrap().unwrap();
+}

@@ -11,6 +11,8 @@
 //!   precedence, headers, upgrades, streaming, retry, 404/503).
 //! - `metrics`: what the controller's metrics say about reconciles on the fake engine.
 //! - `dir_source`: watched manifest directories on real files.
+//! - `dir_model`: random file operations on a watched directory against a
+//!   model (moves, renames, splits, invalid edits), with the fake engine.
 //! - `git_source`: the git source on repositories the tests make (file://
 //!   and HTTP through `git http-backend`), its webhooks and `/sources`.
 //! - `dns`: the DNS server over real sockets (records, conflicts, updates,
@@ -30,6 +32,7 @@ mod bad_manifests;
 mod cli;
 mod conformance;
 mod controller;
+mod dir_model;
 mod dir_source;
 mod dns;
 mod e2e;
