@@ -50,7 +50,15 @@ pub enum ClientError {
     Transport(String),
 }
 
+/// The server's error in the CLI's terms: the server speaks of query
+/// parameters, the user typed flags.
 fn render_api_error(body: &ErrorBody) -> String {
+    let owned = body.details.iter().find_map(|d| Some((d.get("object")?.as_str()?, d.get("owner")?.as_str()?)));
+    if let Some((object, owner)) = owned {
+        return format!(
+            "{object} is owned by {owner}: change it there, or rerun with --force (the owner takes it back on its next change)"
+        );
+    }
     let mut text = body.message.clone();
     // Manifest problems: one line each, as `berth validate` prints them.
     let lines: Vec<&str> = body.details.iter().filter_map(|d| d.get("text").and_then(|t| t.as_str())).collect();

@@ -37,7 +37,15 @@ impl Context {
         message: impl Into<String>,
     ) -> Result<(), ReconcileError> {
         let message = message.into();
-        tracing::info!(object = %key, action, reason, "{message}");
+        // Multi-line messages (a build's output) belong to the event log;
+        // the log line gets their first line.
+        match message.split_once('\n') {
+            Some((first, rest)) => {
+                let more = rest.lines().count();
+                tracing::info!(object = %key, action, reason, "{first} (+{more} lines: berth events)");
+            }
+            None => tracing::info!(object = %key, action, reason, "{message}"),
+        }
         self.store.commit(WriteBatch::new().event(Event::about(key, action, reason, message)))?;
         Ok(())
     }

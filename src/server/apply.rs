@@ -7,7 +7,7 @@
 //! objects it declared before and no longer does are deleted (what a CI job
 //! applying a directory wants). Without it, apply only adds and changes.
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -19,15 +19,17 @@ use crate::source::{apply_set, check_set, pruned, SetOptions};
 use super::body::ManifestBody;
 use super::error::{ApiError, ApiResult};
 use super::objects::checked_name;
+use super::query::{DryRun, StrictQuery};
 use super::AppState;
 
 /// Query of `/apply`.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct ApplyQuery {
-    /// Plan only: write nothing.
+    /// Plan only: write nothing (`true`, or Kubernetes' `All`).
     #[serde(default)]
-    pub dry_run: bool,
+    pub dry_run: DryRun,
     /// Write objects that a file or repository owns (it takes them back on
     /// its next change).
     #[serde(default)]
@@ -52,7 +54,7 @@ pub struct ApplyResponse {
 /// Applies (or plans) the objects of the body.
 pub async fn apply(
     State(state): State<AppState>,
-    Query(query): Query<ApplyQuery>,
+    StrictQuery(query): StrictQuery<ApplyQuery>,
     body: ManifestBody,
 ) -> ApiResult<Json<ApplyResponse>> {
     let objects: Vec<AnyObject> = body.objects()?.into_iter().map(|loaded| loaded.object).collect();
@@ -70,14 +72,14 @@ pub async fn apply(
     let named = query.source.is_some();
     let deleted = if named { pruned(store, &source, &objects)? } else { Vec::new() };
     let options = SetOptions { prune: named, force: query.force, preconditions: true, record: named };
-    if query.dry_run {
+    if query.dry_run.0 {
         // A dry run fails exactly where the apply would.
         check_set(store, &source, objects.clone(), options)?;
     }
     let resource_version = store.resource_version();
     let connected = state.engine.get().map(|c| &c.ctx);
     let plan = plan::plan(store, connected, &objects, &deleted).await.map_err(ApiError::internal)?;
-    if query.dry_run {
+    if query.dry_run.0 {
         return Ok(Json(ApplyResponse { dry_run: true, resource_version, items: plan.items }));
     }
     let applied = apply_set(store, &source, objects, options)?;

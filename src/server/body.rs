@@ -37,8 +37,11 @@ impl<S: Send + Sync> FromRequest<S> for ManifestBody {
             .and_then(|v| v.to_str().ok())
             .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
             .unwrap_or_default();
+        // No content type: JSON, as kube-apiserver reads it (a YAML body
+        // that is not JSON still reads as YAML: JSON is YAML too).
+        let unlabelled = content_type.is_empty();
         let json = content_type == "application/json";
-        if !json && !YAML_TYPES.contains(&content_type.as_str()) {
+        if !json && !unlabelled && !YAML_TYPES.contains(&content_type.as_str()) {
             let given = if content_type.is_empty() { "none".to_string() } else { format!("`{content_type}`") };
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -62,6 +65,7 @@ impl<S: Send + Sync> FromRequest<S> for ManifestBody {
                 e.utf8_error().valid_up_to()
             ))
         })?;
+        let json = json || (unlabelled && text.trim_start().starts_with(['{', '[']));
         Ok(ManifestBody { text, json })
     }
 }

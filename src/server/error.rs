@@ -104,7 +104,7 @@ impl From<StoreError> for ApiError {
             }
             StoreError::OwnedByOther { key, owner } => ApiError::new(
                 StatusCode::CONFLICT,
-                format!("{key} is owned by {owner}: change it there, or write with ?force=true (the owner takes it back on its next change)"),
+                format!("{key} is owned by {owner}: change it there, or repeat the request with the query parameter `force=true` (the owner takes it back on its next change)"),
             )
             .detail(json!({ "object": key.to_string(), "owner": owner })),
             StoreError::NotFound { key } => ApiError::not_found(message).detail(json!({ "object": key.to_string() })),

@@ -5,7 +5,7 @@
 
 use std::convert::Infallible;
 
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::Event as SseEvent;
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use crate::api::ObjectKey;
 use crate::store::Event;
 
 use super::error::{ApiError, ApiResult};
+use super::query::StrictQuery;
 use super::watch::sse;
 use super::AppState;
 
@@ -27,6 +28,7 @@ const PAGE: usize = 500;
 /// Query of `/events`.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Only entries about this object, `Kind/namespace/name`.
     pub object: Option<String>,
@@ -82,7 +84,7 @@ impl From<Event> for EventEntry {
 /// Reads or follows the event log.
 pub async fn events(
     State(state): State<AppState>,
-    Query(query): Query<EventsQuery>,
+    StrictQuery(query): StrictQuery<EventsQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let object = match &query.object {

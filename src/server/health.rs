@@ -14,13 +14,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::error::{ApiError, ApiResult};
+use super::query::{NoParams, StrictQuery};
 use super::AppState;
 
 /// How long readiness waits for the engine.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Liveness.
-pub async fn healthz() -> &'static str {
+pub async fn healthz(_: StrictQuery<NoParams>) -> &'static str {
     "ok\n"
 }
 
@@ -43,7 +44,7 @@ pub struct Check {
 }
 
 /// Readiness: 200 with the checks, or 503 naming the failed ones.
-pub async fn readyz(State(state): State<AppState>) -> ApiResult<Json<Readiness>> {
+pub async fn readyz(State(state): State<AppState>, _: StrictQuery<NoParams>) -> ApiResult<Json<Readiness>> {
     let Some(connected) = state.engine.get() else {
         let message = "not ready: engine: not connected yet (berth serve is waiting for it)";
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)

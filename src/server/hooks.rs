@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::source::git::webhook::Refusal;
 
 use super::error::{ApiError, ApiResult};
+use super::query::{NoParams, StrictQuery};
 use super::AppState;
 
 /// GitHub's (and Gitea's) signature header.
@@ -34,7 +35,12 @@ pub struct HookAccepted {
 }
 
 /// Authenticates a push webhook and polls the sources it is about.
-pub async fn git(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Response> {
+pub async fn git(
+    State(state): State<AppState>,
+    _: StrictQuery<NoParams>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes());
     let hooks = &state.git_hooks;
     match hooks.authenticate(header(GITHUB_SIGNATURE), header(GITLAB_TOKEN), &body) {

@@ -4,7 +4,7 @@
 //! the Container owns now, whatever its generated name.
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
@@ -16,11 +16,13 @@ use crate::engine::labels;
 
 use super::error::{ApiError, ApiResult};
 use super::objects::{checked_name, ObjectPath};
+use super::query::StrictQuery;
 use super::AppState;
 
 /// Query of the logs endpoint.
 #[derive(Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct LogsQuery {
     /// Keep streaming new lines until the replica stops.
     #[serde(default)]
@@ -45,7 +47,7 @@ pub struct LogsPath {
 pub async fn logs(
     State(state): State<AppState>,
     Path(path): Path<LogsPath>,
-    Query(query): Query<LogsQuery>,
+    StrictQuery(query): StrictQuery<LogsQuery>,
 ) -> ApiResult<Response> {
     checked_name("namespace", &path.namespace)?;
     checked_name("name", &path.name)?;

@@ -21,6 +21,7 @@ mod hooks;
 mod listen;
 mod logs;
 mod objects;
+mod query;
 pub mod request;
 mod sources;
 mod watch;
@@ -103,7 +104,10 @@ pub type AppState = Arc<ServerState>;
 
 /// Prometheus metrics: the controller-runtime and workqueue families, engine
 /// call latency by operation, objects by kind.
-async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) -> axum::response::Response {
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    _: query::StrictQuery<query::NoParams>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
 }
@@ -112,7 +116,10 @@ async fn metrics(axum::extract::State(state): axum::extract::State<AppState>) ->
 #[derive(Clone)]
 struct OpenApiDocument(Arc<str>);
 
-async fn openapi(Extension(document): Extension<OpenApiDocument>) -> axum::response::Response {
+async fn openapi(
+    Extension(document): Extension<OpenApiDocument>,
+    _: query::StrictQuery<query::NoParams>,
+) -> axum::response::Response {
     use axum::response::IntoResponse;
     ([(axum::http::header::CONTENT_TYPE, "application/json")], document.0.to_string()).into_response()
 }

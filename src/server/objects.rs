@@ -7,7 +7,7 @@
 //! an object a watched file or a git repository owns is refused with 409
 //! naming the owner, unless `?force=true`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,11 +16,12 @@ use serde::Deserialize;
 
 use crate::api::validation::check_dns_label;
 use crate::api::{AnyObject, Kind, ListMeta, ObjectKey, ObjectList, Selector, Source, API_VERSION};
-use crate::source::{apply_set, SetOptions};
-use crate::store::{Precondition, WriteBatch, WriteOp};
+use crate::source::{apply_set, check_set, SetOptions};
+use crate::store::{Outcome, Precondition, WriteBatch, WriteOp};
 
 use super::body::ManifestBody;
 use super::error::{ApiError, ApiResult};
+use super::query::{DryRun, NoParams, StrictQuery};
 use super::watch::{watch_response, WatchFilter};
 use super::AppState;
 
@@ -54,6 +55,7 @@ pub struct ObjectPath {
 /// Query of list and get.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct ReadQuery {
     /// Only objects whose labels match, e.g. `app=web,tier!=cache`.
     pub label_selector: Option<String>,
@@ -68,6 +70,7 @@ pub struct ReadQuery {
 /// Query of writes.
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(rename_all = "camelCase")]
+#[serde(deny_unknown_fields)]
 pub struct WriteQuery {
     /// Write even if a file or repository owns the object (it takes the
     /// object back on its next change).
@@ -75,6 +78,10 @@ pub struct WriteQuery {
     pub force: bool,
     /// Delete only if the object is at this version.
     pub resource_version: Option<u64>,
+    /// Check the write and answer what it would do, writing nothing
+    /// (`true`, or Kubernetes' `All`).
+    #[serde(default)]
+    pub dry_run: DryRun,
 }
 
 pub(super) fn kind_of(plural: &str) -> ApiResult<Kind> {
@@ -143,7 +150,7 @@ fn list(
 pub async fn list_all(
     State(state): State<AppState>,
     Path(path): Path<KindPath>,
-    Query(query): Query<ReadQuery>,
+    StrictQuery(query): StrictQuery<ReadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     list(&state, kind_of(&path.plural)?, None, query, &headers)
@@ -153,7 +160,7 @@ pub async fn list_all(
 pub async fn list_namespaced(
     State(state): State<AppState>,
     Path(path): Path<NamespacePath>,
-    Query(query): Query<ReadQuery>,
+    StrictQuery(query): StrictQuery<ReadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let kind = kind_of(&path.plural)?;
@@ -169,7 +176,7 @@ fn stored(state: &AppState, key: &ObjectKey) -> ApiResult<AnyObject> {
 pub async fn get(
     State(state): State<AppState>,
     Path(path): Path<ObjectPath>,
-    Query(query): Query<ReadQuery>,
+    StrictQuery(query): StrictQuery<ReadQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let key = object_key(&path)?;
@@ -186,7 +193,11 @@ pub async fn get(
 }
 
 /// Reads one object's status (the whole object, as Kubernetes answers).
-pub async fn status(State(state): State<AppState>, Path(path): Path<ObjectPath>) -> ApiResult<Json<AnyObject>> {
+pub async fn status(
+    State(state): State<AppState>,
+    Path(path): Path<ObjectPath>,
+    _: StrictQuery<NoParams>,
+) -> ApiResult<Json<AnyObject>> {
     Ok(Json(stored(&state, &object_key(&path)?)?))
 }
 
@@ -195,7 +206,7 @@ pub async fn status(State(state): State<AppState>, Path(path): Path<ObjectPath>)
 pub async fn put(
     State(state): State<AppState>,
     Path(path): Path<ObjectPath>,
-    Query(query): Query<WriteQuery>,
+    StrictQuery(query): StrictQuery<WriteQuery>,
     body: ManifestBody,
 ) -> ApiResult<Response> {
     let key = object_key(&path)?;
@@ -214,6 +225,16 @@ pub async fn put(
         )));
     }
     let options = SetOptions { prune: false, force: query.force, preconditions: true, record: false };
+    if query.dry_run.0 {
+        let commit = check_set(&state.store, &Source::api(), vec![object.clone()], options)?;
+        let created = commit.outcomes.first() == Some(&Outcome::Created);
+        let would_be = commit.changes.into_iter().next().map(|c| c.object);
+        let object = match would_be {
+            Some(object) => object,
+            None => stored(&state, &key)?,
+        };
+        return Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(object)).into_response());
+    }
     let applied = apply_set(&state.store, &Source::api(), vec![object], options)?;
     let status = if applied.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(stored(&state, &key)?)).into_response())
@@ -224,7 +245,7 @@ pub async fn put(
 pub async fn delete(
     State(state): State<AppState>,
     Path(path): Path<ObjectPath>,
-    Query(query): Query<WriteQuery>,
+    StrictQuery(query): StrictQuery<WriteQuery>,
 ) -> ApiResult<Response> {
     let key = object_key(&path)?;
     stored(&state, &key)?;
@@ -233,6 +254,14 @@ pub async fn delete(
     let batch = WriteBatch::new()
         .op(WriteOp::Delete { key: key.clone(), precondition, source: Some(Source::api()), force: query.force })
         .event(event);
+    if query.dry_run.0 {
+        let commit = state.store.check(batch)?;
+        let object = match commit.changes.into_iter().next() {
+            Some(change) => change.object,
+            None => stored(&state, &key)?,
+        };
+        return Ok((StatusCode::OK, Json(object)).into_response());
+    }
     state.store.commit(batch)?;
     Ok((StatusCode::ACCEPTED, Json(stored(&state, &key)?)).into_response())
 }

@@ -12,6 +12,7 @@ use crate::api::Source;
 use crate::store::SourceRecord;
 
 use super::error::ApiResult;
+use super::query::{NoParams, StrictQuery};
 use super::AppState;
 
 /// Every source.
@@ -67,7 +68,7 @@ impl From<SourceRecord> for SourceStatus {
 }
 
 /// Lists every source.
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<SourceList>> {
+pub async fn list(State(state): State<AppState>, _: StrictQuery<NoParams>) -> ApiResult<Json<SourceList>> {
     let mut items: Vec<SourceStatus> = state.store.sources()?.into_iter().map(SourceStatus::from).collect();
     items.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(SourceList { items }))

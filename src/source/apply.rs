@@ -93,13 +93,14 @@ pub fn apply_set(
 }
 
 /// Fails exactly where [`apply_set`] would (another source owns an object, a
-/// stale resourceVersion), writing nothing: for dry runs.
+/// stale resourceVersion), writing nothing: for dry runs. Returns what the
+/// commit would have done.
 pub fn check_set(
     store: &Store,
     source: &Source,
     objects: Vec<AnyObject>,
     options: SetOptions,
-) -> Result<(), StoreError> {
+) -> Result<crate::store::Commit, StoreError> {
     store.check(set_batch(store, source, objects, options)?.0)
 }
 

@@ -249,11 +249,12 @@ impl Store {
     /// Runs `batch` as [`Store::commit`] would and fails where it would
     /// (preconditions, ownership), then discards it: nothing is written,
     /// nobody is told. Dry runs use it, so they cannot disagree with commits.
-    pub fn check(&self, batch: WriteBatch) -> Result<()> {
+    /// Returns what the commit would have done.
+    pub fn check(&self, batch: WriteBatch) -> Result<Commit> {
         /// Why the transaction stops: a real failure, or the check passed.
         enum Stop {
             Failed(StoreError),
-            Passed,
+            Passed(Commit),
         }
         let inner = &*self.inner;
         let trees =
@@ -261,7 +262,7 @@ impl Store {
         let outcome = trees.transaction(|(objects, sources, meta, events, events_by_object, tombstones)| {
             let trees = write::Trees { objects, sources, meta, events, events_by_object, tombstones };
             match write::apply(&batch.ops, trees) {
-                Ok(_) => Err(ConflictableTransactionError::Abort(Stop::Passed)),
+                Ok(commit) => Err(ConflictableTransactionError::Abort(Stop::Passed(commit))),
                 Err(ConflictableTransactionError::Abort(e)) => {
                     Err(ConflictableTransactionError::Abort(Stop::Failed(e)))
                 }
@@ -270,7 +271,8 @@ impl Store {
             }
         });
         match outcome {
-            Ok(()) | Err(TransactionError::Abort(Stop::Passed)) => Ok(()),
+            Ok(()) => Ok(Commit::default()),
+            Err(TransactionError::Abort(Stop::Passed(commit))) => Ok(commit),
             Err(TransactionError::Abort(Stop::Failed(e))) => Err(e),
             Err(TransactionError::Storage(e)) => Err(StoreError::Db(e)),
         }

@@ -141,6 +141,31 @@ fn the_client_commands_work_against_a_served_fake_engine() {
 }
 
 #[test]
+fn refusals_speak_in_flags_the_cli_has() {
+    let manifests = tempfile::tempdir().unwrap();
+    let volume = "apiVersion: berth.dev/v1alpha1\nkind: Volume\nmetadata: {name: data}\nspec: {}\n";
+    fs::write(manifests.path().join("data.yaml"), volume).unwrap();
+    let server = ServedFake::start_with(&["--manifests", manifests.path().to_str().unwrap()]);
+    let mine = tempfile::tempdir().unwrap();
+    let edited = mine.path().join("data.yaml");
+    fs::write(&edited, volume.replace("spec: {}", "spec: {reclaimPolicy: Delete}")).unwrap();
+    let attempt = || server.cli().args(["apply", "-f"]).arg(&edited).assert();
+    // The directory may still be applying when the first attempt lands.
+    for _ in 0..50 {
+        if attempt().try_code(1).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    attempt()
+        .code(1)
+        .stderr(contains("volume/default/data").or(contains("Volume/default/data")))
+        .stderr(contains("rerun with --force"))
+        .stderr(contains("?force").not().and(contains("query parameter").not()));
+    server.cli().args(["apply", "--force", "-f"]).arg(&edited).assert().success();
+}
+
+#[test]
 fn the_api_serves_on_a_unix_socket_for_the_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let server = ServedFake::start_on(|dir| format!("unix:{}", dir.join("api.sock").display()), &[]);

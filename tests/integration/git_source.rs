@@ -465,7 +465,7 @@ async fn objects_from_git_refuse_api_writes_without_force_and_the_next_commit_ta
     let message = api.send_yaml("PUT", &path, &container("web", "by-hand")).await.error(StatusCode::CONFLICT);
     assert!(message.contains(&format!("owned by {}", spec.id())), "{message}");
     let message = api.call("DELETE", &path, Some(TOKEN), None).await.error(StatusCode::CONFLICT);
-    assert!(message.contains("?force=true"), "{message}");
+    assert!(message.contains("`force=true`"), "{message}");
 
     let reply = api.send_yaml("PUT", &format!("{path}?force=true"), &container("web", "by-hand")).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());

@@ -1,6 +1,8 @@
 //! Integration tests of berth, in one binary.
 //!
 //! - `bad_manifests`: the catalogue of rejected manifests and their positions.
+//! - `api_strict`: dry runs (`true`, `All`) on every write change nothing;
+//!   unknown query parameters are refused everywhere.
 //! - `loading`: manifests that load (examples, directories, multi-document files).
 //! - `fuzz`: arbitrary bytes and YAML never make the loader panic.
 //! - `store`: compare-and-swap, generations, atomicity, durability, the lock.
@@ -28,6 +30,7 @@ mod support;
 
 mod api;
 mod api_cli;
+mod api_strict;
 mod bad_manifests;
 mod cli;
 mod conformance;
