@@ -54,9 +54,9 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
             Some(c) => (grace_of(c), "Deleted"),
             None => (ORPHAN_GRACE, "Orphan"),
         };
-        for replica in &observed {
-            remove(ctx, key, replica, grace, reason, "removed").await?;
-        }
+        // Stopped together: a teardown takes one grace period, not one per replica.
+        let removals = observed.iter().map(|replica| remove(ctx, key, replica, grace, reason, "removed"));
+        futures::future::try_join_all(removals).await?;
         if let Some(deleted) = &desired {
             ctx.finish_deletion(&deleted.metadata, key)?;
         }

@@ -9,7 +9,7 @@ use crate::api::{CommonStatus, Condition, ConditionStatus, Object, ObjectKey, Sp
 use crate::engine::Engine;
 use crate::store::{Event, Store, WriteBatch};
 
-use super::action::ReconcileError;
+use super::action::{Action, ReconcileError};
 
 /// Shared by all reconciles.
 #[derive(Clone)]
@@ -84,6 +84,30 @@ impl Context {
             Err(e) => Err(e.into()),
         }
     }
+}
+
+/// A Network or Volume being deleted: wait while Containers in the store
+/// still use it (they are torn down first; their removal wakes it).
+/// Returns the action to return when it must wait, after saying why in its
+/// status.
+pub fn wait_for_users<S: Spec>(
+    ctx: &Context,
+    object: &Object<S>,
+    status: impl FnOnce(CommonStatus) -> S::Status,
+) -> Result<Option<Action>, ReconcileError> {
+    let key = object.key();
+    let users = super::dependents::containers_using(&ctx.store, &key)?;
+    if users.is_empty() {
+        return Ok(None);
+    }
+    let names: Vec<String> = users.iter().map(ToString::to_string).collect();
+    let message = format!("being deleted: waits for {} to be removed first", names.join(", "));
+    ctx.write_status(
+        object,
+        status(Conditions::from(object).ready(false, "WaitingForContainers", message, false).build()),
+    )?;
+    // Their removal wakes this key; the requeue is a safety net.
+    Ok(Some(Action::requeue(std::time::Duration::from_secs(30))))
 }
 
 /// The error for an engine object berth wanted to create under a name that

@@ -33,6 +33,21 @@ pub fn references_of(object: &AnyObject) -> Vec<ObjectKey> {
     refs
 }
 
+/// The Containers in the store (live or being deleted) that refer to `key`:
+/// a Network or Volume being deleted waits for them to be gone, so that
+/// dependents are torn down first.
+pub fn containers_using(
+    store: &crate::store::Store,
+    key: &ObjectKey,
+) -> Result<Vec<ObjectKey>, crate::store::StoreError> {
+    Ok(store
+        .list(Some(Kind::Container), Some(&key.namespace))?
+        .iter()
+        .filter(|c| references_of(c).contains(key))
+        .map(AnyObject::key)
+        .collect())
+}
+
 impl Dependents {
     /// Records (or replaces) the references of `object`.
     pub fn update(&mut self, object: &AnyObject) {

@@ -14,7 +14,7 @@ use crate::api::{Network, NetworkSpec, NetworkStatus, ObjectKey};
 use crate::engine::{labels, EngineError, NetworkConfig};
 
 use super::action::{Action, ReconcileError};
-use super::context::{name_taken, Conditions, Context};
+use super::context::{name_taken, wait_for_users, Conditions, Context};
 
 /// berth's DNS server answers on the gateway of every berth network
 /// (`berth serve --dns-on-networks`). Those networks are created without
@@ -69,9 +69,32 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_networks(&labels::owner_labels(&ctx.instance, key)).await?;
     let Some(network) = desired.as_ref().filter(|n| n.metadata.deletion_timestamp.is_none()) else {
+        if let Some(deleting) = &desired {
+            let keep = |common| NetworkStatus { common, ..deleting.status.clone().unwrap_or_default() };
+            if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
+                return Ok(wait);
+            }
+        }
         for existing in &observed {
             if !remove(ctx, key, &existing.name, "deleted").await? {
-                return Ok(Action::requeue(std::time::Duration::from_secs(2)));
+                if let Some(deleting) = &desired {
+                    let status = NetworkStatus {
+                        common: Conditions::from(deleting)
+                            .ready(
+                                false,
+                                "InUse",
+                                format!(
+                                    "being deleted: network {} stays while containers berth does not manage use it",
+                                    existing.name
+                                ),
+                                true,
+                            )
+                            .build(),
+                        ..deleting.status.clone().unwrap_or_default()
+                    };
+                    ctx.write_status(deleting, status)?;
+                }
+                return Ok(Action::requeue(std::time::Duration::from_secs(5)));
             }
         }
         if let Some(deleted) = &desired {
@@ -125,8 +148,9 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
     Ok(Action::await_change())
 }
 
-/// Removes a network, first detaching berth's own containers. Returns false
-/// when other containers still use it.
+/// Removes a network, first detaching berth's own containers (on deletion,
+/// only orphans are left by then: the Containers that use it went first).
+/// Returns false when other containers still use it.
 async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: &str) -> Result<bool, ReconcileError> {
     let ours = ctx.engine.list_containers(&labels::instance_labels(&ctx.instance)).await?;
     for container in ours.iter().filter(|c| c.ips.contains_key(name)) {

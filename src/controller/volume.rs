@@ -11,13 +11,19 @@ use crate::api::{ObjectKey, Volume, VolumeStatus};
 use crate::engine::{labels, VolumeConfig};
 
 use super::action::{Action, ReconcileError};
-use super::context::{name_taken, Conditions, Context};
+use super::context::{name_taken, wait_for_users, Conditions, Context};
 use super::network::engine_name;
 
 /// Brings the engine's volume for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_volumes(&labels::owner_labels(&ctx.instance, key)).await?;
     let Some(volume) = desired.as_ref().filter(|v| v.metadata.deletion_timestamp.is_none()) else {
+        if let Some(deleting) = &desired {
+            let keep = |common| VolumeStatus { common, ..deleting.status.clone().unwrap_or_default() };
+            if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
+                return Ok(wait);
+            }
+        }
         let policy = desired.as_ref().and_then(|v| v.spec.reclaim_policy).unwrap_or(ReclaimPolicy::Retain);
         for existing in &observed {
             if policy == ReclaimPolicy::Delete {

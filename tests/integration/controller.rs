@@ -315,3 +315,78 @@ async fn dns_on_networks_points_the_replicas_at_the_gateways() {
         assert!(config.dns.is_empty() && config.dns_search.is_empty(), "{config:?}");
     }
 }
+
+fn object(yaml: &str) -> AnyObject {
+    berth::manifest::load_text(yaml, "test", None).unwrap().remove(0).object
+}
+
+/// A Container of four replicas that ignore SIGTERM (each stop waits out
+/// its 2 s grace), on a Network: deleted together, the replicas stop at the
+/// same time and the Network goes only after the last of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_teardown_stops_replicas_together_and_removes_the_network_last() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fake = FakeEngine::new();
+    fake.preload_image("busybox");
+    let network = object("apiVersion: berth.dev/v1alpha1\nkind: Network\nmetadata: {name: net}\nspec: {}\n");
+    let container = object(
+        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: four}\nspec:\n  image: busybox\n  replicas: 4\n  command: [sleep, '3600']\n  stopGracePeriod: 2s\n  networks: [{name: net}]\n",
+    );
+    apply(&store, [network, container]);
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, "four ready", || async { is_ready(&store, "Container/default/four").then_some(()) }).await;
+    let started = std::time::Instant::now();
+    let keys = ["Container/default/four", "Network/default/net"].map(|k| ObjectKey::parse(k).unwrap());
+    store.commit(keys.iter().fold(WriteBatch::new(), |batch, key| batch.delete(key.clone()))).unwrap();
+    eventually(WAIT, "both objects gone", || async {
+        keys.iter().all(|k| store.get(k).unwrap().is_none()).then_some(())
+    })
+    .await;
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "four 2 s stops one after another would take 8 s; took {took:?}");
+    assert!(fake.networks().is_empty() && fake.containers().is_empty());
+    let events = store.events(None, 0, 1000).unwrap();
+    let replicas: Vec<u64> =
+        events.iter().filter(|e| e.message.starts_with("replica ") && e.action == "removed").map(|e| e.seq).collect();
+    let network = events.iter().find(|e| e.message.starts_with("removed network")).expect("network removed").seq;
+    assert_eq!(replicas.len(), 4);
+    assert!(replicas.iter().all(|r| *r < network), "the network went before a replica: {events:#?}");
+    // Without disconnecting anyone first: nothing of berth's was on it any more.
+    assert!(!fake.calls().iter().any(|c| c.op == "disconnect_network"), "{:#?}", fake.calls());
+    running.stop().await;
+}
+
+/// A Network deleted while a Container still declared uses it stays, says
+/// why, and goes once that Container is gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_still_used_by_a_declared_container_waits_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fake = FakeEngine::new();
+    fake.preload_image("busybox");
+    let network = object("apiVersion: berth.dev/v1alpha1\nkind: Network\nmetadata: {name: net}\nspec: {}\n");
+    let container = object(
+        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: user}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  networks: [{name: net}]\n",
+    );
+    apply(&store, [network, container]);
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, "user ready", || async { is_ready(&store, "Container/default/user").then_some(()) }).await;
+    let net = ObjectKey::parse("Network/default/net").unwrap();
+    store.commit(WriteBatch::new().delete(net.clone())).unwrap();
+    let message = eventually(WAIT, "the network saying why it stays", || async {
+        let object = store.get(&net).unwrap()?;
+        let ready = object.status_common()?.condition("Ready")?.clone();
+        (ready.reason == "WaitingForContainers").then_some(ready.message)
+    })
+    .await;
+    assert!(message.contains("Container/default/user"), "{message}");
+    assert_eq!(fake.networks().len(), 1, "the network stays while berth's container uses it");
+    assert_eq!(replicas_of(&fake, "user").len(), 1, "the user keeps running");
+    store.commit(WriteBatch::new().delete(ObjectKey::parse("Container/default/user").unwrap())).unwrap();
+    eventually(WAIT, "the network gone after its user", || async {
+        (store.get(&net).unwrap().is_none() && fake.networks().is_empty()).then_some(())
+    })
+    .await;
+    running.stop().await;
+}

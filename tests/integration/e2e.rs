@@ -35,6 +35,8 @@ macro_rules! e2e_scenarios {
                 an_invalid_file_tears_nothing_down_and_its_error_has_a_position,
                 containers_on_berth_networks_resolve_names_through_berth,
                 routes_and_dns_follow_the_replicas,
+                renamed_and_moved_manifests_keep_every_container,
+                a_deleted_stack_goes_dependents_first_and_resolves_names_when_applied_again,
             );
         }
     };
@@ -318,6 +320,158 @@ spec:
 /// The addresses each `== NAME` section of the last complete round of the
 /// resolver's lookups printed (busybox nslookup: `Address: IP` after the
 /// server's own `Address:\tIP:53`).
+/// Reorganising the manifests (a rename, a cut pasted into another file
+/// saved before the cut, a cut saved before its paste) changes owners, not
+/// containers: every container id stays, and no record names a file that
+/// is gone.
+async fn renamed_and_moved_manifests_keep_every_container(kind: EngineKind) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
+    stack.start();
+    let before = stack.converged().await;
+    // `mv 03-api.yaml 30-api-renamed.yaml`.
+    std::fs::rename(stack.manifest("03-api.yaml"), stack.manifest("30-api-renamed.yaml")).unwrap();
+    // The Network cut from 00-network.yaml into 01-volume.yaml: paste saved first.
+    let network = std::fs::read_to_string(stack.manifest("00-network.yaml")).unwrap();
+    let volume = std::fs::read_to_string(stack.manifest("01-volume.yaml")).unwrap();
+    write_atomically(&stack.manifest("01-volume.yaml"), &format!("{volume}\n---\n{network}"));
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    write_atomically(&stack.manifest("00-network.yaml"), "# moved to 01-volume.yaml\n");
+    // web cut from 04-web.yaml first, pasted into 05-dns.yaml a moment later.
+    let web = std::fs::read_to_string(stack.manifest("04-web.yaml")).unwrap();
+    let dns = std::fs::read_to_string(stack.manifest("05-dns.yaml")).unwrap();
+    std::fs::write(stack.manifest("04-web.yaml"), "").unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    std::fs::write(stack.manifest("05-dns.yaml"), format!("{dns}\n---\n{web}")).unwrap();
+    let owners = [
+        ("Container", "api", "30-api-renamed.yaml"),
+        ("Network", "app", "01-volume.yaml"),
+        ("Container", "web", "05-dns.yaml"),
+    ];
+    let moved = owners.map(|(kind, name, file)| (format!("{kind}/{}/{name}", stack.namespace), file));
+    stack
+        .eventually(CHANGE, "the three moves applied", || async {
+            let log = stack.log();
+            let moves: usize = log
+                .lines()
+                .filter(|l| l.contains("manifests applied"))
+                .filter_map(|l| l.split("moved=").nth(1)?.split_whitespace().next()?.parse::<usize>().ok())
+                .sum();
+            (moves >= 3).then_some(())
+        })
+        .await;
+    // Long past the time a deletion would have waited for.
+    tokio::time::sleep(berth::source::dir::STABLE_FOR * 3).await;
+    let after = stack.converged().await;
+    for (replica, container) in &before {
+        assert_eq!(after[replica].id, container.id, "{replica} was replaced by a move");
+    }
+    assert!(stack.stop().success());
+    let store = stack.store();
+    for (key, file) in &moved {
+        let object = store.get(&ObjectKey::parse(key).unwrap()).unwrap().expect(key);
+        let owner = object.metadata().source.as_ref().and_then(|s| s.path.clone()).unwrap_or_default();
+        assert!(owner.ends_with(file), "{key} is owned by {owner}, not {file}");
+        assert!(object.metadata().deletion_timestamp.is_none(), "{key} is being deleted");
+        assert_eq!(object.metadata().generation, Some(1), "{key}: a move is no spec change");
+    }
+    for record in store.sources().unwrap() {
+        let path = record.source.path.clone().unwrap_or_default();
+        assert!(std::path::Path::new(&path).exists(), "a record names {path}, which is gone");
+        assert!(record.errors.is_empty(), "{path}: {:?}", record.errors);
+    }
+}
+
+/// The whole stack deleted at once goes dependents first (every container
+/// removed before its network and volume are touched), and applied again,
+/// names resolve on the recreated network.
+async fn a_deleted_stack_goes_dependents_first_and_resolves_names_when_applied_again(kind: EngineKind) {
+    use futures::StreamExt;
+    let Some(mut stack) = Stack::examples(kind).await else { return };
+    let resolver = format!(
+        r#"apiVersion: berth.dev/v1alpha1
+kind: Container
+metadata:
+  name: resolver
+  namespace: {namespace}
+spec:
+  imageRef: busybox
+  command: ["/bin/sh", "-c"]
+  args:
+    - |
+      while true; do
+        echo "== api"; nslookup -type=a api.internal
+        echo "== end"; sleep 1
+      done
+  networks:
+    - name: app
+  stopGracePeriod: 1s
+"#,
+        namespace = stack.namespace
+    );
+    write_atomically(&stack.manifest("07-resolver.yaml"), &resolver);
+    // Volume reclaimPolicy Delete, so that the volume's removal is an event too.
+    let volume = std::fs::read_to_string(stack.manifest("01-volume.yaml")).unwrap();
+    let volume = volume.replace("reclaimPolicy: Retain", "reclaimPolicy: Delete");
+    assert!(volume.contains("reclaimPolicy: Delete"), "01-volume.yaml names its reclaimPolicy");
+    write_atomically(&stack.manifest("01-volume.yaml"), &volume);
+    stack.start();
+    let app = stack.engine_name("app");
+    let resolves = || async {
+        let resolver = stack.replicas("resolver").await.into_iter().find(|c| c.state == ContainerState::Running)?;
+        let api = stack.replicas("api").await.into_iter().find(|c| c.state == ContainerState::Running)?;
+        let lines = stack.engine.stream_logs(&resolver.id, 50, false).await.ok()?;
+        let lines: Vec<String> = lines.filter_map(|line| async { line.ok() }).collect().await;
+        let round = last_lookup_round(&lines)?;
+        (round["api"] == vec![api.ips.get(&app)?.clone()]).then_some(())
+    };
+    stack.eventually(CONVERGE, "the resolver finding api.internal", resolves).await;
+    stack
+        .eventually(CONVERGE, "web ×2 running", || async {
+            let web = stack.replicas("web").await;
+            (web.iter().filter(|c| c.state == ContainerState::Running).count() == 2).then_some(())
+        })
+        .await;
+
+    // Delete the whole stack: every file moved out of the directory.
+    let aside = tempfile::tempdir().unwrap();
+    let files: Vec<_> = std::fs::read_dir(stack.manifests()).unwrap().map(|e| e.unwrap().path()).collect();
+    for file in &files {
+        if file.is_file() {
+            std::fs::rename(file, aside.path().join(file.file_name().unwrap())).unwrap();
+        }
+    }
+    stack
+        .eventually(CHANGE, "every container, the network and the volume gone", || async {
+            let (volumes, networks) = stack.volumes_and_networks().await;
+            (stack.containers().await.is_empty() && volumes.is_empty() && networks.is_empty()).then_some(())
+        })
+        .await;
+    // Applied again: names resolve on the recreated network.
+    for entry in std::fs::read_dir(aside.path()).unwrap() {
+        let file = entry.unwrap().path();
+        std::fs::rename(&file, stack.manifest(&file.file_name().unwrap().to_string_lossy())).unwrap();
+    }
+    stack.eventually(CONVERGE, "the resolver finding api.internal on the new network", resolves).await;
+    assert!(stack.stop().success());
+
+    // The event log: every replica removal came before the network's and
+    // the volume's removal.
+    let store = stack.store();
+    let events = store.events(None, 0, 100_000).unwrap();
+    let removed = |prefix: &str| -> Vec<u64> {
+        events.iter().filter(|e| e.action == "removed" && e.message.starts_with(prefix)).map(|e| e.seq).collect()
+    };
+    let (replicas, networks, volumes) = (removed("replica "), removed("removed network"), removed("removed volume"));
+    assert_eq!(replicas.len(), 4, "api, web ×2 and the resolver: {events:#?}");
+    assert_eq!((networks.len(), volumes.len()), (1, 1), "{events:#?}");
+    let last_replica = replicas.iter().max().unwrap();
+    assert!(networks[0] > *last_replica, "network removed before a replica: {networks:?} {replicas:?}");
+    // The volume is api's alone: it goes once api's replica has.
+    let api = format!("Container/{}/api", stack.namespace);
+    let api_removed = events.iter().find(|e| e.message.starts_with("replica ") && e.object.as_deref() == Some(&api));
+    assert!(volumes[0] > api_removed.expect("api's replica removal").seq, "volume removed before api's replica");
+}
+
 fn last_lookup_round(lines: &[String]) -> Option<BTreeMap<String, Vec<String>>> {
     let end = lines.iter().rposition(|l| l.trim() == "== end")?;
     let start = lines[..end].iter().rposition(|l| l.trim() == "== api")?;
