@@ -20,8 +20,10 @@
 //!   `/metrics`.
 //! - [`server`]: the REST API `berth serve` answers; [`client`]: its client.
 //! - [`cli`]: the `berth` command line.
+//! - [`backoff`]: the delays of every retry and reconnect loop.
 
 pub mod api;
+pub mod backoff;
 pub mod cli;
 pub mod client;
 pub mod controller;

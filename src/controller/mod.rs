@@ -22,7 +22,6 @@
 //! call, through a [`MeteredEngine`] around the engine it is given.
 
 mod action;
-mod backoff;
 mod container;
 mod container_spec;
 mod context;
@@ -47,6 +46,7 @@ use crate::engine::{labels, Engine, EventAction, EventSubject};
 use crate::metrics::{MeteredEngine, Metrics, RuntimeMetrics};
 use crate::store::{ChangeType, Event, Store, WriteBatch};
 
+use crate::backoff::{Backoff, Reconnect};
 pub use action::{Action, ReconcileError};
 pub use context::Context;
 use dependents::Dependents;
@@ -93,11 +93,8 @@ pub struct Controller {
     observed: Arc<AtomicBool>,
 }
 
-/// Jittered backoff for engine reconnects: 800 ms doubling to 30 s.
-fn reconnect_delay(attempt: u32) -> Duration {
-    let nominal = Duration::from_millis(800).saturating_mul(1u32 << attempt.min(6)).min(Duration::from_secs(30));
-    nominal.mul_f64(0.5 + fastrand::f64() * 0.5)
-}
+/// Engine reconnects: 800 ms doubling to 30 s, jittered.
+const ENGINE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(800), Duration::from_secs(30));
 
 /// The `controller` label of a kind's reconciles: the kind in lower case,
 /// as controller-runtime names a controller after the kind it reconciles.
@@ -151,7 +148,7 @@ impl Controller {
     pub async fn run(self, mut shutdown: watch::Receiver<Shutdown>) -> anyhow::Result<()> {
         let ctx = self.ctx.clone();
         // Wait for the engine.
-        let mut attempt = 0;
+        let mut reconnect = Reconnect::with("engine", ENGINE_BACKOFF);
         loop {
             match ctx.engine.info().await {
                 Ok(info) => {
@@ -159,9 +156,7 @@ impl Controller {
                     break;
                 }
                 Err(e) => {
-                    let delay = reconnect_delay(attempt);
-                    attempt += 1;
-                    tracing::warn!("engine not reachable ({e:#}); retrying in {delay:?}");
+                    let delay = reconnect.failed(&format_args!("{e:#}"));
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = shutdown.changed() => return Ok(()),
@@ -289,15 +284,13 @@ async fn follow_store(
 
 /// Turns engine events into requests; reconnects and resyncs when the stream drops.
 async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<ObjectKey>>) {
-    let mut attempt = 0;
+    let mut reconnect = Reconnect::with("engine events", ENGINE_BACKOFF);
     let mut connected_before = false;
     loop {
         let mut stream = match ctx.engine.events().await {
             Ok(stream) => stream,
             Err(e) => {
-                let delay = reconnect_delay(attempt);
-                attempt += 1;
-                tracing::warn!("engine events unavailable ({e:#}); reconnecting in {delay:?}");
+                let delay = reconnect.failed(&format_args!("{e:#}"));
                 tokio::time::sleep(delay).await;
                 continue;
             }
@@ -309,9 +302,13 @@ async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<Obj
             }
         }
         connected_before = true;
-        attempt = 0;
+        let (opened, mut delivered) = (std::time::Instant::now(), false);
         while let Some(item) = stream.next().await {
             let Ok(event) = item else { break };
+            if !delivered {
+                reconnect.succeeded();
+                delivered = true;
+            }
             let relevant = matches!(
                 event.action,
                 EventAction::Die
@@ -339,7 +336,9 @@ async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<Obj
                 None => {}
             }
         }
-        tracing::warn!("engine event stream ended; reconnecting");
+        if let Some(delay) = reconnect.stream_ended(delivered, opened.elapsed()) {
+            tokio::time::sleep(delay).await;
+        }
     }
 }
 

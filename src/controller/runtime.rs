@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::action::{Action, ReconcileError};
-use super::backoff::Backoff;
+use crate::backoff::Backoff;
 use crate::metrics::runtime::{Outcome, Work};
 use crate::metrics::RuntimeMetrics;
 

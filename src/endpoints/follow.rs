@@ -21,6 +21,7 @@ use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 
 use crate::api::{AnyObject, Container, Kind, ObjectKey};
+use crate::backoff::Reconnect;
 use crate::engine::{labels, ContainerInfo, ContainerState, Engine, EngineEvent, EventAction, EventSubject};
 use crate::store::{ChangeType, Store};
 
@@ -132,20 +133,18 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
     let mut changes = store.watch();
     let mut sources = Sources::default();
     sources.load_containers(&store);
-    let mut attempt = 0u32;
+    let mut reconnect = Reconnect::new("endpoints: engine events");
     loop {
         // Subscribe before listing, so no event falls in between.
         let mut events = match engine.events().await {
             Ok(events) => events,
             Err(e) => {
-                let delay = Duration::from_millis(500).saturating_mul(1 << attempt.min(5));
-                attempt += 1;
-                tracing::warn!("endpoints: engine events unavailable ({e:#}); retrying in {delay:?}");
+                let delay = reconnect.failed(&format_args!("{e:#}"));
                 tokio::time::sleep(delay).await;
                 continue;
             }
         };
-        attempt = 0;
+        let (opened, mut delivered) = (Instant::now(), false);
         relist(&*engine, &ours, &mut sources).await;
         publish_if_changed(&publish, &sources);
         let mut relist_timer = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_INTERVAL, RELIST_INTERVAL);
@@ -154,6 +153,10 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
                 // Cancel-safe: a stream's `next` loses nothing when another arm wins.
                 event = events.next() => {
                     let Some(Ok(event)) = event else { break };
+                    if !delivered {
+                        reconnect.succeeded();
+                        delivered = true;
+                    }
                     if event.subject != EventSubject::Container {
                         continue;
                     }
@@ -198,7 +201,9 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
             }
             publish_if_changed(&publish, &sources);
         }
-        tracing::info!("endpoints: engine event stream ended; reconnecting");
+        if let Some(delay) = reconnect.stream_ended(delivered, opened.elapsed()) {
+            tokio::time::sleep(delay).await;
+        }
     }
 }
 

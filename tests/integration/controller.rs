@@ -390,3 +390,42 @@ async fn a_network_still_used_by_a_declared_container_waits_for_it() {
     .await;
     running.stop().await;
 }
+
+/// An engine outage where the event stream "connects" and fails at once
+/// (Docker's with its socket gone): the controller and the endpoint
+/// follower back off instead of spinning, and once the engine is back a
+/// replica removed by hand is replaced again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_outage_is_waited_out_with_backoff_then_drift_is_repaired_again() {
+    let (_dir, store, fake, running) = converged_examples().await;
+    let (publish, _endpoints) = tokio::sync::watch::channel(Default::default());
+    let follower = tokio::spawn(berth::endpoints::follow(
+        store.clone(),
+        Arc::new(fake.clone()),
+        store.instance_id().unwrap(),
+        publish,
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.clear_calls();
+    fake.set_down(true);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let opened = fake.calls().iter().filter(|c| c.op == "events").count();
+    // Two followers, each waiting 0.25-0.8 s, then twice as long, …: a
+    // handful of attempts in 3 s, where a loop without backoff makes
+    // thousands.
+    assert!((2..=12).contains(&opened), "{opened} event streams opened during a 3 s outage");
+    let calls = fake.calls().len();
+    assert!(calls < 200, "{calls} engine calls during a 3 s outage");
+    fake.set_down(false);
+    let victim = replicas_of(&fake, "web")[0].id.clone();
+    // Back within the longest backoff step reached (about 3 s).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    fake.remove_container(&victim).await.unwrap();
+    eventually(WAIT, "web's replica replaced after the outage", || async {
+        let web = replicas_of(&fake, "web");
+        (web.len() == 2 && web.iter().all(|c| c.id != victim && c.state == ContainerState::Running)).then_some(())
+    })
+    .await;
+    follower.abort();
+    running.stop().await;
+}

@@ -69,6 +69,9 @@ struct Inner {
     latency: Mutex<Duration>,
     /// Bumped to end every open event stream.
     stream_epoch: AtomicU64,
+    /// An outage: every call fails, and `events` answers a stream that
+    /// fails on its first poll, as Docker's does with its socket gone.
+    down: std::sync::atomic::AtomicBool,
 }
 
 /// A handle on an in-memory engine.
@@ -98,6 +101,7 @@ impl FakeEngine {
                 calls: Mutex::new(Vec::new()),
                 latency: Mutex::new(Duration::ZERO),
                 stream_epoch: AtomicU64::new(0),
+                down: Default::default(),
             }),
         }
     }
@@ -145,9 +149,27 @@ impl FakeEngine {
         lock(&self.inner.calls).clear();
     }
 
+    /// Starts or ends an outage (see `Inner::down`); starting one ends the
+    /// open event streams.
+    pub fn set_down(&self, down: bool) {
+        self.inner.down.store(down, Ordering::SeqCst);
+        if down {
+            self.drop_event_streams();
+        }
+    }
+
     /// Ends every open event stream, as a dropped connection would.
     pub fn drop_event_streams(&self) {
         self.inner.stream_epoch.fetch_add(1, Ordering::SeqCst);
+        // A stream sees the new epoch on its next item: send one, which no
+        // open stream yields.
+        let wake = super::EngineEvent {
+            subject: super::EventSubject::Container,
+            action: super::EventAction::Other("connection dropped".into()),
+            id: String::new(),
+            labels: Labels::new(),
+        };
+        let _ = self.inner.events.send(wake);
     }
 
     /// Every container, as `inspect` shows it.
@@ -205,6 +227,9 @@ impl FakeEngine {
             tokio::time::sleep(latency).await;
         }
         lock(&self.inner.calls).push(Call { op, target: target.to_string(), mutating });
+        if self.inner.down.load(Ordering::SeqCst) && op != "events" {
+            return Err(EngineError::Injected { operation: format!("{op} {target} (engine down)") });
+        }
         let mut faults = lock(&self.inner.faults);
         if let Some((_, left)) = faults.next.iter_mut().find(|(name, left)| (name == op || name == "*") && *left > 0) {
             *left -= 1;
@@ -380,6 +405,10 @@ impl Engine for FakeEngine {
 
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {
         self.enter("events", "", false).await?;
+        if self.inner.down.load(Ordering::SeqCst) {
+            let failure = EngineError::Injected { operation: "events (engine down)".into() };
+            return Ok(futures::stream::once(futures::future::ready(Err(failure))).boxed());
+        }
         let epoch = self.inner.stream_epoch.load(Ordering::SeqCst);
         let inner = self.inner.clone();
         let receiver = self.inner.events.subscribe();
