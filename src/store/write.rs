@@ -464,8 +464,11 @@ fn put(
         }
         Some(stored) => {
             let stored_owner = stored.metadata().source.as_ref().map(Source::id);
-            let taken = matches!(owner, OwnerRule::TakeFrom(from) if stored_owner.as_deref() == Some(from));
             let forced = matches!(owner, OwnerRule::Override);
+            // An object on its way out (its source no longer declares it)
+            // may be declared again by another source, which takes it over.
+            let leaving = stored.metadata().deletion_timestamp.is_some() && !forced;
+            let taken = leaving || matches!(owner, OwnerRule::TakeFrom(from) if stored_owner.as_deref() == Some(from));
             if !taken {
                 check_owner(&key, &stored, object.metadata().source.as_ref(), forced)?;
             }

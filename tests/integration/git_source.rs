@@ -529,3 +529,41 @@ fn berth_get_sources_shows_the_repository_of_berth_serve_git() {
     let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(list["items"][0]["appliedCommit"], commit.as_str());
 }
+
+/// Two repositories on one store declaring the same object: the second is
+/// rejected, and once the first no longer declares it, the second's next
+/// poll (same commit, nothing new fetched) takes it over. A conflict that
+/// lasts is recorded once, not on every poll.
+#[test]
+fn a_commit_rejected_for_a_conflict_is_tried_again_on_every_poll() {
+    let (first, second) = (Remote::new(), Remote::new());
+    first.write("deploy/web.yaml", &container("web", "first"));
+    first.commit("first declares web");
+    second.write("deploy/web.yaml", &container("web", "second"));
+    second.commit("second declares web too");
+    let state = tempfile::tempdir().unwrap();
+    let store = Store::open(state.path()).unwrap();
+    let source = |remote: &Remote| {
+        let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
+        GitSource::new(store.clone(), state.path(), spec, true, Credentials::default())
+    };
+    let (a, b) = (source(&first), source(&second));
+    assert!(matches!(a.sync().unwrap(), Synced::Applied { .. }));
+    let rejected = b.sync().unwrap();
+    assert!(
+        matches!(&rejected, Synced::Rejected { errors, .. } if errors[0].contains("is owned by git:")),
+        "{rejected:?}"
+    );
+    let events = store.events(None, 0, 1000).unwrap().len();
+    assert!(matches!(b.sync().unwrap(), Synced::Rejected { .. }));
+    assert_eq!(store.events(None, 0, 1000).unwrap().len(), events, "a lasting conflict is recorded once");
+    // The first repository drops web; the second takes it over on its next poll.
+    first.write("deploy/web.yaml", "# moved to the other repository\n");
+    first.commit("web moves out");
+    a.sync().unwrap();
+    assert!(matches!(b.sync().unwrap(), Synced::Applied { .. }));
+    let web = store.get(&ObjectKey::parse("Container/default/web").unwrap()).unwrap().unwrap();
+    assert_eq!(web.metadata().source.as_ref().unwrap().repo.as_deref(), Some(second.url().as_str()));
+    let record = store.source(&b.spec().id()).unwrap().unwrap();
+    assert!(record.errors.is_empty(), "{:?}", record.errors);
+}

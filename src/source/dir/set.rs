@@ -21,7 +21,8 @@
 //!   both; it is decided again on every scan, so the survivor takes over
 //!   the moment the other declaration disappears.
 //! - An object owned by another kind of source (the API, a git
-//!   repository) is not taken over: the file declaring it is rejected.
+//!   repository) is not taken over, unless it is being deleted (its source
+//!   dropped it): the file declaring it is rejected.
 //! - An object nothing declares any more is deleted, but only once the
 //!   file that owned it has been left alone for a while (a file being
 //!   written may look short), and for a file that is gone, once its
@@ -187,7 +188,9 @@ pub(crate) fn resolve(files: &[ScannedFile], stored: &Stored, gone_settled: &dyn
             if stored_object.is_some_and(|s| declares_same(s, &next)) {
                 continue;
             }
-            let taken_from = set.owner_of(&key).filter(|owner| *owner != set.ids[index]).map(str::to_string);
+            // (A foreign owner's leaving object is taken by a plain write.)
+            let taken_from =
+                set.owner_of(&key).filter(|owner| *owner != set.ids[index] && *owner != FOREIGN).map(str::to_string);
             plan.writes.push(Write { object: next, taken_from, created: stored_object.is_none() });
         }
     }
@@ -339,7 +342,7 @@ impl<'a> Decision<'a> {
     /// first.
     fn winner(&self, key: &ObjectKey, claims: &[(usize, bool)]) -> Option<usize> {
         let owner = self.owner_of(key);
-        if owner == Some(FOREIGN) {
+        if owner == Some(FOREIGN) && !self.leaving(key) {
             return None;
         }
         claims
@@ -390,6 +393,12 @@ impl<'a> Decision<'a> {
             }
         }
         errors
+    }
+
+    /// Whether the stored `key` is being deleted: another source's object on
+    /// its way out may be taken over.
+    fn leaving(&self, key: &ObjectKey) -> bool {
+        self.stored.objects.get(key).is_some_and(|o| o.metadata().deletion_timestamp.is_some())
     }
 
     /// The id of the stored owner of `key`, whoever it is.
@@ -567,6 +576,20 @@ mod tests {
         assert!(plan.foreign_conflicts);
         let a = plan.records.iter().find(|r| r.source.id() == "file:/m/a.yaml").unwrap();
         assert!(a.errors[0].contains("is also declared by api, which keeps it"), "{:?}", a.errors);
+    }
+
+    #[test]
+    fn an_object_another_source_is_deleting_is_taken_over() {
+        let mut before = Stored::default();
+        let mut v = volume("v", "git");
+        v.metadata_mut().source = Some(Source::api_set("ci"));
+        v.metadata_mut().deletion_timestamp = Some(Utc::now());
+        before.objects.insert(key("v"), v);
+        let plan = resolve(&[valid("/m/a.yaml", vec![volume("v", "file")])], &before, &settled);
+        assert_eq!(plan.writes.len(), 1, "{plan:#?}");
+        assert_eq!(plan.writes[0].taken_from, None, "a plain write takes a leaving object");
+        assert!(!plan.foreign_conflicts);
+        assert!(plan.records[0].errors.is_empty(), "{plan:#?}");
     }
 
     #[test]

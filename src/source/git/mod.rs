@@ -62,6 +62,8 @@ pub const DEFAULT_BRANCH: &str = "main";
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
 /// Length of the commit ids in error messages.
 const SHORT: usize = 12;
+/// Marks an ownership conflict in a rejected commit's error.
+const OWNED_BY: &str = " is owned by ";
 
 /// What to follow: a repository, a branch, a directory in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -208,7 +210,12 @@ impl GitSource {
             }
         };
         let commit = head.to_string();
-        if let Some(record) = record.filter(|r| r.seen_commit.as_deref() == Some(commit.as_str())) {
+        // A commit rejected because another source owned one of its objects
+        // is tried again on every poll: the other declaration may be gone.
+        let seen = record.as_ref().filter(|r| {
+            r.seen_commit.as_deref() == Some(commit.as_str()) && !r.errors.iter().any(|e| e.contains(OWNED_BY))
+        });
+        if let Some(record) = seen.cloned() {
             if record.fetch_error.is_some() {
                 let record = SourceRecord { fetch_error: None, error_time: None, ..record };
                 self.store.commit(WriteBatch::new().op(WriteOp::Source(record)))?;
@@ -309,7 +316,15 @@ impl GitSource {
                     StoreError::OwnedByOther { key, owner } => {
                         let short = &commit[..SHORT.min(commit.len())];
                         let message =
-                            format!("{short}: {key} is owned by {owner}, which keeps it; rename or remove one of them");
+                            format!("{short}: {key}{OWNED_BY}{owner}, which keeps it; rename or remove one of them");
+                        // Tried again each poll: record it once.
+                        let record = self.store.source(&source.id())?;
+                        let same = record.is_some_and(|r| {
+                            r.seen_commit == source.commit && r.errors.len() == 1 && r.errors[0] == message
+                        });
+                        if same {
+                            return Ok(Synced::Rejected { commit, errors: vec![message] });
+                        }
                         self.reject(source, vec![message])
                     }
                     other => Err(other.into()),
@@ -319,6 +334,8 @@ impl GitSource {
     }
 
     /// Records `errors` for the commit of `source`; its objects stay.
+    /// (An ownership conflict is recorded with [`OWNED_BY`] in its message,
+    /// which makes the next poll try the commit again.)
     fn reject(&self, source: &Source, errors: Vec<String>) -> Result<Synced> {
         reject_source(&self.store, source, errors.clone())?;
         self.checkouts.remove_stale();
