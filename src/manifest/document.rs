@@ -63,7 +63,11 @@ pub fn decode_text(text: &str, file: &str, base_dir: Option<&Path>) -> (Vec<Load
     let documents = match yaml_tree::parse(text) {
         Ok(documents) => documents,
         Err(syntax) => {
-            errors.push(ManifestError::at(file, syntax.position, format!("YAML syntax error: {}", syntax.message)));
+            let message = match syntax.limit {
+                true => syntax.message,
+                false => format!("YAML syntax error: {}", syntax.message),
+            };
+            errors.push(ManifestError::at(file, syntax.position, message));
             return (objects, errors);
         }
     };

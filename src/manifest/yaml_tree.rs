@@ -10,7 +10,12 @@
 //!
 //! The tree is built iteratively with an explicit stack and a depth limit,
 //! and aliases are not expanded, so no input can overflow the stack or blow
-//! up memory.
+//! up memory. The parse also counts what the text would expand to: every
+//! alias counts the size of what it names, so a "billion laughs" (a value
+//! anchored once and aliased thousands of times) is refused here, at the
+//! alias that crosses [`MAX_EXPANDED_BYTES`], before serde_yaml (which does
+//! expand aliases) ever sees it. Documents per file and the length of one
+//! scalar are bounded too.
 
 use yaml_rust2::parser::{Event, Parser};
 use yaml_rust2::scanner::Marker;
@@ -18,7 +23,14 @@ use yaml_rust2::scanner::Marker;
 use crate::api::validation::{FieldPath, Segment};
 
 /// Deepest nesting accepted; manifests need a dozen levels at most.
-const MAX_DEPTH: usize = 128;
+pub const MAX_DEPTH: usize = 128;
+/// Largest size a text may expand to once its aliases are expanded
+/// (scalars' bytes, plus one per value): the same as the largest file.
+pub const MAX_EXPANDED_BYTES: u64 = 8 << 20;
+/// Most documents in one file or request.
+pub const MAX_DOCUMENTS: usize = 1000;
+/// Longest single scalar (a string value).
+pub const MAX_SCALAR_BYTES: usize = 1 << 20;
 
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -124,6 +136,15 @@ pub struct SyntaxError {
     pub position: Position,
     /// What it found wrong.
     pub message: String,
+    /// The text is well-formed but over one of the limits above.
+    pub limit: bool,
+}
+
+impl SyntaxError {
+    /// Well-formed text over one of the limits.
+    fn limit(position: Position, message: String) -> Self {
+        SyntaxError { position, message, limit: true }
+    }
 }
 
 /// Partially built collection on the stack.
@@ -133,45 +154,118 @@ enum Open {
     Mapping(Position, Vec<(String, Node)>, Option<String>),
 }
 
+/// What a text expands to, counted as it is parsed.
+#[derive(Default)]
+struct Expansion {
+    /// Bytes so far, aliases expanded.
+    total: u64,
+    /// Expanded size of each anchored value, by anchor id.
+    anchored: std::collections::HashMap<usize, u64>,
+    /// For each open collection: its anchor id and `total` when it opened.
+    open: Vec<(usize, u64)>,
+}
+
+impl Expansion {
+    /// Counts `bytes` more at `position`; an error past the limit.
+    fn add(&mut self, bytes: u64, position: Position) -> Result<(), SyntaxError> {
+        self.total = self.total.saturating_add(bytes);
+        if self.total <= MAX_EXPANDED_BYTES {
+            return Ok(());
+        }
+        Err(SyntaxError::limit(
+            position,
+            format!(
+                "with its aliases expanded the text is over {} MiB (the expanded-size limit); an alias repeats what \
+                 its anchor names, so write the value out or split the file",
+                MAX_EXPANDED_BYTES >> 20
+            ),
+        ))
+    }
+}
+
 /// Parses every document of `text`.
 pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut parser = Parser::new_from_str(text);
     let mut documents = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
     let mut start_line = 1;
+    let mut expansion = Expansion::default();
     loop {
-        let (event, mark) = parser
-            .next_token()
-            .map_err(|e| SyntaxError { position: (*e.marker()).into(), message: e.info().to_string() })?;
+        let (event, mark) = parser.next_token().map_err(|e| {
+            let position = (*e.marker()).into();
+            match e.info() {
+                // The scanner's own guard, hit first by flow collections.
+                "recursion limit exceeded" => SyntaxError::limit(
+                    position,
+                    format!("nesting deeper than {MAX_DEPTH} levels; manifests never need that"),
+                ),
+                info => SyntaxError { position, message: info.to_string(), limit: false },
+            }
+        })?;
         let position = Position::from(mark);
         let completed = match event {
             Event::StreamEnd => return Ok(documents),
             Event::DocumentStart => {
                 start_line = position.line;
+                if documents.len() >= MAX_DOCUMENTS {
+                    return Err(SyntaxError::limit(
+                        position,
+                        format!(
+                            "more than {MAX_DOCUMENTS} documents (the per-file limit); split them into several files"
+                        ),
+                    ));
+                }
                 None
             }
             Event::Nothing | Event::StreamStart | Event::DocumentEnd => None,
-            Event::Alias(_) => Some(Node { position, value: NodeValue::Alias }),
-            Event::Scalar(text, ..) => Some(Node { position, value: NodeValue::Scalar(text) }),
+            Event::Alias(anchor) => {
+                expansion.add(expansion.anchored.get(&anchor).copied().unwrap_or(1), position)?;
+                Some(Node { position, value: NodeValue::Alias })
+            }
+            Event::Scalar(text, _, anchor, _) => {
+                if text.len() > MAX_SCALAR_BYTES {
+                    return Err(SyntaxError::limit(
+                        position,
+                        format!(
+                            "a {}-byte value, over the {} KiB limit of one value; keep large content in files \
+                             (a build context, a secretFile)",
+                            text.len(),
+                            MAX_SCALAR_BYTES >> 10
+                        ),
+                    ));
+                }
+                let bytes = text.len() as u64 + 1;
+                expansion.add(bytes, position)?;
+                if anchor != 0 {
+                    expansion.anchored.insert(anchor, bytes);
+                }
+                Some(Node { position, value: NodeValue::Scalar(text) })
+            }
             Event::SequenceStart(..) | Event::MappingStart(..) => {
                 if stack.len() >= MAX_DEPTH {
-                    return Err(SyntaxError {
+                    return Err(SyntaxError::limit(
                         position,
-                        message: format!("nesting deeper than {MAX_DEPTH} levels; manifests never need that"),
-                    });
+                        format!("nesting deeper than {MAX_DEPTH} levels; manifests never need that"),
+                    ));
                 }
+                let anchor = match event {
+                    Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => anchor,
+                    _ => 0,
+                };
+                expansion.add(1, position)?;
+                expansion.open.push((anchor, expansion.total - 1));
                 stack.push(match event {
                     Event::SequenceStart(..) => Open::Sequence(position, Vec::new()),
                     _ => Open::Mapping(position, Vec::new(), None),
                 });
                 None
             }
-            Event::SequenceEnd | Event::MappingEnd => match stack.pop() {
-                Some(Open::Sequence(position, items)) => Some(Node { position, value: NodeValue::Sequence(items) }),
-                Some(Open::Mapping(position, entries, _)) => {
-                    Some(Node { position, value: NodeValue::Mapping(entries) })
+            Event::SequenceEnd | Event::MappingEnd => match (stack.pop(), expansion.open.pop()) {
+                (open, Some((anchor, opened))) if anchor != 0 => {
+                    expansion.anchored.insert(anchor, expansion.total - opened);
+                    close(open)
                 }
-                None => None,
+                (open, _) => close(open),
             },
         };
         let Some(node) = completed else { continue };
@@ -190,6 +284,14 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 }
             },
         }
+    }
+}
+
+/// The node a finished collection makes.
+fn close(open: Option<Open>) -> Option<Node> {
+    match open? {
+        Open::Sequence(position, items) => Some(Node { position, value: NodeValue::Sequence(items) }),
+        Open::Mapping(position, entries, _) => Some(Node { position, value: NodeValue::Mapping(entries) }),
     }
 }
 

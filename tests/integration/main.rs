@@ -3,6 +3,8 @@
 //! - `bad_manifests`: the catalogue of rejected manifests and their positions.
 //! - `api_strict`: dry runs (`true`, `All`) on every write change nothing;
 //!   unknown query parameters are refused everywhere.
+//! - `hostile_yaml`: alias and merge-key bombs, 10,000 documents, deep
+//!   nesting and huge strings refused through every entry point, in bounded memory.
 //! - `loading`: manifests that load (examples, directories, multi-document files).
 //! - `fuzz`: arbitrary bytes and YAML never make the loader panic.
 //! - `store`: compare-and-swap, generations, atomicity, durability, the lock.
@@ -43,6 +45,7 @@ mod engines;
 mod fuzz;
 mod generated;
 mod git_source;
+mod hostile_yaml;
 mod loading;
 mod metrics;
 mod proxy;
