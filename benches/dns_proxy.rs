@@ -174,6 +174,7 @@ fn main() {
             timeout: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(5),
             workers,
+            limits: berth::connections::Limits::default(),
         };
         let proxy = Proxy::bind(&config).await.expect("berth proxy");
         let (reports, _) = watch::channel(Arc::default());

@@ -21,11 +21,13 @@
 //! - [`server`]: the REST API `berth serve` answers; [`client`]: its client.
 //! - [`cli`]: the `berth` command line.
 //! - [`backoff`]: the delays of every retry and reconnect loop.
+//! - [`connections`]: timeouts and connection limits of every listener.
 
 pub mod api;
 pub mod backoff;
 pub mod cli;
 pub mod client;
+pub mod connections;
 pub mod controller;
 pub mod dns;
 pub mod endpoints;

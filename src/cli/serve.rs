@@ -18,6 +18,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use tokio::sync::watch;
 
+use crate::connections::Limits;
 use crate::controller::runtime::Shutdown;
 use crate::controller::{Controller, ControllerConfig, NetworkDns, Served};
 use crate::dns::{check_network_dns, DnsConfig, DnsServer, Upstream, DNS_PORT};
@@ -120,6 +121,20 @@ pub struct ServeArgs {
     /// Threads serving the proxy's connections (default: one per core, up to 8).
     #[arg(long, value_name = "N", default_value_t = crate::proxy::default_workers() as u16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub proxy_workers: u16,
+    /// How long a client of the API or the proxy has to send a request's
+    /// headers, from connecting or from the end of its previous request (so
+    /// it also closes idle kept-alive connections).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: Duration,
+    /// Most connections the proxy keeps open; when full, the oldest is closed
+    /// (after the request in progress) to serve a new one. Never more than
+    /// three quarters of the open-file limit, so the API, DNS and the engine
+    /// always have descriptors.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub proxy_max_connections: usize,
+    /// Most connections the API keeps open; when full, the oldest is closed.
+    #[arg(long, value_name = "N", default_value_t = 512)]
+    pub api_max_connections: usize,
 }
 
 /// A socket address, or `off`.
@@ -238,11 +253,21 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
     };
     let proxy = match args.proxy_listen.0 {
         Some(listen) => {
+            let nofile = crate::connections::raise_nofile_limit().unwrap_or(1024);
+            let max_connections = crate::connections::proxy_share(args.proxy_max_connections, nofile);
+            if max_connections < args.proxy_max_connections {
+                tracing::info!(
+                    max_connections,
+                    open_file_limit = nofile,
+                    "proxy connections limited to three quarters of the open-file limit"
+                );
+            }
             let config = ProxyConfig {
                 listen,
                 timeout: args.proxy_timeout,
                 connect_timeout: args.proxy_connect_timeout,
                 workers: args.proxy_workers.into(),
+                limits: Limits { header_timeout: args.header_timeout, max_connections },
             };
             Some(Proxy::bind(&config).await.context("--proxy-listen")?)
         }
@@ -292,7 +317,8 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
         Some(address) => tracing::info!("REST API on http://{address}"),
         None => tracing::info!("REST API on {}", args.listen),
     }
-    let api = tokio::spawn(listener.serve(app, stopping(shutdown.clone())));
+    let api_limits = Limits { header_timeout: args.header_timeout, max_connections: args.api_max_connections };
+    let api = tokio::spawn(listener.serve(app, api_limits, stopping(shutdown.clone())));
     let (outcome, service) = match connect(args.engine, args.podman_start_service, shutdown.clone()).await? {
         None => (Ok(()), None),
         Some((engine, service)) => {

@@ -60,6 +60,8 @@ pub struct ProxyConfig {
     pub connect_timeout: Duration,
     /// Threads serving connections ([`default_workers`]).
     pub workers: usize,
+    /// Header-read timeout and connection limit (shared by the workers).
+    pub limits: crate::connections::Limits,
 }
 
 /// One worker per core, up to 8.

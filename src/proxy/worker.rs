@@ -21,10 +21,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use crate::connections::{Connections, Ticket};
 
 use super::forward::{self, Forwarder};
 use super::pool::Pool;
@@ -45,16 +47,18 @@ pub(super) fn start(
     count: usize,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<Vec<std::thread::JoinHandle<()>>> {
+    let connections = Connections::new(config.limits.max_connections);
     (0..count.max(1))
         .map(|index| {
             let listener = listener.try_clone()?;
             let (table, config, stop) = (table.clone(), config.clone(), stop.clone());
+            let connections = connections.clone();
             std::thread::Builder::new().name(format!("berth-proxy-{index}")).spawn(move || {
                 let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
                     Ok(runtime) => runtime,
                     Err(e) => return tracing::error!("proxy worker {index} cannot start: {e}"),
                 };
-                runtime.block_on(serve(listener, table, config, stop));
+                runtime.block_on(serve(listener, table, config, connections, stop));
             })
         })
         .collect()
@@ -65,6 +69,7 @@ async fn serve(
     listener: std::net::TcpListener,
     table: Arc<ArcSwap<RouteTable>>,
     config: ProxyConfig,
+    admitted: Connections,
     mut stop: watch::Receiver<bool>,
 ) {
     let listener = match TcpListener::from_std(listener) {
@@ -80,7 +85,9 @@ async fn serve(
             // Cancel-safe: `accept` loses no connection when another arm wins.
             accepted = listener.accept() => match accepted {
                 Ok((stream, client)) => {
-                    connections.spawn(connection(stream, client, forwarder.clone(), stop.clone()));
+                    let ticket = admitted.admit();
+                    let header_timeout = config.limits.header_timeout;
+                    connections.spawn(connection(stream, client, forwarder.clone(), header_timeout, ticket, stop.clone()));
                 }
                 Err(e) => {
                     tracing::warn!("proxy: accept failed: {e}");
@@ -105,16 +112,27 @@ async fn connection(
     stream: tokio::net::TcpStream,
     client: SocketAddr,
     forwarder: Arc<Forwarder>,
+    header_timeout: Duration,
+    ticket: Ticket,
     mut stop: watch::Receiver<bool>,
 ) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request| forward::handle(forwarder.clone(), request, client));
-    let connection =
-        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades();
     tokio::pin!(connection);
+    // Cancel-safe: the connection future is pinned and polled to its end
+    // in either arm; the others only wait.
     let ended = tokio::select! {
         ended = connection.as_mut() => ended,
         () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = ticket.evicted() => {
             connection.as_mut().graceful_shutdown();
             connection.await
         }

@@ -6,9 +6,15 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::connections::{Connections, Limits, Ticket};
 
 /// How long open streams (watches, log follows) may hold up a shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -100,34 +106,138 @@ impl Bound {
         }
     }
 
-    /// Serves `app` until `shutdown` resolves; open streams get
-    /// [`SHUTDOWN_GRACE`] to finish.
+    /// Serves `app` until `shutdown` resolves, within `limits`; open
+    /// streams get [`SHUTDOWN_GRACE`] to finish.
     pub async fn serve(
         self,
         app: axum::Router,
+        limits: Limits,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-        let signal = async move {
-            shutdown.await;
-            let _ = stopping.send(());
-        };
-        let grace = async move {
-            let _ = stopped.await;
-            tokio::time::sleep(SHUTDOWN_GRACE).await;
-        };
-        let served = match self {
+        let connections = Connections::new(limits.max_connections);
+        let (stop, stopped) = watch::channel(false);
+        let mut open = JoinSet::new();
+        let mut last_accept_error: Option<Instant> = None;
+        tokio::pin!(shutdown);
+        loop {
+            // Cancel safety: `accept` loses no connection when another arm
+            // wins; `join_next` only reaps; `shutdown` is pinned.
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.accept() => match accepted {
+                    Ok(stream) => {
+                        let ticket = connections.admit();
+                        open.spawn(connection(stream, app.clone(), limits.header_timeout, ticket, stopped.clone()));
+                    }
+                    Err(e) => {
+                        // Out of descriptors, typically: wait, and say so
+                        // once in a while, not on every attempt.
+                        if last_accept_error.is_none_or(|at| at.elapsed() > Duration::from_secs(10)) {
+                            tracing::warn!("API: accepting a connection failed: {e}");
+                            last_accept_error = Some(Instant::now());
+                        }
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = open.join_next(), if !open.is_empty() => {}
+            }
+        }
+        let _ = stop.send(true);
+        if let Bound::Unix(_, path) = &self {
+            let _ = std::fs::remove_file(path);
+        }
+        drop(self);
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, async { while open.join_next().await.is_some() {} }).await;
+        Ok(())
+    }
+
+    async fn accept(&self) -> std::io::Result<Stream> {
+        match self {
             Bound::Tcp(listener) => {
-                let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-                tokio::select! { result = server => result, () = grace => Ok(()) }
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Stream::Tcp(stream))
             }
-            Bound::Unix(listener, path) => {
-                let server = axum::serve(listener, app).with_graceful_shutdown(signal);
-                let result = tokio::select! { result = server => result, () = grace => Ok(()) };
-                let _ = std::fs::remove_file(path);
-                result
-            }
-        };
-        served.context("the API server failed")
+            Bound::Unix(listener, _) => Ok(Stream::Unix(listener.accept().await?.0)),
+        }
+    }
+}
+
+/// An accepted connection.
+enum Stream {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
+}
+
+/// Serves one connection: HTTP/1.1 with upgrades, the header-read timeout
+/// (which also closes it once idle that long), until it ends, is evicted
+/// to make room, or the server stops (after the exchange in progress).
+async fn connection(
+    stream: Stream,
+    app: axum::Router,
+    header_timeout: Duration,
+    ticket: Ticket,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let service = TowerToHyperService::new(app);
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let ended = match stream {
+        Stream::Tcp(stream) => {
+            drive(builder.serve_connection(TokioIo::new(stream), service).with_upgrades(), &ticket, &mut stopped).await
+        }
+        Stream::Unix(stream) => {
+            drive(builder.serve_connection(TokioIo::new(stream), service).with_upgrades(), &ticket, &mut stopped).await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!("API connection ended: {e}");
+    }
+}
+
+/// Runs a hyper connection to its end, shutting it down gracefully when
+/// evicted or stopped.
+async fn drive<C>(connection: C, ticket: &Ticket, stopped: &mut watch::Receiver<bool>) -> hyper::Result<()>
+where
+    C: Future<Output = hyper::Result<()>> + GracefulConnection,
+{
+    tokio::pin!(connection);
+    // Cancel-safe: the pinned connection is polled to its end in every arm.
+    tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stop_requested(stopped) => {
+            connection.as_mut().shutdown();
+            connection.await
+        }
+        () = ticket.evicted() => {
+            connection.as_mut().shutdown();
+            connection.await
+        }
+    }
+}
+
+/// Resolves once the server stops (or is gone).
+async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
+    while !*stopped.borrow_and_update() {
+        if stopped.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A hyper connection that can be asked to close after its exchange.
+trait GracefulConnection {
+    fn shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+impl<I, S> GracefulConnection for hyper::server::conn::http1::UpgradeableConnection<I, S>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming>,
+    S::ResBody: 'static,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn shutdown(self: std::pin::Pin<&mut Self>) {
+        self.graceful_shutdown();
     }
 }

@@ -5,6 +5,7 @@
 //!   unknown query parameters are refused everywhere.
 //! - `hostile_yaml`: alias and merge-key bombs, 10,000 documents, deep
 //!   nesting and huge strings refused through every entry point, in bounded memory.
+//! - `limits`: idle connections cannot starve the API or the proxy of a real `berth serve`.
 //! - `loading`: manifests that load (examples, directories, multi-document files).
 //! - `fuzz`: arbitrary bytes and YAML never make the loader panic.
 //! - `store`: compare-and-swap, generations, atomicity, durability, the lock.
@@ -46,6 +47,7 @@ mod fuzz;
 mod generated;
 mod git_source;
 mod hostile_yaml;
+mod limits;
 mod loading;
 mod metrics;
 mod proxy;

@@ -132,6 +132,7 @@ async fn start_proxy(
         timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(1),
         workers: 2,
+        limits: berth::connections::Limits::default(),
     };
     let proxy = Proxy::bind(&config).await.expect("bind the proxy");
     let address = proxy.local_addr();
