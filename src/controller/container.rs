@@ -38,7 +38,8 @@ const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 /// Grace period for containers whose object is gone.
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
-fn is_ready(info: &ContainerInfo) -> bool {
+/// Running, not being stopped, and healthy when it has a check.
+pub(super) fn replica_is_ready(info: &ContainerInfo) -> bool {
     info.state == ContainerState::Running && !info.stopping && matches!(info.health, None | Some(Health::Healthy))
 }
 
@@ -175,7 +176,7 @@ async fn converge(
                         }
                     }
                 }
-                if is_ready(&replica) {
+                if replica_is_ready(&replica) {
                     for old in &stale {
                         remove(ctx, &key, old, grace, &reason, "replaced").await?;
                         touched = true;
@@ -298,7 +299,7 @@ fn write_status(
         })
         .collect();
     statuses.sort_by(|a, b| (a.index, &a.container_id).cmp(&(b.index, &b.container_id)));
-    let ready = current.iter().filter(|r| is_ready(r)).count() as u32;
+    let ready = current.iter().filter(|r| replica_is_ready(r)).count() as u32;
     let failing: Vec<String> = current
         .iter()
         .filter(|r| {

@@ -21,6 +21,7 @@ use crate::api::container::{DependencyCondition, RestartPolicy};
 use crate::api::{AnyObject, Container, ContainerSpec, HostPort, Kind, ObjectKey};
 use crate::engine::{self, labels, ContainerConfig, HealthConfig, Mount, MountSource, NetworkAttachment, PortBinding};
 
+use super::container::replica_is_ready;
 use super::context::Context;
 use super::network::engine_name;
 
@@ -141,22 +142,26 @@ pub async fn resolve(ctx: &Context, container: &Container) -> Result<Resolution,
         }
     }
 
-    // Dependencies.
+    // Dependencies: the stored status says the dependency was reconciled,
+    // the engine says whether its replicas really run (and are healthy)
+    // now. After a restart the stored status can be stale: a replica
+    // removed behind berth's back is not believed healthy.
     for dependency in &spec.depends_on {
         let condition = dependency.condition.unwrap_or(DependencyCondition::Started);
         let ready = match lookup(Kind::Container, &dependency.container)? {
             Some(AnyObject::Container(other)) => {
                 let wanted = other.spec.replicas.unwrap_or(1).max(0) as usize;
-                let status = other.status.unwrap_or_default();
-                match condition {
+                let status = other.status.clone().unwrap_or_default();
+                let recorded = match condition {
                     DependencyCondition::Started => {
                         status.replicas.iter().filter(|r| r.state == "running").count() >= wanted
                     }
                     DependencyCondition::Healthy => {
                         status.ready_replicas as usize >= wanted
-                            && is_ready(&AnyObject::Container(Container { status: Some(status), ..other }))
+                            && is_ready(&AnyObject::Container(Container { status: Some(status), ..other.clone() }))
                     }
-                }
+                };
+                recorded && engine_has(ctx, &other.key(), condition, wanted).await?
             }
             _ => false,
         };
@@ -345,4 +350,23 @@ pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
         }
     }
     changed
+}
+
+/// Whether the engine runs at least `wanted` replicas of Container `key`
+/// that meet `condition` (running; running and healthy, or without a check).
+async fn engine_has(
+    ctx: &Context,
+    key: &ObjectKey,
+    condition: DependencyCondition,
+    wanted: usize,
+) -> Result<bool, super::ReconcileError> {
+    let replicas = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
+    let meeting = replicas
+        .iter()
+        .filter(|r| match condition {
+            DependencyCondition::Started => r.state == engine::ContainerState::Running,
+            DependencyCondition::Healthy => replica_is_ready(r),
+        })
+        .count();
+    Ok(meeting >= wanted)
 }

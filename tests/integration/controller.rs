@@ -429,3 +429,41 @@ async fn an_engine_outage_is_waited_out_with_backoff_then_drift_is_repaired_agai
     follower.abort();
     running.stop().await;
 }
+
+/// After a restart with the replicas gone (removed behind berth's back),
+/// the stored status still says the dependency is healthy; the dependent
+/// must wait for the engine to say so again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn depends_on_after_a_restart_waits_for_the_engine_not_the_stored_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fake = FakeEngine::new();
+    fake.preload_image("busybox");
+    let db = object(
+        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: db}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  healthCheck:\n    exec: {command: [\"true\"]}\n    interval: 1s\n    startPeriod: 1s\n",
+    );
+    let web = object(
+        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  dependsOn: [{container: db, condition: Healthy}]\n",
+    );
+    apply(&store, [db, web]);
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, "web ready", || async { is_ready(&store, "Container/default/web").then_some(()) }).await;
+    running.crash().await;
+    // Behind berth's back, while it is down: every replica goes.
+    for container in fake.containers() {
+        fake.remove_container(&container.id).await.unwrap();
+    }
+    assert!(is_ready(&store, "Container/default/db"), "the stored status still says db is healthy");
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    let db_health_when_web_appeared = eventually(WAIT, "web created again", || async {
+        let db_health = replicas_of(&fake, "db").first().and_then(|c| c.health);
+        (!replicas_of(&fake, "web").is_empty()).then_some(db_health)
+    })
+    .await;
+    assert_eq!(
+        db_health_when_web_appeared,
+        Some(berth::engine::Health::Healthy),
+        "web was created before the engine said db is healthy"
+    );
+    running.stop().await;
+}
