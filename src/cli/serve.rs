@@ -32,6 +32,7 @@ use crate::server::{Connected, EngineSlot, Listen, ServerState, Token};
 use crate::source::dir::DirSource;
 use crate::source::git::{Credentials, GitHooks, GitSource, GitSpec};
 use crate::store::Store;
+use crate::store::{Retention, PRUNE_EVERY};
 
 /// Arguments of `berth serve`.
 #[derive(Debug, Args)]
@@ -135,6 +136,35 @@ pub struct ServeArgs {
     /// Most connections the API keeps open; when full, the oldest is closed.
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub api_max_connections: usize,
+    /// Events the audit log keeps (the oldest go first; every object keeps
+    /// its last 50 whatever this says).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub event_retention: usize,
+    /// Events older than this go (every object keeps its last 50).
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
+    pub event_max_age: Duration,
+}
+
+/// Keeps the event log within `retention`: shortly after start, then every
+/// [`PRUNE_EVERY`], until `stop`.
+async fn prune_events(store: Store, retention: Retention, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut next = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        // Cancel-safe: both arms only wait.
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep_until(next) => {}
+        }
+        let store = store.clone();
+        match tokio::task::spawn_blocking(move || store.prune_events(&retention)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::info!(removed, "event log pruned"),
+            Ok(Err(e)) => tracing::warn!("pruning the event log failed: {e}"),
+            Err(e) => tracing::warn!("pruning the event log failed: {e}"),
+        }
+        next = tokio::time::Instant::now() + PRUNE_EVERY;
+    }
 }
 
 /// A socket address, or `off`.
@@ -295,6 +325,8 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
             }
         });
     }
+    let retention = Retention { max_events: args.event_retention, max_age: args.event_max_age, ..Retention::default() };
+    tasks.spawn(prune_events(store.clone(), retention, stopping(shutdown.clone())));
     let (dns_reports, dns_served) = watch::channel(Arc::default());
     let (route_reports, routes_served) = watch::channel(Arc::default());
     let served = Served { dns: dns.is_some().then_some(dns_served), routes: proxy.is_some().then_some(routes_served) };

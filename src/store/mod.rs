@@ -5,7 +5,8 @@
 //! - `objects`: `Kind/namespace/name` → the object (metadata, spec, status)
 //!   as JSON. Each carries the store-wide `resourceVersion` of its last write.
 //! - `sources`: source id → [`SourceRecord`], what each source declared last.
-//! - `events` and `events_by_object`: the append-only audit log and its index.
+//! - `events` and `events_by_object`: the append-only audit log and its
+//!   index, bounded by [`Retention`] (pruned in the background).
 //! - `meta`: the resourceVersion and event sequence counters.
 //! - `tombstones`: the last state of removed objects, for watchers that
 //!   resume from an older resourceVersion (see [`history`]).
@@ -24,6 +25,7 @@
 
 mod events;
 mod history;
+mod retention;
 mod state_dir;
 mod watch;
 mod write;
@@ -40,6 +42,7 @@ use crate::api::{AnyObject, Kind, ObjectKey};
 
 pub use events::Event;
 pub use history::TOMBSTONE_TTL;
+pub use retention::{Retention, PRUNE_EVERY};
 pub use state_dir::FORMAT_VERSION;
 pub use watch::{Change, ChangeType};
 pub(crate) use write::declares_same;
