@@ -140,6 +140,12 @@ pub struct ServeArgs {
     /// its last 50 whatever this says).
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub event_retention: usize,
+    /// Take over the engine objects of this state directory's previous
+    /// instance when its database was lost (berth refuses to start without
+    /// it, to not leave them unmanaged): what the manifests declare is kept
+    /// or recreated, the rest removed.
+    #[arg(long)]
+    pub adopt: bool,
     /// Events older than this go (every object keeps its last 50).
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_max_age: Duration,
@@ -366,6 +372,8 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
                 network_dns: args.dns_on_networks.then(|| NetworkDns { zone: args.dns_zone.clone() }),
                 ..ControllerConfig::default()
             };
+            let db_dir = state_dir.join("db").display().to_string();
+            crate::controller::check_lost_store(&store, &engine, &db_dir, args.adopt).await?;
             let controller = Controller::new(store.clone(), engine, config)?;
             let ctx = controller.context();
             tasks.spawn(crate::endpoints::follow(

@@ -187,9 +187,17 @@ struct Inner {
     watch: broadcast::Sender<Change>,
     /// The sequence number of the newest event, for followers of the log.
     last_event: tokio::sync::watch::Sender<u64>,
+    /// The state directory.
+    dir: std::path::PathBuf,
+    /// The instance id recorded beside a database that has none: the
+    /// database was lost (see [`Store::lost_instance`]).
+    lost_instance: Option<String>,
     /// Dropped last: the lock outlives the database handle.
     _lock: state_dir::StateDirLock,
 }
+
+/// Where the controller instance id is kept in `meta`.
+const INSTANCE_KEY: &[u8] = b"instanceId";
 
 impl Store {
     /// Opens (creating if needed) the store in `state_dir`, taking its lock.
@@ -208,8 +216,22 @@ impl Store {
             commit_lock: Mutex::new(()),
             watch: broadcast::channel(WATCH_CAPACITY).0,
             last_event: tokio::sync::watch::channel(0).0,
+            dir: state_dir.to_path_buf(),
+            lost_instance: None,
             _lock: lock,
         };
+        let mut inner = inner;
+        let recorded = state_dir::recorded_instance(state_dir)?;
+        match (inner.meta.get(INSTANCE_KEY)?, recorded) {
+            (Some(id), recorded) => {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                if recorded.as_deref() != Some(id.as_str()) {
+                    state_dir::record_instance(state_dir, &id)?;
+                }
+            }
+            (None, Some(previous)) => inner.lost_instance = Some(previous),
+            (None, None) => {}
+        }
         let store = Store { inner: Arc::new(inner) };
         if !had_history {
             // A store from before tombstones: removals until now are unknown.
@@ -373,13 +395,34 @@ impl Store {
     /// `berth.dev/instance` label of every engine object, so two berths on
     /// one engine never touch each other's objects.
     pub fn instance_id(&self) -> Result<String> {
-        const KEY: &[u8] = b"instanceId";
         let fresh = format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff);
+        self.set_instance_if_absent(&fresh)
+    }
+
+    /// The instance id this state directory had when its database was
+    /// lost: the database has none, but the id is recorded beside it. The
+    /// engine may still run that instance's objects (see
+    /// [`Store::adopt_instance`]).
+    pub fn lost_instance(&self) -> Option<String> {
+        self.inner.lost_instance.clone()
+    }
+
+    /// Takes `id` as this store's instance id (unless it has one), so that
+    /// the engine objects labelled with it are this store's again.
+    pub fn adopt_instance(&self, id: &str) -> Result<String> {
+        self.set_instance_if_absent(id)
+    }
+
+    fn set_instance_if_absent(&self, id: &str) -> Result<String> {
         // Compare-and-swap from "absent": a concurrent first use agrees on one id.
-        let _ = self.inner.meta.compare_and_swap(KEY, None::<&[u8]>, Some(fresh.as_bytes()))?;
+        let _ = self.inner.meta.compare_and_swap(INSTANCE_KEY, None::<&[u8]>, Some(id.as_bytes()))?;
         self.inner.db.flush()?;
-        let id = self.inner.meta.get(KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned());
-        Ok(id.unwrap_or(fresh))
+        let stored = self.inner.meta.get(INSTANCE_KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        let id = stored.unwrap_or_else(|| id.to_string());
+        if state_dir::recorded_instance(&self.inner.dir)?.as_deref() != Some(id.as_str()) {
+            state_dir::record_instance(&self.inner.dir, &id)?;
+        }
+        Ok(id)
     }
 
     /// One object.

@@ -17,6 +17,10 @@ use super::{Result, StoreError};
 pub const FORMAT_VERSION: u32 = 1;
 const FORMAT_FILE: &str = "format";
 const LOCK_FILE: &str = "lock";
+/// The controller instance id, kept outside sled too: if the database is
+/// lost (emptied, removed, replaced), the id it had is still known, and
+/// berth can tell its own previous objects on the engine from strangers.
+const INSTANCE_FILE: &str = "instance";
 const FORMAT_PREFIX: &str = "berth-state ";
 
 /// An exclusive hold on a state directory, released on drop.
@@ -64,6 +68,28 @@ fn lock(dir: &Path) -> Result<StateDirLock> {
     file.write_all(holder.as_bytes()).map_err(io_error(&path))?;
     file.sync_all().map_err(io_error(&path))?;
     Ok(StateDirLock { _file: file })
+}
+
+/// The instance id recorded beside the database, if any.
+pub(super) fn recorded_instance(dir: &Path) -> Result<Option<String>> {
+    let path = dir.join(INSTANCE_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text.trim().to_string()).filter(|id| !id.is_empty())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Io { path, source: e }),
+    }
+}
+
+/// Records `id` beside the database (atomically, mode 0600).
+pub(super) fn record_instance(dir: &Path, id: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let temp = dir.join(".instance.tmp");
+    let mut file =
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&temp).map_err(io_error(&temp))?;
+    file.write_all(format!("{id}\n").as_bytes()).map_err(io_error(&temp))?;
+    file.sync_all().map_err(io_error(&temp))?;
+    let path = dir.join(INSTANCE_FILE);
+    std::fs::rename(&temp, &path).map_err(io_error(&path))
 }
 
 fn check_format(dir: &Path) -> Result<()> {

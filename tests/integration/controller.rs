@@ -467,3 +467,45 @@ async fn depends_on_after_a_restart_waits_for_the_engine_not_the_stored_status()
     );
     running.stop().await;
 }
+
+/// The database lost (its directory removed) while the containers run: a
+/// start is refused naming the previous instance and `--adopt`; adopting
+/// takes the old instance's containers over, without a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_next_to_live_containers_is_refused_then_adopted_without_duplicates() {
+    let (dir, store, fake, running) = converged_examples().await;
+    let previous = store.instance_id().unwrap();
+    let before: std::collections::BTreeSet<String> = fake.containers().into_iter().map(|c| c.id).collect();
+    running.crash().await;
+    drop(store);
+    std::fs::remove_dir_all(dir.path().join("db")).unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.lost_instance().as_deref(), Some(previous.as_str()));
+    let engine: Arc<dyn Engine> = Arc::new(fake.clone());
+    let refused = berth::controller::check_lost_store(&store, &engine, "STATE/db", false).await.unwrap_err();
+    let message = refused.to_string();
+    assert!(
+        message.contains(&previous) && message.contains("--adopt") && message.contains("Restore STATE/db"),
+        "{message}"
+    );
+    assert_eq!(refused.containers, before.len());
+    // With --adopt, the same containers are this store's again.
+    apply(&store, examples());
+    berth::controller::check_lost_store(&store, &engine, "STATE/db", true).await.unwrap();
+    assert_eq!(store.instance_id().unwrap(), previous);
+    let running = Running::start(&store, engine);
+    eventually(WAIT, "every example Container ready", || async {
+        (is_ready(&store, "Container/default/web") && is_ready(&store, "Container/default/api")).then_some(())
+    })
+    .await;
+    let after: std::collections::BTreeSet<String> = fake.containers().into_iter().map(|c| c.id).collect();
+    assert_eq!(after, before, "adopted, not duplicated or recreated");
+    running.stop().await;
+    // A database lost with nothing of the old instance left starts afresh.
+    let empty = tempfile::tempdir().unwrap();
+    Store::open(empty.path()).unwrap().instance_id().unwrap();
+    std::fs::remove_dir_all(empty.path().join("db")).unwrap();
+    let fresh = Store::open(empty.path()).unwrap();
+    let nothing: Arc<dyn Engine> = Arc::new(FakeEngine::new());
+    berth::controller::check_lost_store(&fresh, &nothing, "db", false).await.unwrap();
+}
