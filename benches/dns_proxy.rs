@@ -175,6 +175,7 @@ fn main() {
             connect_timeout: Duration::from_secs(5),
             workers,
             limits: berth::connections::Limits::default(),
+            trusted_peers: Vec::new(),
         };
         let proxy = Proxy::bind(&config).await.expect("berth proxy");
         let (reports, _) = watch::channel(Arc::default());

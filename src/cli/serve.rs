@@ -133,6 +133,10 @@ pub struct ServeArgs {
     /// always have descriptors.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub proxy_max_connections: usize,
+    /// Peers (proxies in front of berth's) whose X-Forwarded-For berth extends
+    /// and whose X-Real-IP / Forwarded it keeps; anyone else's are replaced.
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',', value_parser = parse_peer)]
+    pub proxy_trusted_peers: Vec<ipnet::IpNet>,
     /// Most connections the API keeps open; when full, the oldest is closed.
     #[arg(long, value_name = "N", default_value_t = 512)]
     pub api_max_connections: usize,
@@ -149,6 +153,13 @@ pub struct ServeArgs {
     /// Events older than this go (every object keeps its last 50).
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_max_age: Duration,
+}
+
+/// A network (`10.0.0.0/8`) or one address (`10.0.0.1`).
+fn parse_peer(text: &str) -> Result<ipnet::IpNet, String> {
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is neither an address (10.0.0.1) nor a network (10.0.0.0/8)"))
 }
 
 /// Keeps the event log within `retention`: shortly after start, then every
@@ -304,6 +315,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
                 connect_timeout: args.proxy_connect_timeout,
                 workers: args.proxy_workers.into(),
                 limits: Limits { header_timeout: args.header_timeout, max_connections },
+                trusted_peers: args.proxy_trusted_peers.clone(),
             };
             Some(Proxy::bind(&config).await.context("--proxy-listen")?)
         }

@@ -29,6 +29,8 @@ pub(super) struct Forwarder {
     pub pool: Pool,
     /// Longest wait for a backend's response headers.
     pub timeout: Duration,
+    /// Peers (other proxies) whose forwarding headers are believed.
+    pub trusted_peers: Arc<[ipnet::IpNet]>,
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
@@ -123,7 +125,16 @@ pub(super) async fn handle(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
     }
-    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+    // Forwarding headers from a client are claims, not facts: only a
+    // trusted proxy in front may add to them; anyone else's are replaced,
+    // so a backend never takes a spoofed address for the client's.
+    let trusted = shared.trusted_peers.iter().any(|net| net.contains(&client.ip()));
+    if !trusted {
+        for name in ["x-real-ip", "forwarded", "x-forwarded-host", "x-forwarded-proto"] {
+            headers.remove(name);
+        }
+    }
+    let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()).filter(|_| trusted) {
         Some(earlier) => format!("{earlier}, {}", client.ip()),
         None => client.ip().to_string(),
     };

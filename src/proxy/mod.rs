@@ -62,6 +62,9 @@ pub struct ProxyConfig {
     pub workers: usize,
     /// Header-read timeout and connection limit (shared by the workers).
     pub limits: crate::connections::Limits,
+    /// Peers whose `X-Forwarded-For` is extended rather than replaced (and
+    /// whose `X-Real-IP`, `Forwarded`, `X-Forwarded-Host/Proto` are kept).
+    pub trusted_peers: Vec<ipnet::IpNet>,
 }
 
 /// One worker per core, up to 8.

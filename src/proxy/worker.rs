@@ -76,7 +76,12 @@ async fn serve(
         Ok(listener) => listener,
         Err(e) => return tracing::error!("proxy worker cannot listen: {e}"),
     };
-    let forwarder = Arc::new(Forwarder { table, pool: Pool::new(config.connect_timeout), timeout: config.timeout });
+    let forwarder = Arc::new(Forwarder {
+        table,
+        pool: Pool::new(config.connect_timeout),
+        timeout: config.timeout,
+        trusted_peers: config.trusted_peers.clone().into(),
+    });
     let mut connections = JoinSet::new();
     let mut sweep = tokio::time::interval(SWEEP);
     loop {

@@ -204,6 +204,7 @@ impl Store {
     pub fn open(state_dir: &Path) -> Result<Store> {
         let lock = state_dir::prepare(state_dir)?;
         let db = sled::Config::new().path(state_dir.join("db")).open()?;
+        state_dir::restrict_db(&state_dir.join("db"))?;
         let had_history = db.tree_names().iter().any(|name| name.as_ref() == b"tombstones");
         let inner = Inner {
             objects: db.open_tree("objects")?,

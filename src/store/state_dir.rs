@@ -34,18 +34,48 @@ fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
-/// Creates the directory if needed, takes its lock and checks its format.
+/// Creates the directory if needed (mode 0700: it holds the API token, the
+/// desired state and secrets' hashes), takes its lock and checks its format.
 pub fn prepare(dir: &Path) -> Result<StateDirLock> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io_error(dir))?;
     let lock = lock(dir)?;
     check_format(dir)?;
     Ok(lock)
 }
 
+/// Makes the database's files readable by the owner only (sled creates
+/// them with the process's umask).
+pub(super) fn restrict_db(db: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(db, std::fs::Permissions::from_mode(0o700)).map_err(io_error(db))?;
+    for entry in std::fs::read_dir(db).map_err(io_error(db))? {
+        let path = entry.map_err(io_error(db))?.path();
+        if path.is_file() {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(io_error(&path))?;
+        }
+    }
+    Ok(())
+}
+
 fn lock(dir: &Path) -> Result<StateDirLock> {
     let path = dir.join(LOCK_FILE);
-    let mut file =
-        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_error(&path))?;
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io_error(&path))?
+    };
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600)).map_err(io_error(&path))?;
+    }
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {

@@ -75,13 +75,15 @@ async fn respond(name: &str, mut request: Request<hyper::body::Incoming>) -> Res
         return Response::new(StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx)).boxed());
     }
     let text = format!(
-        "name={name}\npath={}\nhost={}\nxff={}\nproto={}\nxhost={}\nkeepalive={}\n",
+        "name={name}\npath={}\nhost={}\nxff={}\nproto={}\nxhost={}\nkeepalive={}\nrealip={}\nforwarded={}\n",
         request.uri().path(),
         header("host"),
         header("x-forwarded-for"),
         header("x-forwarded-proto"),
         header("x-forwarded-host"),
         header("keep-alive"),
+        header("x-real-ip"),
+        header("forwarded"),
     );
     Response::new(Full::new(Bytes::from(text)).boxed())
 }
@@ -133,6 +135,7 @@ async fn start_proxy(
         connect_timeout: Duration::from_secs(1),
         workers: 2,
         limits: berth::connections::Limits::default(),
+        trusted_peers: Vec::new(),
     };
     let proxy = Proxy::bind(&config).await.expect("bind the proxy");
     let address = proxy.local_addr();
@@ -170,6 +173,23 @@ async fn both_replicas_get_traffic_with_forwarded_headers_and_host_kept() {
     let web = &report[&ObjectKey::new(Kind::Route, "default", "web")];
     assert_eq!(web.backends.len(), 2);
     assert!(web.backends.iter().all(|(_, _, up)| *up));
+}
+
+#[tokio::test]
+async fn forwarding_headers_an_untrusted_client_sends_are_replaced_not_believed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let f = fixture(&[WEB]).await;
+    let mut stream = tokio::net::TcpStream::connect(f.proxy).await.unwrap();
+    let spoofed = "GET /x HTTP/1.1\r\nHost: app.test:8088\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\
+                   Forwarded: for=6.6.6.6\r\nX-Forwarded-Host: evil.test\r\nConnection: close\r\n\r\n";
+    stream.write_all(spoofed.as_bytes()).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    assert_eq!(field(body, "xff"), "127.0.0.1", "{answer}");
+    assert_eq!(field(body, "realip"), "-", "{answer}");
+    assert_eq!(field(body, "forwarded"), "-", "{answer}");
+    assert_eq!(field(body, "xhost"), "app.test:8088", "{answer}");
 }
 
 #[tokio::test]

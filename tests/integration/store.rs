@@ -270,3 +270,29 @@ fn a_checked_batch_fails_where_its_commit_would_and_writes_nothing() {
     let stale = store.check(WriteBatch::new().op(put_if(volume("data"), Precondition::ResourceVersion(version + 7))));
     assert!(matches!(stale, Err(StoreError::Conflict { .. })), "{stale:?}");
 }
+
+#[test]
+fn the_state_directory_is_for_its_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("state");
+    let store = Store::open(&dir).unwrap();
+    store.instance_id().unwrap();
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "the state directory");
+    assert_eq!(mode(&dir.join("db")), 0o700, "the database directory");
+    for name in ["lock", "instance"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+    for entry in std::fs::read_dir(dir.join("db")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    // A directory loosened by hand is tightened again on the next start.
+    drop(store);
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    drop(Store::open(&dir).unwrap());
+    assert_eq!(mode(&dir), 0o700);
+}
