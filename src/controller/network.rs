@@ -77,24 +77,12 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
         }
         for existing in &observed {
             if !remove(ctx, key, &existing.name, "deleted").await? {
-                if let Some(deleting) = &desired {
-                    let status = NetworkStatus {
-                        common: Conditions::from(deleting)
-                            .ready(
-                                false,
-                                "InUse",
-                                format!(
-                                    "being deleted: network {} stays while containers berth does not manage use it",
-                                    existing.name
-                                ),
-                                true,
-                            )
-                            .build(),
-                        ..deleting.status.clone().unwrap_or_default()
-                    };
-                    ctx.write_status(deleting, status)?;
-                }
-                return Ok(Action::requeue(std::time::Duration::from_secs(5)));
+                let Some(deleting) = &desired else { return Ok(Action::requeue(IN_USE_RECHECK)) };
+                let why = format!(
+                    "being deleted: network {} stays while containers berth does not manage use it",
+                    existing.name
+                );
+                return in_use(ctx, deleting, why);
             }
         }
         if let Some(deleted) = &desired {
@@ -109,22 +97,9 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
         if existing.name == wanted.name && existing.labels.get(labels::SPEC_HASH) == Some(wanted_hash) {
             current = Some(existing);
         } else if !remove(ctx, key, &existing.name, "spec changed").await? {
-            let status = NetworkStatus {
-                common: Conditions::from(network)
-                    .ready(
-                        false,
-                        "InUse",
-                        format!(
-                            "network {} must be recreated but containers berth does not manage use it",
-                            existing.name
-                        ),
-                        true,
-                    )
-                    .build(),
-                ..network.status.clone().unwrap_or_default()
-            };
-            ctx.write_status(network, status)?;
-            return Ok(Action::requeue(std::time::Duration::from_secs(5)));
+            let why =
+                format!("network {} must be recreated but containers berth does not manage use it", existing.name);
+            return in_use(ctx, network, why);
         }
     }
     let current = match current {
@@ -146,6 +121,20 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>)
     };
     ctx.write_status(network, status)?;
     Ok(Action::await_change())
+}
+
+/// How soon a network kept by containers berth does not manage is tried again.
+const IN_USE_RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reports that `network` cannot be removed (`why`) while others use it,
+/// and looks again shortly.
+fn in_use(ctx: &Context, network: &Network, why: String) -> Result<Action, ReconcileError> {
+    let status = NetworkStatus {
+        common: Conditions::from(network).ready(false, "InUse", why, true).build(),
+        ..network.status.clone().unwrap_or_default()
+    };
+    ctx.write_status(network, status)?;
+    Ok(Action::requeue(IN_USE_RECHECK))
 }
 
 /// Removes a network, first detaching berth's own containers (on deletion,

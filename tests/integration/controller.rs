@@ -320,22 +320,28 @@ fn object(yaml: &str) -> AnyObject {
     berth::manifest::load_text(yaml, "test", None).unwrap().remove(0).object
 }
 
+/// A controller on a fresh store and fake engine (busybox loaded), with
+/// `yaml`'s objects applied and `ready` Ready.
+async fn started(yaml: &[&str], ready: &str) -> (tempfile::TempDir, Store, FakeEngine, Running) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let fake = FakeEngine::new();
+    fake.preload_image("busybox");
+    apply(&store, yaml.iter().map(|y| object(y)));
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, ready, || async { is_ready(&store, ready).then_some(()) }).await;
+    (dir, store, fake, running)
+}
+
+const NET: &str = "apiVersion: berth.dev/v1alpha1\nkind: Network\nmetadata: {name: net}\nspec: {}\n";
+
 /// A Container of four replicas that ignore SIGTERM (each stop waits out
 /// its 2 s grace), on a Network: deleted together, the replicas stop at the
 /// same time and the Network goes only after the last of them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_teardown_stops_replicas_together_and_removes_the_network_last() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let fake = FakeEngine::new();
-    fake.preload_image("busybox");
-    let network = object("apiVersion: berth.dev/v1alpha1\nkind: Network\nmetadata: {name: net}\nspec: {}\n");
-    let container = object(
-        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: four}\nspec:\n  image: busybox\n  replicas: 4\n  command: [sleep, '3600']\n  stopGracePeriod: 2s\n  networks: [{name: net}]\n",
-    );
-    apply(&store, [network, container]);
-    let running = Running::start(&store, Arc::new(fake.clone()));
-    eventually(WAIT, "four ready", || async { is_ready(&store, "Container/default/four").then_some(()) }).await;
+    let four = "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: four}\nspec:\n  image: busybox\n  replicas: 4\n  command: [sleep, '3600']\n  stopGracePeriod: 2s\n  networks: [{name: net}]\n";
+    let (_dir, store, fake, running) = started(&[NET, four], "Container/default/four").await;
     let started = std::time::Instant::now();
     let keys = ["Container/default/four", "Network/default/net"].map(|k| ObjectKey::parse(k).unwrap());
     store.commit(keys.iter().fold(WriteBatch::new(), |batch, key| batch.delete(key.clone()))).unwrap();
@@ -361,17 +367,8 @@ async fn a_teardown_stops_replicas_together_and_removes_the_network_last() {
 /// why, and goes once that Container is gone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_network_still_used_by_a_declared_container_waits_for_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let fake = FakeEngine::new();
-    fake.preload_image("busybox");
-    let network = object("apiVersion: berth.dev/v1alpha1\nkind: Network\nmetadata: {name: net}\nspec: {}\n");
-    let container = object(
-        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: user}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  networks: [{name: net}]\n",
-    );
-    apply(&store, [network, container]);
-    let running = Running::start(&store, Arc::new(fake.clone()));
-    eventually(WAIT, "user ready", || async { is_ready(&store, "Container/default/user").then_some(()) }).await;
+    let user = "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: user}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  networks: [{name: net}]\n";
+    let (_dir, store, fake, running) = started(&[NET, user], "Container/default/user").await;
     let net = ObjectKey::parse("Network/default/net").unwrap();
     store.commit(WriteBatch::new().delete(net.clone())).unwrap();
     let message = eventually(WAIT, "the network saying why it stays", || async {
@@ -435,19 +432,9 @@ async fn an_engine_outage_is_waited_out_with_backoff_then_drift_is_repaired_agai
 /// must wait for the engine to say so again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn depends_on_after_a_restart_waits_for_the_engine_not_the_stored_status() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path()).unwrap();
-    let fake = FakeEngine::new();
-    fake.preload_image("busybox");
-    let db = object(
-        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: db}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  healthCheck:\n    exec: {command: [\"true\"]}\n    interval: 1s\n    startPeriod: 1s\n",
-    );
-    let web = object(
-        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  dependsOn: [{container: db, condition: Healthy}]\n",
-    );
-    apply(&store, [db, web]);
-    let running = Running::start(&store, Arc::new(fake.clone()));
-    eventually(WAIT, "web ready", || async { is_ready(&store, "Container/default/web").then_some(()) }).await;
+    let db = "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: db}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  healthCheck:\n    exec: {command: [\"true\"]}\n    interval: 1s\n    startPeriod: 1s\n";
+    let web = "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {name: web}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  dependsOn: [{container: db, condition: Healthy}]\n";
+    let (_dir, store, fake, running) = started(&[db, web], "Container/default/web").await;
     running.crash().await;
     // Behind berth's back, while it is down: every replica goes.
     for container in fake.containers() {
