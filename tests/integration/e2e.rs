@@ -258,29 +258,7 @@ async fn an_invalid_file_tears_nothing_down_and_its_error_has_a_position(kind: E
 async fn containers_on_berth_networks_resolve_names_through_berth(kind: EngineKind) {
     use futures::StreamExt;
     let Some(mut stack) = Stack::examples(kind).await else { return };
-    let resolver = format!(
-        r#"apiVersion: berth.dev/v1alpha1
-kind: Container
-metadata:
-  name: resolver
-  namespace: {namespace}
-spec:
-  imageRef: busybox
-  command: ["/bin/sh", "-c"]
-  args:
-    - |
-      cat /etc/resolv.conf
-      while true; do
-        echo "== api"; nslookup -type=a api
-        echo "== web"; nslookup -type=a web.demo.berth.internal
-        echo "== end"; sleep 1
-      done
-  networks:
-    - name: app
-  stopGracePeriod: 1s
-"#,
-        namespace = stack.namespace
-    );
+    let resolver = resolver(&stack.namespace, &[("api", "api"), ("web", "web.demo.berth.internal")]);
     write_atomically(&stack.manifest("07-resolver.yaml"), &resolver);
     stack.start_with(&["--dns-on-networks"]);
     let app = stack.engine_name("app");
@@ -387,27 +365,7 @@ async fn renamed_and_moved_manifests_keep_every_container(kind: EngineKind) {
 async fn a_deleted_stack_goes_dependents_first_and_resolves_names_when_applied_again(kind: EngineKind) {
     use futures::StreamExt;
     let Some(mut stack) = Stack::examples(kind).await else { return };
-    let resolver = format!(
-        r#"apiVersion: berth.dev/v1alpha1
-kind: Container
-metadata:
-  name: resolver
-  namespace: {namespace}
-spec:
-  imageRef: busybox
-  command: ["/bin/sh", "-c"]
-  args:
-    - |
-      while true; do
-        echo "== api"; nslookup -type=a api.internal
-        echo "== end"; sleep 1
-      done
-  networks:
-    - name: app
-  stopGracePeriod: 1s
-"#,
-        namespace = stack.namespace
-    );
+    let resolver = resolver(&stack.namespace, &[("api", "api.internal")]);
     write_atomically(&stack.manifest("07-resolver.yaml"), &resolver);
     // Volume reclaimPolicy Delete, so that the volume's removal is an event too.
     let volume = std::fs::read_to_string(stack.manifest("01-volume.yaml")).unwrap();
@@ -470,6 +428,36 @@ spec:
     let api = format!("Container/{}/api", stack.namespace);
     let api_removed = events.iter().find(|e| e.message.starts_with("replica ") && e.object.as_deref() == Some(&api));
     assert!(volumes[0] > api_removed.expect("api's replica removal").seq, "volume removed before api's replica");
+}
+
+/// A Container `resolver` on the app network that prints its resolv.conf,
+/// then looks up each (section, name) every second, in rounds that
+/// [`last_lookup_round`] reads.
+fn resolver(namespace: &str, lookups: &[(&str, &str)]) -> String {
+    let lookups: String = lookups
+        .iter()
+        .map(|(section, name)| format!("        echo \"== {section}\"; nslookup -type=a {name}\n"))
+        .collect();
+    format!(
+        r#"apiVersion: berth.dev/v1alpha1
+kind: Container
+metadata:
+  name: resolver
+  namespace: {namespace}
+spec:
+  imageRef: busybox
+  command: ["/bin/sh", "-c"]
+  args:
+    - |
+      cat /etc/resolv.conf
+      while true; do
+{lookups}        echo "== end"; sleep 1
+      done
+  networks:
+    - name: app
+  stopGracePeriod: 1s
+"#
+    )
 }
 
 fn last_lookup_round(lines: &[String]) -> Option<BTreeMap<String, Vec<String>>> {
