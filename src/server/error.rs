@@ -111,6 +111,17 @@ impl From<StoreError> for ApiError {
             StoreError::Expired { kept_from, .. } => {
                 ApiError::new(StatusCode::GONE, message).detail(json!({ "keptFrom": kept_from }))
             }
+            full if full.is_disk_full() => ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                format!(
+                    "nothing was written: {:#}; free space on that disk and try again",
+                    anyhow::Error::from(full)
+                ),
+            ),
+            io @ StoreError::Io { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("nothing was written: {:#}", anyhow::Error::from(io)),
+            ),
             other => ApiError::internal(format!("{:#}", anyhow::Error::from(other))),
         }
     }
@@ -177,3 +188,22 @@ impl aide::OperationOutput for ApiError {
 
 /// Result of a handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_is_507_in_words_and_other_io_failures_503() {
+        let full = StoreError::Io { path: "/srv/berth/db".into(), source: std::io::Error::from_raw_os_error(28) };
+        let error = ApiError::from(full);
+        assert_eq!(error.status, StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(
+            error.message,
+            "nothing was written: cannot use /srv/berth/db: No space left on device (os error 28); free space on \
+             that disk and try again"
+        );
+        let denied = StoreError::Io { path: "/srv/berth/db".into(), source: std::io::Error::from_raw_os_error(13) };
+        assert_eq!(ApiError::from(denied).status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+}

@@ -1,7 +1,8 @@
 //! Liveness and readiness. `/healthz` answers while the process serves
 //! (no token: it is what a supervisor polls). `/readyz` is true only when
 //! the engine answers and the controller has observed it once in full:
-//! before that, what the API reports about containers is not yet true.
+//! before that, what the API reports about containers is not yet true;
+//! and while the store cannot write (a full disk), it says so.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -69,7 +70,15 @@ pub async fn readyz(State(state): State<AppState>, _: StrictQuery<NoParams>) -> 
             "first observation of the engine not done yet".into()
         },
     };
-    let checks = vec![engine, observed];
+    let store = match state.store.write_problem() {
+        None => Check { name: "store".into(), ok: true, message: "writes succeed".into() },
+        Some(problem) => Check {
+            name: "store".into(),
+            ok: false,
+            message: format!("{problem}; free space there, then restart berth (its database does not recover from a failed write in place)"),
+        },
+    };
+    let checks = vec![engine, observed, store];
     if checks.iter().all(|c| c.ok) {
         return Ok(Json(Readiness { checks }));
     }

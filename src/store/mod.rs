@@ -155,6 +155,28 @@ pub enum StoreError {
     },
 }
 
+impl StoreError {
+    /// An I/O error's path and words, for a report kept after the error.
+    fn clone_shallow(&self) -> StoreError {
+        match self {
+            StoreError::Io { path, source } => {
+                StoreError::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
+            }
+            _ => StoreError::Io { path: PathBuf::new(), source: std::io::Error::other(self.to_string()) },
+        }
+    }
+
+    /// Whether the disk under the store is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Io { source, .. } => {
+                source.kind() == std::io::ErrorKind::StorageFull || source.raw_os_error() == Some(28)
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<sled::Error> for StoreError {
     fn from(error: sled::Error) -> Self {
         StoreError::Db(error)
@@ -192,6 +214,9 @@ struct Inner {
     /// The instance id recorded beside a database that has none: the
     /// database was lost (see [`Store::lost_instance`]).
     lost_instance: Option<String>,
+    /// Why the last commit could not write to the disk (see
+    /// [`Store::write_problem`]).
+    write_problem: Mutex<Option<String>>,
     /// Dropped last: the lock outlives the database handle.
     _lock: state_dir::StateDirLock,
 }
@@ -219,6 +244,7 @@ impl Store {
             last_event: tokio::sync::watch::channel(0).0,
             dir: state_dir.to_path_buf(),
             lost_instance: None,
+            write_problem: Mutex::new(None),
             _lock: lock,
         };
         let mut inner = inner;
@@ -242,8 +268,44 @@ impl Store {
         Ok(store)
     }
 
-    /// Commits a batch atomically and durably, then tells watchers.
+    /// Commits a batch atomically and durably, then tells watchers. A
+    /// failure to write to the disk (a full disk, say) is remembered for
+    /// [`Store::write_problem`] until a commit succeeds again.
     pub fn commit(&self, batch: WriteBatch) -> Result<Commit> {
+        let result = self.commit_now(batch).map_err(|e| self.in_words(e));
+        let problem = match &result {
+            Err(e @ StoreError::Io { .. }) => Some(format!("{:#}", anyhow::Error::from(e.clone_shallow()))),
+            _ => None,
+        };
+        if result.is_ok() || problem.is_some() {
+            *self.inner.write_problem.lock().unwrap_or_else(|p| p.into_inner()) = problem;
+        }
+        result
+    }
+
+    /// Why the last commit could not write to the disk, until one can.
+    pub fn write_problem(&self) -> Option<String> {
+        self.inner.write_problem.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A database I/O failure as the state directory's: "cannot use
+    /// STATE/db: No space left on device (os error 28)", not sled's debug text.
+    fn in_words(&self, error: StoreError) -> StoreError {
+        match error {
+            StoreError::Db(sled::Error::Io(source)) => {
+                // sled wraps the OS error in one whose text is the debug form.
+                let source = match (source.raw_os_error(), source.kind()) {
+                    (Some(code), _) => std::io::Error::from_raw_os_error(code),
+                    (None, std::io::ErrorKind::StorageFull) => std::io::Error::from_raw_os_error(libc::ENOSPC),
+                    (None, _) => source,
+                };
+                StoreError::Io { path: self.inner.dir.join("db"), source }
+            }
+            other => other,
+        }
+    }
+
+    fn commit_now(&self, batch: WriteBatch) -> Result<Commit> {
         let inner = &*self.inner;
         let _serial = inner.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let trees =

@@ -296,3 +296,72 @@ fn the_state_directory_is_for_its_owner_only() {
     drop(Store::open(&dir).unwrap());
     assert_eq!(mode(&dir), 0o700);
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(size: &str) -> SmallDisk {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount runs");
+        assert!(status.success(), "mounting a tmpfs needs root (the test setup runs as root)");
+        SmallDisk { dir }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_reported_in_words_and_written_nothing() {
+    let disk = SmallDisk::mount("8m");
+    let state = disk.dir.path().join("state");
+    let store = Store::open(&state).unwrap();
+    store.commit(WriteBatch::new().put(volume("before"))).unwrap();
+    // Fill the disk.
+    let filler = disk.dir.path().join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 << 10];
+    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    drop(file);
+    // Writes fail in words naming the directory; the store says why.
+    let mut failure = None;
+    for i in 0..200 {
+        let big = berth::api::AnyObject::from_json(serde_json::json!({
+            "apiVersion": "berth.dev/v1alpha1", "kind": "Volume",
+            "metadata": {"name": format!("v{i}"), "labels": {"pad": "x".repeat(60)}}, "spec": {}
+        }))
+        .unwrap();
+        if let Err(e) = store.commit(WriteBatch::new().put(big)) {
+            failure = Some(e);
+            break;
+        }
+    }
+    let failure = failure.expect("a commit fails on a full disk");
+    assert!(failure.is_disk_full(), "{failure:?}");
+    let words = format!("{:#}", anyhow::Error::from(failure));
+    assert!(words.contains(&state.join("db").display().to_string()) && words.contains("No space left"), "{words}");
+    assert!(!words.contains("Os {"), "no debug text: {words}");
+    let problem = store.write_problem().expect("the store remembers why it cannot write");
+    assert!(problem.contains("No space left"), "{problem}");
+    // What was written before is still there.
+    assert!(store.get(&berth::api::ObjectKey::parse("Volume/default/before").unwrap()).unwrap().is_some());
+    // With space back, a restart opens it with everything written before.
+    // (sled does not recover from a failed write within the process: until
+    // the restart, writes keep failing and readiness keeps saying why.)
+    std::fs::remove_file(&filler).unwrap();
+    drop(store);
+    let store = Store::open(&state).unwrap();
+    assert!(store.get(&berth::api::ObjectKey::parse("Volume/default/before").unwrap()).unwrap().is_some());
+    store.commit(WriteBatch::new().put(volume("after"))).unwrap();
+    assert_eq!(store.write_problem(), None);
+}
