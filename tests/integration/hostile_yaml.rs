@@ -120,6 +120,7 @@ fn berth_validate_refuses_each_within_50_mb_with_a_position_and_the_limit() {
         assert!(stderr.contains(says), "{name}: {stderr}");
         assert!(stderr.contains("hostile.yaml:"), "{name}: the error names the file and position: {stderr}");
         assert!(peak_kib < 50 * 1024, "{name}: validate peaked at {} MiB", peak_kib / 1024);
+        eprintln!("{name}: refused, validate peaked at {:.1} MiB", peak_kib as f64 / 1024.0);
     }
 }
 
