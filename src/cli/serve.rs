@@ -150,6 +150,9 @@ pub struct ServeArgs {
     /// or recreated, the rest removed.
     #[arg(long)]
     pub adopt: bool,
+    /// How much a manifest (a file, a commit, a request) may cost to read.
+    #[command(flatten)]
+    pub manifest_limits: crate::manifest::limits::LimitArgs,
     /// Events older than this go (every object keeps its last 50).
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_max_age: Duration,
@@ -230,6 +233,7 @@ pub fn default_state_dir() -> PathBuf {
 
 /// Runs the controller until a signal.
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    crate::manifest::limits::set((&args.manifest_limits).into());
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let store = Store::open(&state_dir).with_context(|| format!("opening state directory {}", state_dir.display()))?;
     for dir in &args.manifests {

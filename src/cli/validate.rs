@@ -14,10 +14,14 @@ pub struct ValidateArgs {
     /// Manifest files or directories (walked recursively); `-` reads standard input.
     #[arg(short = 'f', long = "filename", required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// How much a manifest may cost to read.
+    #[command(flatten)]
+    pub limits: crate::manifest::limits::LimitArgs,
 }
 
 /// Prints every problem (exit 1) or `N objects valid` (exit 0).
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    crate::manifest::limits::set((&args.limits).into());
     let (files, stdin): (Vec<PathBuf>, Vec<PathBuf>) = args.paths.into_iter().partition(|p| p.as_os_str() != "-");
     let mut count = 0;
     let mut errors = Vec::new();

@@ -14,6 +14,7 @@ pub mod crd;
 mod discover;
 mod document;
 mod error;
+pub mod limits;
 pub mod reference;
 pub mod yaml_tree;
 

@@ -13,7 +13,7 @@
 //! up memory. The parse also counts what the text would expand to: every
 //! alias counts the size of what it names, so a "billion laughs" (a value
 //! anchored once and aliased thousands of times) is refused here, at the
-//! alias that crosses [`MAX_EXPANDED_BYTES`], before serde_yaml (which does
+//! alias that crosses the expanded-size limit ([`limits`]), before serde_yaml (which does
 //! expand aliases) ever sees it. Documents per file and the length of one
 //! scalar are bounded too.
 
@@ -22,15 +22,7 @@ use yaml_rust2::scanner::Marker;
 
 use crate::api::validation::{FieldPath, Segment};
 
-/// Deepest nesting accepted; manifests need a dozen levels at most.
-pub const MAX_DEPTH: usize = 128;
-/// Largest size a text may expand to once its aliases are expanded
-/// (scalars' bytes, plus one per value): the same as the largest file.
-pub const MAX_EXPANDED_BYTES: u64 = 8 << 20;
-/// Most documents in one file or request.
-pub const MAX_DOCUMENTS: usize = 1000;
-/// Longest single scalar (a string value).
-pub const MAX_SCALAR_BYTES: usize = 1 << 20;
+use super::limits::{self, Limits};
 
 /// A 1-based line and column.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -155,8 +147,9 @@ enum Open {
 }
 
 /// What a text expands to, counted as it is parsed.
-#[derive(Default)]
 struct Expansion {
+    /// The most it may.
+    limit: u64,
     /// Bytes so far, aliases expanded.
     total: u64,
     /// Expanded size of each anchored value, by anchor id.
@@ -169,15 +162,16 @@ impl Expansion {
     /// Counts `bytes` more at `position`; an error past the limit.
     fn add(&mut self, bytes: u64, position: Position) -> Result<(), SyntaxError> {
         self.total = self.total.saturating_add(bytes);
-        if self.total <= MAX_EXPANDED_BYTES {
+        if self.total <= self.limit {
             return Ok(());
         }
         Err(SyntaxError::limit(
             position,
             format!(
-                "with its aliases expanded the text is over {} MiB (the expanded-size limit); an alias repeats what \
-                 its anchor names, so write the value out or split the file",
-                MAX_EXPANDED_BYTES >> 20
+                "with its aliases expanded the text is over {} bytes (the expanded-size limit, \
+                 --max-manifest-expanded); an alias repeats what its anchor names, so write the value out or split \
+                 the file",
+                self.limit
             ),
         ))
     }
@@ -189,7 +183,8 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut documents = Vec::new();
     let mut stack: Vec<Open> = Vec::new();
     let mut start_line = 1;
-    let mut expansion = Expansion::default();
+    let Limits { expanded_bytes, documents: max_documents, depth: max_depth, value_bytes } = limits::current();
+    let mut expansion = Expansion { limit: expanded_bytes, total: 0, anchored: Default::default(), open: Vec::new() };
     loop {
         let (event, mark) = parser.next_token().map_err(|e| {
             let position = (*e.marker()).into();
@@ -197,7 +192,7 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 // The scanner's own guard, hit first by flow collections.
                 "recursion limit exceeded" => SyntaxError::limit(
                     position,
-                    format!("nesting deeper than {MAX_DEPTH} levels; manifests never need that"),
+                    format!("nesting deeper than {max_depth} levels (--max-manifest-depth); manifests never need that"),
                 ),
                 info => SyntaxError { position, message: info.to_string(), limit: false },
             }
@@ -207,11 +202,12 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
             Event::StreamEnd => return Ok(documents),
             Event::DocumentStart => {
                 start_line = position.line;
-                if documents.len() >= MAX_DOCUMENTS {
+                if documents.len() >= max_documents {
                     return Err(SyntaxError::limit(
                         position,
                         format!(
-                            "more than {MAX_DOCUMENTS} documents (the per-file limit); split them into several files"
+                            "more than {max_documents} documents (the per-file limit, --max-manifest-documents); \
+                             split them into several files"
                         ),
                     ));
                 }
@@ -223,14 +219,13 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 Some(Node { position, value: NodeValue::Alias })
             }
             Event::Scalar(text, _, anchor, _) => {
-                if text.len() > MAX_SCALAR_BYTES {
+                if text.len() > value_bytes {
                     return Err(SyntaxError::limit(
                         position,
                         format!(
-                            "a {}-byte value, over the {} KiB limit of one value; keep large content in files \
-                             (a build context, a secretFile)",
+                            "a {}-byte value, over the {value_bytes}-byte limit of one value \
+                             (--max-manifest-value); keep large content in files (a build context, a secretFile)",
                             text.len(),
-                            MAX_SCALAR_BYTES >> 10
                         ),
                     ));
                 }
@@ -242,10 +237,12 @@ pub fn parse(text: &str) -> Result<Vec<Document>, SyntaxError> {
                 Some(Node { position, value: NodeValue::Scalar(text) })
             }
             Event::SequenceStart(..) | Event::MappingStart(..) => {
-                if stack.len() >= MAX_DEPTH {
+                if stack.len() >= max_depth {
                     return Err(SyntaxError::limit(
                         position,
-                        format!("nesting deeper than {MAX_DEPTH} levels; manifests never need that"),
+                        format!(
+                            "nesting deeper than {max_depth} levels (--max-manifest-depth); manifests never need that"
+                        ),
                     ));
                 }
                 let anchor = match event {

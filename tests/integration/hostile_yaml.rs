@@ -74,12 +74,16 @@ fn huge_string() -> String {
 /// Each hostile text, and what its error says.
 fn catalogue() -> Vec<(&'static str, String, &'static str)> {
     vec![
-        ("alias bomb", alias_bomb(), "expanded-size limit"),
-        ("billion laughs", laughs(), "expanded-size limit"),
-        ("merge-key bomb", merge_bomb(), "expanded-size limit"),
-        ("10,000 documents", many_documents(), "more than 1000 documents"),
-        ("deep nesting", deep_nesting(), "nesting deeper than"),
-        ("a 2 MiB string", huge_string(), "KiB limit of one value"),
+        ("alias bomb", alias_bomb(), "expanded-size limit, --max-manifest-expanded"),
+        ("billion laughs", laughs(), "expanded-size limit, --max-manifest-expanded"),
+        ("merge-key bomb", merge_bomb(), "expanded-size limit, --max-manifest-expanded"),
+        (
+            "10,000 documents",
+            many_documents(),
+            "more than 1000 documents (the per-file limit, --max-manifest-documents)",
+        ),
+        ("deep nesting", deep_nesting(), "levels (--max-manifest-depth)"),
+        ("a 2 MiB string", huge_string(), "1048576-byte limit of one value (--max-manifest-value)"),
     ]
 }
 
@@ -122,6 +126,21 @@ fn berth_validate_refuses_each_within_50_mb_with_a_position_and_the_limit() {
         assert!(peak_kib < 50 * 1024, "{name}: validate peaked at {} MiB", peak_kib / 1024);
         eprintln!("{name}: refused, validate peaked at {:.1} MiB", peak_kib as f64 / 1024.0);
     }
+}
+
+#[test]
+fn a_limit_can_be_raised_with_its_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("many.yaml");
+    std::fs::write(&file, many_documents()).unwrap();
+    let berth = || assert_cmd::Command::cargo_bin("berth").unwrap();
+    berth().args(["validate", "-f"]).arg(&file).assert().code(1);
+    berth()
+        .args(["validate", "--max-manifest-documents", "20000", "-f"])
+        .arg(&file)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("10000 objects valid"));
 }
 
 #[tokio::test]
