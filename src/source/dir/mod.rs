@@ -168,6 +168,27 @@ impl DirSource {
         dir.is_none_or(|dir| left_alone_for(dir, self.stable_for))
     }
 
+    /// Syncs; on failure logs the error unless it is `last`'s, and asks to
+    /// be run again. Returns whether to look again soon.
+    fn sync_reporting(&mut self, last: &mut Option<String>) -> bool {
+        match self.sync_all() {
+            Ok(again) => {
+                if last.take().is_some() {
+                    tracing::info!("the manifest directories apply again");
+                }
+                again
+            }
+            Err(e) => {
+                let message = format!("{e:#}");
+                if last.as_deref() != Some(message.as_str()) {
+                    tracing::error!("applying the manifest directories failed (retrying): {message}");
+                    *last = Some(message);
+                }
+                true
+            }
+        }
+    }
+
     /// Syncs once, then follows changes until `shutdown` changes.
     pub async fn run(
         mut self,
@@ -194,6 +215,9 @@ impl DirSource {
             watcher.watch(dir, RecursiveMode::Recursive)?;
         }
         let mut recheck = self.sync_all()?;
+        // A store that keeps failing (a full disk) is retried every
+        // `stable_for`, and said once, not on every retry.
+        let mut last_error: Option<String> = None;
         loop {
             let recheck_at = tokio::time::Instant::now() + self.stable_for.max(DEBOUNCE);
             // Cancel safety: every branch only receives or sleeps; nothing is lost.
@@ -203,13 +227,7 @@ impl DirSource {
                 _ = shutdown.changed() => return Ok(()),
             };
             let Some(first) = first else {
-                recheck = match self.sync_all() {
-                    Ok(again) => again,
-                    Err(e) => {
-                        tracing::error!("applying the manifest directories failed: {e:#}");
-                        true
-                    }
-                };
+                recheck = self.sync_reporting(&mut last_error);
                 continue;
             };
             let _ = first;
@@ -220,13 +238,7 @@ impl DirSource {
             }
             // Every directory is one set: a change in one can settle a
             // conflict or a move with another.
-            match self.sync_all() {
-                Ok(again) => recheck = again,
-                Err(e) => {
-                    tracing::error!("applying the manifest directories failed: {e:#}");
-                    recheck = true;
-                }
-            }
+            recheck = self.sync_reporting(&mut last_error);
         }
     }
 }
