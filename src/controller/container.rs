@@ -63,7 +63,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
         }
         return Ok(Action::await_change());
     };
-    let template = match container_spec::resolve(ctx, container).await? {
+    let template = match container_spec::resolve(ctx, container, container_spec::Pulls::Allowed).await? {
         Resolution::Ready(template) => template,
         Resolution::Waiting(reason, message) => {
             let status = ContainerStatus {

@@ -43,8 +43,18 @@ pub struct Template {
     pub hashed: Value,
 }
 
+/// Whether resolving may change anything: the reconciler pulls a missing
+/// image (and records it); a plan only reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pulls {
+    /// Pull a missing image.
+    Allowed,
+    /// Read only: a missing image is reported as what would be pulled.
+    ReadOnly,
+}
+
 /// Resolves references and builds the replica template of `container`.
-pub async fn resolve(ctx: &Context, container: &Container) -> Result<Resolution, super::ReconcileError> {
+pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Result<Resolution, super::ReconcileError> {
     let key = container.key();
     let spec = &container.spec;
     let lookup = |kind: Kind, name: &str| -> Result<Option<AnyObject>, super::ReconcileError> {
@@ -71,6 +81,12 @@ pub async fn resolve(ctx: &Context, container: &Container) -> Result<Resolution,
         },
         (None, Some(reference)) => match ctx.engine.inspect_image(reference).await? {
             Some(info) => info.id,
+            None if pulls == Pulls::ReadOnly => {
+                return Ok(Resolution::Waiting(
+                    "ImageMissing",
+                    format!("image {reference} is not present: it would be pulled first"),
+                ))
+            }
             None => {
                 if let Err(e) = ctx.engine.pull_image(reference).await {
                     return Ok(Resolution::Waiting(

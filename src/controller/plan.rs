@@ -248,7 +248,7 @@ async fn operations(
 /// What the Container reconciler would do to each replica.
 async fn container_operations(ctx: &Context, container: &Container) -> Result<Vec<PlannedOperation>, ReconcileError> {
     let key = container.key();
-    let template = match container_spec::resolve(ctx, container).await? {
+    let template = match container_spec::resolve(ctx, container, container_spec::Pulls::ReadOnly).await? {
         Resolution::Ready(template) => template,
         Resolution::Waiting(reason, message) => {
             return Ok(vec![op("wait before creating or replacing replicas", format!("{reason}: {message}"))])

@@ -121,3 +121,24 @@ async fn a_json_body_without_a_content_type_is_read_as_json() {
     let reply = api.call("POST", "/apply", Some(TOKEN), Some(("", b"{\"kind\": ".to_vec()))).await;
     assert!(reply.error(StatusCode::BAD_REQUEST).contains("JSON"));
 }
+
+#[tokio::test]
+async fn a_dry_run_of_a_container_whose_image_is_absent_pulls_nothing_and_writes_nothing() {
+    let api = started_with_web().await;
+    let before = footprint(&api);
+    let absent = |name: &str| container(name, "1").replace("image: busybox", "image: registry.test/absent:1");
+    for uri in ["/apply?dryRun=All", "/apply?dryRun=true"] {
+        // A new Container: its creation is planned.
+        let reply = api.send_yaml("POST", uri, &absent("fresh")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        // web moved to an absent image: the plan says the pull comes first.
+        let reply = api.send_yaml("POST", uri, &absent("web")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
+        let plan = reply.json();
+        let operation = &plan["items"][0]["operations"][0];
+        assert!(operation["reason"].as_str().unwrap().contains("would be pulled first"), "{plan}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(footprint(&api), before, "(store version, events, engine mutations) moved under a dry run");
+    assert!(!api.engine.calls().iter().any(|c| c.op == "pull_image"), "a dry run pulled");
+}
