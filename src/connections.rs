@@ -19,7 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use tokio::sync::Notify;
+use hyper::server::conn::http1::{Builder, UpgradeableConnection};
+use hyper_util::rt::TokioTimer;
+use tokio::sync::{watch, Notify};
 
 /// How long a client has to send a request's headers, from connect or from
 /// the end of its previous exchange.
@@ -108,6 +110,54 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.inner.open.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// An HTTP/1 connection builder that closes a client not sending a
+/// request's headers within `header_timeout` (idle kept-alive ones too).
+pub(crate) fn http1(header_timeout: Duration) -> Builder {
+    let mut builder = Builder::new();
+    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    builder
+}
+
+/// Serves `connection` to its end; when `ticket` is evicted or `stop`
+/// turns true, asks it to close after the exchange in progress.
+pub(crate) async fn serve_until<I, S, B>(
+    connection: UpgradeableConnection<I, S>,
+    ticket: &Ticket,
+    stop: &mut watch::Receiver<bool>,
+) -> hyper::Result<()>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    tokio::pin!(connection);
+    // Cancel-safe: the pinned connection is polled to its end in every arm;
+    // the others only wait.
+    tokio::select! {
+        ended = connection.as_mut() => ended,
+        () = stopped(stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+        () = ticket.evicted() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    }
+}
+
+/// Resolves once `stop` is true (or its sender is gone). Send, unlike a
+/// held `watch::Ref`.
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    while !*stop.borrow_and_update() {
+        if stop.changed().await.is_err() {
+            return;
+        }
     }
 }
 

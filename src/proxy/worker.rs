@@ -21,12 +21,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::connections::{Connections, Ticket};
+use crate::connections::{self, stopped, Connections, Ticket};
 
 use super::forward::{self, Forwarder};
 use super::pool::Pool;
@@ -123,31 +123,9 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let service = service_fn(move |request| forward::handle(forwarder.clone(), request, client));
-    let connection = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades();
-    tokio::pin!(connection);
-    // Cancel-safe: the connection future is pinned and polled to its end
-    // in either arm; the others only wait.
-    let ended = tokio::select! {
-        ended = connection.as_mut() => ended,
-        () = stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-        () = ticket.evicted() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
-        }
-    };
+    let connection = connections::http1(header_timeout).serve_connection(TokioIo::new(stream), service).with_upgrades();
+    let ended = connections::serve_until(connection, &ticket, &mut stop).await;
     if let Err(e) = ended {
         tracing::debug!(%client, "proxy connection ended: {e}");
     }
-}
-
-/// Completes once the worker is told to stop (or its proxy is gone).
-async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stop| *stop).await;
 }

@@ -9,12 +9,12 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::connections::{Connections, Limits, Ticket};
+use crate::connections::{self, Connections, Limits, Ticket};
 
 /// How long open streams (watches, log follows) may hold up a shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -180,64 +180,18 @@ async fn connection(
     mut stopped: watch::Receiver<bool>,
 ) {
     let service = TowerToHyperService::new(app);
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let builder = connections::http1(header_timeout);
     let ended = match stream {
         Stream::Tcp(stream) => {
-            drive(builder.serve_connection(TokioIo::new(stream), service).with_upgrades(), &ticket, &mut stopped).await
+            let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            connections::serve_until(connection, &ticket, &mut stopped).await
         }
         Stream::Unix(stream) => {
-            drive(builder.serve_connection(TokioIo::new(stream), service).with_upgrades(), &ticket, &mut stopped).await
+            let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+            connections::serve_until(connection, &ticket, &mut stopped).await
         }
     };
     if let Err(e) = ended {
         tracing::debug!("API connection ended: {e}");
-    }
-}
-
-/// Runs a hyper connection to its end, shutting it down gracefully when
-/// evicted or stopped.
-async fn drive<C>(connection: C, ticket: &Ticket, stopped: &mut watch::Receiver<bool>) -> hyper::Result<()>
-where
-    C: Future<Output = hyper::Result<()>> + GracefulConnection,
-{
-    tokio::pin!(connection);
-    // Cancel-safe: the pinned connection is polled to its end in every arm.
-    tokio::select! {
-        ended = connection.as_mut() => ended,
-        () = stop_requested(stopped) => {
-            connection.as_mut().shutdown();
-            connection.await
-        }
-        () = ticket.evicted() => {
-            connection.as_mut().shutdown();
-            connection.await
-        }
-    }
-}
-
-/// Resolves once the server stops (or is gone).
-async fn stop_requested(stopped: &mut watch::Receiver<bool>) {
-    while !*stopped.borrow_and_update() {
-        if stopped.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// A hyper connection that can be asked to close after its exchange.
-trait GracefulConnection {
-    fn shutdown(self: std::pin::Pin<&mut Self>);
-}
-
-impl<I, S> GracefulConnection for hyper::server::conn::http1::UpgradeableConnection<I, S>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming>,
-    S::ResBody: 'static,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    fn shutdown(self: std::pin::Pin<&mut Self>) {
-        self.graceful_shutdown();
     }
 }
