@@ -164,25 +164,3 @@ pub fn reject_source(store: &Store, source: &Source, errors: Vec<String>) -> Res
     store.commit(WriteBatch::new().op(WriteOp::Source(record)).event(event))?;
     Ok(())
 }
-
-/// Deletes every object `source` declared and forgets the source.
-pub fn remove_source(store: &Store, source: &Source) -> Result<usize, StoreError> {
-    let previous = store.source(&source.id())?.map(|r| r.objects).unwrap_or_default();
-    let mut batch = WriteBatch::new();
-    let mut deleted = 0;
-    for key in &previous {
-        let owned = store.get(key)?.is_some_and(|o| o.metadata().source.as_ref().map(Source::id) == Some(source.id()));
-        if owned {
-            batch = batch.op(WriteOp::Delete {
-                key: key.clone(),
-                precondition: Precondition::None,
-                source: Some(source.clone()),
-                force: false,
-            });
-            batch = batch.event(Event::about(key, "deleted", "SourceRemoved", format!("{source} is gone")));
-            deleted += 1;
-        }
-    }
-    store.commit(batch.op(WriteOp::ForgetSource(source.id())))?;
-    Ok(deleted)
-}

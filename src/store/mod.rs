@@ -156,16 +156,6 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// An I/O error's path and words, for a report kept after the error.
-    fn clone_shallow(&self) -> StoreError {
-        match self {
-            StoreError::Io { path, source } => {
-                StoreError::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
-            }
-            _ => StoreError::Io { path: PathBuf::new(), source: std::io::Error::other(self.to_string()) },
-        }
-    }
-
     /// Whether the disk under the store is full.
     pub fn is_disk_full(&self) -> bool {
         match self {
@@ -231,7 +221,7 @@ impl Store {
         let db = sled::Config::new().path(state_dir.join("db")).open()?;
         state_dir::restrict_db(&state_dir.join("db"))?;
         let had_history = db.tree_names().iter().any(|name| name.as_ref() == b"tombstones");
-        let inner = Inner {
+        let mut inner = Inner {
             objects: db.open_tree("objects")?,
             sources: db.open_tree("sources")?,
             meta: db.open_tree("meta")?,
@@ -247,7 +237,6 @@ impl Store {
             write_problem: Mutex::new(None),
             _lock: lock,
         };
-        let mut inner = inner;
         let recorded = state_dir::recorded_instance(state_dir)?;
         match (inner.meta.get(INSTANCE_KEY)?, recorded) {
             (Some(id), recorded) => {
@@ -274,7 +263,7 @@ impl Store {
     pub fn commit(&self, batch: WriteBatch) -> Result<Commit> {
         let result = self.commit_now(batch).map_err(|e| self.in_words(e));
         let problem = match &result {
-            Err(e @ StoreError::Io { .. }) => Some(format!("{:#}", anyhow::Error::from(e.clone_shallow()))),
+            Err(e @ StoreError::Io { source, .. }) => Some(format!("{e}: {source}")),
             _ => None,
         };
         if result.is_ok() || problem.is_some() {
