@@ -16,7 +16,7 @@ use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::source::git::webhook::Refusal;
+use crate::source::git::webhook::{Refusal, DELIVERY_HEADERS};
 
 use super::error::{ApiError, ApiResult};
 use super::query::{NoParams, StrictQuery};
@@ -32,6 +32,10 @@ pub const GITLAB_TOKEN: &str = "x-gitlab-token";
 pub struct HookAccepted {
     /// The sources polled now (their ids).
     pub triggered: Vec<String>,
+    /// The delivery was seen in the last ten minutes (by its delivery id or
+    /// its body): nothing was polled (answered 200 instead of 202).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
 }
 
 /// Authenticates a push webhook and polls the sources it is about.
@@ -61,7 +65,12 @@ pub async fn git(
             ))
         }
     }
+    let delivery = DELIVERY_HEADERS.iter().find_map(|name| header(name));
+    if !hooks.first_delivery(delivery, &body) {
+        tracing::info!(delivery = ?delivery.map(String::from_utf8_lossy), "git webhook ignored: a duplicate delivery");
+        return Ok((StatusCode::OK, Json(HookAccepted { triggered: Vec::new(), duplicate: true })).into_response());
+    }
     let triggered = hooks.trigger(&body);
     tracing::info!(sources = ?triggered, "git webhook accepted");
-    Ok((StatusCode::ACCEPTED, Json(HookAccepted { triggered })).into_response())
+    Ok((StatusCode::ACCEPTED, Json(HookAccepted { triggered, duplicate: false })).into_response())
 }

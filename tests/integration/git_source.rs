@@ -421,6 +421,45 @@ async fn webhooks_with_a_good_signature_poll_at_once_and_others_do_nothing() {
     polling.await.unwrap();
 }
 
+/// A delivery seen before (its delivery id, or its signed body under a new
+/// id) is answered as a duplicate and polls nothing; a new one polls.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_webhook_delivery_is_a_duplicate_and_polls_nothing() {
+    let remote = Remote::new();
+    remote.write("deploy/web.yaml", &container("web", "one"));
+    remote.commit("first");
+    let spec = GitSpec::parse(&remote.url(), "main", "deploy").unwrap();
+    let mut hooks = GitHooks::new(Some(b"s3cret".to_vec()));
+    let trigger = hooks.follow(spec.clone());
+    let api = Api::start_with(hooks).await;
+    let body = push_payload(&remote);
+    let signature = github_signature(b"s3cret", &body);
+    let deliver = |id: &'static str, body: Vec<u8>, signature: String| {
+        let api = &api;
+        async move { post_hook(api, &[("x-hub-signature-256", &signature), ("x-github-delivery", id)], &body).await }
+    };
+    let first = deliver("a1", body.clone(), signature.clone()).await;
+    assert_eq!(first.status, StatusCode::ACCEPTED, "{}", first.text());
+    tokio::time::timeout(Duration::from_secs(1), trigger.notified()).await.expect("the first delivery polls");
+
+    let other_body = serde_json::json!({"ref": "refs/heads/main", "after": "b2"}).to_string().into_bytes();
+    let other_signature = github_signature(b"s3cret", &other_body);
+    for (what, reply) in [
+        ("the same delivery id", deliver("a1", other_body.clone(), other_signature.clone()).await),
+        ("the same body under a new id", deliver("a2", body.clone(), signature.clone()).await),
+    ] {
+        assert_eq!(reply.status, StatusCode::OK, "{what}: {}", reply.text());
+        assert_eq!(reply.json()["duplicate"], true, "{what}");
+        assert_eq!(reply.json()["triggered"], serde_json::json!([]), "{what}");
+    }
+    let polled = tokio::time::timeout(Duration::from_millis(300), trigger.notified()).await;
+    assert!(polled.is_err(), "a duplicate delivery polled");
+
+    let new = deliver("a3", other_body, other_signature).await;
+    assert_eq!(new.status, StatusCode::ACCEPTED, "{}", new.text());
+    tokio::time::timeout(Duration::from_secs(1), trigger.notified()).await.expect("a new delivery polls");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_secret_webhooks_are_off() {
     let api = Api::start().await;

@@ -15,8 +15,17 @@
 //! port and `.git`), and, when the payload has a `ref`, whose branch it is.
 //! A payload that names no repository at all (not JSON, a test delivery)
 //! polls every source.
+//!
+//! A delivery seen in the last [`DELIVERY_WINDOW`] is answered as a
+//! duplicate and polls nothing: the same delivery id (GitHub's
+//! `X-GitHub-Delivery`, Gitea's `X-Gitea-Delivery`, GitLab's
+//! `X-Gitlab-Event-UUID`), or the same signed body under another id (the id
+//! is not signed, so a replay could change it). A forge's redelivery and a
+//! replayed capture cost nothing then; the interval poll still runs.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -24,13 +33,27 @@ use tokio::sync::Notify;
 
 use super::GitSpec;
 
+/// How long a delivery is remembered.
+pub const DELIVERY_WINDOW: Duration = Duration::from_secs(600);
+/// Most deliveries remembered (the oldest are forgotten first).
+const DELIVERIES_KEPT: usize = 1024;
+
+/// Headers that carry a forge's delivery id.
+pub const DELIVERY_HEADERS: [&str; 3] = ["x-github-delivery", "x-gitea-delivery", "x-gitlab-event-uuid"];
+
 /// The secret and the sources hooks can trigger.
 #[derive(Clone, Default)]
 pub struct GitHooks {
     /// The shared secret; `None` disables the endpoint.
     secret: Option<Arc<[u8]>>,
     targets: Vec<Target>,
+    /// Recent deliveries, oldest first.
+    seen: Arc<Mutex<VecDeque<Delivery>>>,
 }
+
+/// A delivery remembered: its id (if the forge sent one), the digest of
+/// its body, when it came.
+type Delivery = (Option<Vec<u8>>, [u8; 32], Instant);
 
 #[derive(Clone)]
 struct Target {
@@ -53,7 +76,7 @@ pub enum Refusal {
 impl GitHooks {
     /// Hooks authenticated by `secret` (none: every hook is refused).
     pub fn new(secret: Option<Vec<u8>>) -> Self {
-        GitHooks { secret: secret.map(Into::into), targets: Vec::new() }
+        GitHooks { secret: secret.map(Into::into), ..GitHooks::default() }
     }
 
     /// Registers a source; returns the trigger its poll loop waits on.
@@ -82,6 +105,29 @@ impl GitHooks {
         } else {
             Err(Refusal::Bad)
         }
+    }
+
+    /// Records an authenticated delivery; `false` when it was seen within
+    /// [`DELIVERY_WINDOW`] (by its id, or by its body).
+    pub fn first_delivery(&self, id: Option<&[u8]>, body: &[u8]) -> bool {
+        use sha2::Digest;
+        let digest: [u8; 32] = sha2::Sha256::digest(body).into();
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        while seen.front().is_some_and(|(_, _, at)| now.duration_since(*at) > DELIVERY_WINDOW) {
+            seen.pop_front();
+        }
+        let duplicate = seen
+            .iter()
+            .any(|(seen_id, seen_digest, _)| *seen_digest == digest || (id.is_some() && seen_id.as_deref() == id));
+        if duplicate {
+            return false;
+        }
+        if seen.len() == DELIVERIES_KEPT {
+            seen.pop_front();
+        }
+        seen.push_back((id.map(<[u8]>::to_vec), digest, now));
+        true
     }
 
     /// Wakes the sources the push in `body` is about; returns their ids.
