@@ -164,6 +164,7 @@ fn main() {
             zone: "berth.internal".into(),
             upstream: Upstream::Off,
             on_networks: None,
+            allow: Vec::new(),
         })
         .await
         .expect("berth DNS");

@@ -133,6 +133,11 @@ pub struct ServeArgs {
     /// always have descriptors.
     #[arg(long, value_name = "N", default_value_t = 10_000)]
     pub proxy_max_connections: usize,
+    /// Clients whose names outside berth's zones the DNS server forwards,
+    /// besides loopback and berth's own networks (which always are); the
+    /// rest get REFUSED for them (berth's own names are answered to anyone).
+    #[arg(long, value_name = "CIDR,...", value_delimiter = ',', value_parser = parse_peer)]
+    pub dns_allow: Vec<ipnet::IpNet>,
     /// Peers (proxies in front of berth's) whose X-Forwarded-For berth extends
     /// and whose X-Real-IP / Forwarded it keeps; anyone else's are replaced.
     #[arg(long, value_name = "CIDR,...", value_delimiter = ',', value_parser = parse_peer)]
@@ -294,7 +299,8 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
                 Upstream::from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
             });
             let on_networks = args.dns_on_networks.then_some(DNS_PORT);
-            let config = DnsConfig { listen, zone: args.dns_zone.clone(), upstream, on_networks };
+            let allow = args.dns_allow.clone();
+            let config = DnsConfig { listen, zone: args.dns_zone.clone(), upstream, on_networks, allow };
             Some(DnsServer::bind(&config).await.context("--dns-listen")?)
         }
         None if args.dns_on_networks => {

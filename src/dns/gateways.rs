@@ -87,7 +87,7 @@ pub(super) async fn follow(store: Store, handler: SharedHandler, port: u16, mut 
 
 /// Waits for a change to a Network, status included (the gateways are
 /// status); `false` once the store is gone. Cancel-safe, as `recv` is.
-async fn network_changed(changes: &mut broadcast::Receiver<Change>) -> bool {
+pub(super) async fn network_changed(changes: &mut broadcast::Receiver<Change>) -> bool {
     loop {
         match changes.recv().await {
             Ok(change) if change.object.kind() != Kind::Network => continue,

@@ -6,8 +6,9 @@
 //! whole ([`ArcSwap`]) whenever a DnsRecord or the endpoint set changes: a
 //! query sees the old record sets or the new ones, never a mix, and never
 //! waits for a rebuild. Names outside every served zone go to the upstream
-//! resolvers through hickory's forwarder, or are refused when forwarding is
-//! off.
+//! resolvers through hickory's forwarder for the clients [`clients`] allows
+//! (loopback, berth's networks, `--dns-allow`), and are refused for others
+//! or when forwarding is off.
 //!
 //! With `--dns-on-networks` the same answers are also given on the gateway
 //! of every berth network ([`gateways`]), for the containers on them.
@@ -16,6 +17,7 @@
 //! keeps it out) is published as a [`DnsReport`] for the DnsRecord
 //! reconciler to write into status.
 
+mod clients;
 mod gateways;
 pub mod zone;
 
@@ -129,6 +131,9 @@ pub struct DnsConfig {
     /// Also answer on this port of every berth network's gateway
     /// (`--dns-on-networks`: [`DNS_PORT`]).
     pub on_networks: Option<u16>,
+    /// Clients beyond loopback and berth's networks whose other names are
+    /// forwarded (`--dns-allow`).
+    pub allow: Vec<ipnet::IpNet>,
 }
 
 /// A bound DNS server, not serving yet.
@@ -147,7 +152,12 @@ struct Table {
 
 /// Answers from the current catalog; the catalog is replaced whole.
 struct Handler {
+    /// The zones and the forwarder.
     catalog: ArcSwap<Catalog>,
+    /// The zones alone: what a client that may not forward is answered
+    /// from (other names are REFUSED, no zone handler taking them).
+    zones_only: ArcSwap<Catalog>,
+    clients: Arc<clients::ForwardClients>,
 }
 
 /// The handler as hickory's server holds it (by value).
@@ -157,7 +167,12 @@ struct SharedHandler(Arc<Handler>);
 #[async_trait::async_trait]
 impl RequestHandler for SharedHandler {
     async fn handle_request<R: ResponseHandler, T: Time>(&self, request: &Request, response: R) -> ResponseInfo {
-        let catalog = self.0.catalog.load_full();
+        let handler = &self.0;
+        let catalog = if handler.clients.may_forward(request.src().ip()) {
+            handler.catalog.load_full()
+        } else {
+            handler.zones_only.load_full()
+        };
         catalog.handle_request::<R, T>(request, response).await
     }
 }
@@ -172,7 +187,11 @@ impl DnsServer {
             Upstream::Off => None,
             Upstream::Servers(servers) => Some(Arc::new(forwarder(servers)?)),
         };
-        let handler = Arc::new(Handler { catalog: ArcSwap::from_pointee(Catalog::new()) });
+        let handler = Arc::new(Handler {
+            catalog: ArcSwap::from_pointee(Catalog::new()),
+            zones_only: ArcSwap::from_pointee(Catalog::new()),
+            clients: Arc::new(clients::ForwardClients::new(config.allow.clone())),
+        });
         let table = Table { zone, handler, forwarder };
         table.swap(&zone::build(&table.zone, &EndpointSet::default(), &[], 1));
         Ok(DnsServer { sockets, table, on_networks: config.on_networks })
@@ -198,6 +217,7 @@ impl DnsServer {
         let handler = SharedHandler(table.handler.clone());
         let mut server = serve_on(handler.clone(), sockets);
         let (stop_gateways, stopped) = watch::channel(false);
+        let clients = tokio::spawn(table.handler.clients.clone().follow_networks(store.clone(), stopped.clone()));
         let gateways = on_networks.map(|port| tokio::spawn(gateways::follow(store.clone(), handler, port, stopped)));
         let mut inputs = Inputs::new(store, Kind::DnsRecord, endpoints);
         let mut serial = 1u32;
@@ -223,6 +243,7 @@ impl DnsServer {
         if let Some(gateways) = gateways {
             let _ = gateways.await;
         }
+        let _ = clients.await;
     }
 }
 
@@ -237,7 +258,7 @@ fn serve_on(handler: SharedHandler, (udp, tcp): (UdpSocket, TcpListener)) -> hic
 impl Table {
     /// Installs a new set of zones (and the forwarder) in one swap.
     fn swap(&self, zones: &zone::Zones) {
-        let mut catalog = Catalog::new();
+        let (mut catalog, mut zones_only) = (Catalog::new(), Catalog::new());
         for (origin, sets) in &zones.zones {
             match InMemoryZoneHandler::<TokioRuntimeProvider>::new(
                 origin.clone(),
@@ -245,7 +266,11 @@ impl Table {
                 ZoneType::Primary,
                 AxfrPolicy::Deny,
             ) {
-                Ok(handler) => catalog.upsert(LowerName::from(origin), vec![Arc::new(handler)]),
+                Ok(handler) => {
+                    let handler: Arc<dyn ZoneHandler> = Arc::new(handler);
+                    catalog.upsert(LowerName::from(origin), vec![handler.clone()]);
+                    zones_only.upsert(LowerName::from(origin), vec![handler]);
+                }
                 Err(e) => tracing::warn!(zone = %origin, "DNS zone not served: {e}"),
             }
         }
@@ -253,6 +278,7 @@ impl Table {
             catalog.upsert(LowerName::from(Name::root()), vec![forwarder.clone()]);
         }
         self.handler.catalog.store(Arc::new(catalog));
+        self.handler.zones_only.store(Arc::new(zones_only));
     }
 }
 

@@ -13,7 +13,10 @@ use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::RecordType;
 use tokio::sync::watch;
 
-use crate::support::served::{ask_tcp, ask_udp, data, endpoint, fake_upstream, object, put, rcode, store};
+use crate::support::controller::poll_until;
+use crate::support::served::{
+    ask_tcp, ask_udp, ask_udp_from, data, endpoint, fake_upstream, object, put, rcode, store,
+};
 
 struct Running {
     address: std::net::SocketAddr,
@@ -28,7 +31,11 @@ async fn start(store: &Store, set: EndpointSet, upstream: Upstream) -> Running {
 
 async fn start_with(store: &Store, set: EndpointSet, upstream: Upstream, on_networks: Option<u16>) -> Running {
     let listen = "127.0.0.1:0".parse().unwrap();
-    let config = DnsConfig { listen, zone: "berth.internal".into(), upstream, on_networks };
+    start_on(store, set, DnsConfig { listen, zone: "berth.internal".into(), upstream, on_networks, allow: Vec::new() })
+        .await
+}
+
+async fn start_on(store: &Store, set: EndpointSet, config: DnsConfig) -> Running {
     let server = DnsServer::bind(&config).await.expect("bind");
     let address = server.local_addr();
     let (endpoints, receiver) = watch::channel(Arc::new(set));
@@ -199,6 +206,59 @@ async fn other_names_are_forwarded_or_refused() {
     let refusing = start(&store, EndpointSet::default(), Upstream::Off).await;
     let refused = ask_udp(refusing.address, "example.com.", RecordType::A).await;
     assert_eq!(rcode(&refused), ResponseCode::Refused);
+}
+
+/// An address of this host that is not loopback (a client the DNS server
+/// must not take for a local one).
+fn non_loopback_address() -> std::net::IpAddr {
+    let output = std::process::Command::new("ip").args(["-o", "-4", "addr", "show", "scope", "global"]).output();
+    let text = String::from_utf8_lossy(&output.expect("`ip addr` (iproute2) runs").stdout).into_owned();
+    let address = text.split_whitespace().skip_while(|word| *word != "inet").nth(1);
+    let address = address.and_then(|cidr| cidr.split('/').next()?.parse().ok());
+    address.unwrap_or_else(|| panic!("this host has no global IPv4 address to test with:\n{text}"))
+}
+
+/// Forwarding is for loopback, berth's own networks and `--dns-allow`:
+/// another client gets berth's names but REFUSED for the rest, until its
+/// address is on a berth Network's subnet or allowed.
+#[tokio::test]
+async fn other_names_are_forwarded_only_for_local_clients_and_allowed_ranges() {
+    let (_dir, store) = store();
+    let upstream = fake_upstream("198.51.100.7".parse().unwrap()).await;
+    let stranger = non_loopback_address();
+    let config = |allow: Vec<ipnet::IpNet>| DnsConfig {
+        listen: "0.0.0.0:0".parse().unwrap(),
+        zone: "berth.internal".into(),
+        upstream: Upstream::Servers(vec![upstream]),
+        on_networks: None,
+        allow,
+    };
+    let dns = start_on(&store, web_replicas(), config(Vec::new())).await;
+    let at = |ip: std::net::IpAddr| std::net::SocketAddr::new(ip, dns.address.port());
+    let local = ask_udp(at("127.0.0.1".parse().unwrap()), "example.com.", RecordType::A).await;
+    assert_eq!(data(&local), ["198.51.100.7"], "loopback is forwarded for");
+    let refused = ask_udp_from(stranger, at(stranger), "example.com.", RecordType::A).await;
+    assert_eq!(rcode(&refused), ResponseCode::Refused, "{stranger} had a name forwarded");
+    let own = ask_udp_from(stranger, at(stranger), "web.default.berth.internal.", RecordType::A).await;
+    assert_eq!(data(&own), ["10.1.0.2", "10.1.0.3"], "berth's own names are answered to anyone");
+
+    // On a berth Network's subnet, the client is one of berth's containers.
+    put(&store, [object("{apiVersion: berth.dev/v1alpha1, kind: Network, metadata: {name: lan}, spec: {}}")]);
+    let key = ObjectKey::new(Kind::Network, "default", "lan");
+    let subnet = format!("{stranger}/32");
+    store.commit(berth::store::WriteBatch::new().status(key, serde_json::json!({"subnets": [subnet]}))).unwrap();
+    let forwarded = poll_until(Duration::from_secs(5), || async {
+        let answer = ask_udp_from(stranger, at(stranger), "example.com.", RecordType::A).await;
+        (rcode(&answer) == ResponseCode::NoError).then_some(answer)
+    })
+    .await
+    .expect("forwarded once the client is on a berth Network");
+    assert_eq!(data(&forwarded), ["198.51.100.7"]);
+
+    let (_other_dir, empty) = crate::support::served::store();
+    let allowing = start_on(&empty, web_replicas(), config(vec![format!("{stranger}/32").parse().unwrap()])).await;
+    let at = std::net::SocketAddr::new(stranger, allowing.address.port());
+    assert_eq!(data(&ask_udp_from(stranger, at, "example.com.", RecordType::A).await), ["198.51.100.7"]);
 }
 
 #[tokio::test]

@@ -54,7 +54,12 @@ pub fn query(name: &str, rtype: RecordType) -> Message {
 
 /// Asks `server` over UDP.
 pub async fn ask_udp(server: SocketAddr, name: &str, rtype: RecordType) -> Message {
-    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.expect("socket");
+    ask_udp_from("127.0.0.1".parse().unwrap(), server, name, rtype).await
+}
+
+/// Asks `server` over UDP from a socket bound to `source`.
+pub async fn ask_udp_from(source: std::net::IpAddr, server: SocketAddr, name: &str, rtype: RecordType) -> Message {
+    let socket = tokio::net::UdpSocket::bind((source, 0)).await.expect("socket");
     let request = query(name, rtype);
     socket.send_to(&request.to_vec().expect("encode"), server).await.expect("send");
     let mut buffer = vec![0u8; 4096];
