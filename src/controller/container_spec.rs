@@ -9,8 +9,9 @@
 //! The hash covers the defaulted spec without the fields that do not change
 //! what a replica is (`replicas`, `updateStrategy`, `dependsOn`), plus what
 //! the spec points at: the image id, the content of secret files and host
-//! environment values (hashed, never stored), the ids of the networks, and
-//! with `--dns-on-networks` the DNS servers and search domain berth sets.
+//! environment values (hashed with the state directory's key, never stored),
+//! the ids of the networks, and with `--dns-on-networks` the DNS servers and
+//! search domain berth sets.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -208,7 +209,8 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
                 };
                 match read {
                     Ok(value) => {
-                        secret_hashes.insert(var.name.clone(), labels::sha256_hex(value.as_bytes()));
+                        secret_hashes
+                            .insert(var.name.clone(), labels::keyed_hash_hex(&ctx.secret_key, value.as_bytes()));
                         value
                     }
                     Err(why) => {

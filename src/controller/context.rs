@@ -24,6 +24,8 @@ pub struct Context {
     pub served: super::Served,
     /// Set when berth's DNS answers on the networks' gateways.
     pub network_dns: Option<super::NetworkDns>,
+    /// The key secret values are hashed with ([`crate::store::Store::secret_hash_key`]).
+    pub secret_key: [u8; 32],
 }
 
 impl Context {

@@ -116,11 +116,12 @@ impl Controller {
     /// timed into the config's metrics, which also count the store's objects.
     pub fn new(store: Store, engine: Arc<dyn Engine>, config: ControllerConfig) -> crate::store::Result<Self> {
         let instance = store.instance_id()?;
+        let secret_key = store.secret_hash_key()?;
         config.metrics.observe_store(&store);
         let engine = Arc::new(MeteredEngine::new(engine, config.metrics.clone()));
         let (served, network_dns) = (config.served.clone(), config.network_dns.clone());
         Ok(Controller {
-            ctx: Context { store, engine, instance, served, network_dns },
+            ctx: Context { store, engine, instance, served, network_dns, secret_key },
             config,
             observed: Arc::new(AtomicBool::new(false)),
         })

@@ -184,6 +184,7 @@ mod tests {
             instance: "test".into(),
             served: Default::default(),
             network_dns: None,
+            secret_key: [7; 32],
         };
         (dir, store, ctx)
     }

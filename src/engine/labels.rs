@@ -68,6 +68,16 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Hex HMAC-SHA256 of `bytes` under `key`: how secret values enter a spec
+/// hash, so a label read by `docker inspect` cannot confirm a guessed secret
+/// without the state directory's key.
+pub fn keyed_hash_hex(key: &[u8], bytes: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(bytes);
+    mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The spec hash of a canonical JSON value (keys in a fixed order, as our
 /// serializers write them).
 pub fn spec_hash(canonical: &serde_json::Value) -> String {

@@ -213,6 +213,8 @@ struct Inner {
 
 /// Where the controller instance id is kept in `meta`.
 const INSTANCE_KEY: &[u8] = b"instanceId";
+/// Where the key of secret hashes is kept in `meta`.
+const SECRET_HASH_KEY: &[u8] = b"secretHashKey";
 
 impl Store {
     /// Opens (creating if needed) the store in `state_dir`, taking its lock.
@@ -463,6 +465,22 @@ impl Store {
     /// the engine objects labelled with it are this store's again.
     pub fn adopt_instance(&self, id: &str) -> Result<String> {
         self.set_instance_if_absent(id)
+    }
+
+    /// This state directory's key for hashing secret values into engine
+    /// labels: random, created on first use, stable across restarts, never
+    /// leaving the state directory. Keyed, a label cannot be used to test
+    /// guesses of a weak secret offline.
+    pub fn secret_hash_key(&self) -> Result<[u8; 32]> {
+        let mut fresh = [0u8; 32];
+        getrandom::fill(&mut fresh).map_err(|e| StoreError::Io {
+            path: self.inner.dir.clone(),
+            source: std::io::Error::other(format!("no random bytes for the secret hash key: {e}")),
+        })?;
+        let _ = self.inner.meta.compare_and_swap(SECRET_HASH_KEY, None::<&[u8]>, Some(&fresh[..]))?;
+        self.inner.db.flush()?;
+        let stored = self.inner.meta.get(SECRET_HASH_KEY)?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok());
+        Ok(stored.unwrap_or(fresh))
     }
 
     fn set_instance_if_absent(&self, id: &str) -> Result<String> {

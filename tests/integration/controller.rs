@@ -498,3 +498,43 @@ async fn a_lost_database_next_to_live_containers_is_refused_then_adopted_without
     let nothing: Arc<dyn Engine> = Arc::new(FakeEngine::new());
     berth::controller::check_lost_store(&fresh, &nothing, "db", false).await.unwrap();
 }
+
+/// A secret's hash in the replica's labels is keyed by the state
+/// directory: the label holds no plain SHA-256 of the secret (which would
+/// let `docker inspect` confirm a guess offline), a restart on the same
+/// state directory keeps the hash (nothing is recreated), and a changed
+/// secret still recreates the replica.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secret_hashes_in_labels_are_keyed_by_the_state_directory() {
+    let secrets = tempfile::tempdir().unwrap();
+    let secret = secrets.path().join("password");
+    std::fs::write(&secret, "hunter2\n").unwrap();
+    let app = format!(
+        "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata: {{name: app}}\nspec:\n  image: busybox\n  command: [sleep, '3600']\n  stopGracePeriod: 1s\n  env:\n    - name: PASSWORD\n      valueFrom: {{secretFile: {}}}\n",
+        secret.display()
+    );
+    let (_dir, store, fake, running) = started(&[&app], "Container/default/app").await;
+    let replica = replicas_of(&fake, "app").remove(0);
+    let labelled: String = replica.labels.values().cloned().collect::<Vec<_>>().join("\n");
+    assert!(labelled.contains("PASSWORD"), "the spec label names the secret's variable: {labelled}");
+    for unkeyed in [labels::sha256_hex(b"hunter2"), labels::sha256_hex(b"hunter2\n")] {
+        assert!(!labelled.contains(&unkeyed), "a label carries the plain SHA-256 of the secret: {labelled}");
+    }
+
+    running.crash().await;
+    let before = fake.mutating_calls().len();
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let calls = fake.mutating_calls().split_off(before);
+    assert!(calls.is_empty(), "a restart changed the engine: {calls:?}");
+    assert_eq!(replicas_of(&fake, "app")[0].id, replica.id);
+
+    std::fs::write(&secret, "correct horse\n").unwrap();
+    running.crash().await;
+    let running = Running::start(&store, Arc::new(fake.clone()));
+    eventually(WAIT, "the replica recreated for the new secret", || async {
+        replicas_of(&fake, "app").iter().any(|c| c.id != replica.id && c.state == ContainerState::Running).then_some(())
+    })
+    .await;
+    running.stop().await;
+}
