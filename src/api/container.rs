@@ -106,10 +106,13 @@ pub struct EnvVar {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EnvVarSource {
     /// Absolute path of a file on the host whose content (without a trailing
-    /// newline) is the value, e.g. `/etc/berth/secrets/db-password`.
+    /// newline) is the value, e.g. `/var/lib/berth/secrets/db-password`; it
+    /// must resolve into the secret directory (`berth serve --secret-dir`,
+    /// default `secrets` in the state directory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_file: Option<String>,
-    /// Name of an environment variable of the berth process.
+    /// Name of an environment variable of the berth process; only names
+    /// granted by `berth serve --allow-host-env` are read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_env: Option<String>,
 }
@@ -155,7 +158,8 @@ pub struct VolumeMount {
     /// Name of a `Volume` object in the same namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub volume: Option<String>,
-    /// Absolute path on the host to bind-mount.
+    /// Absolute path on the host to bind-mount; it must resolve into a
+    /// directory granted by `berth serve --allow-host-paths`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<String>,
     /// An in-memory filesystem.
@@ -306,7 +310,8 @@ pub enum UpdateStrategy {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SecurityContext {
-    /// Run with all privileges (avoid).
+    /// Run with all privileges (avoid); refused unless `berth serve
+    /// --allow-privileged`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub privileged: bool,
     /// Mount the root filesystem read-only.
@@ -324,7 +329,9 @@ pub struct SecurityContext {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Capabilities {
-    /// Capabilities to add.
+    /// Capabilities to add. ALL, SYS_ADMIN, SYS_MODULE, SYS_RAWIO,
+    /// SYS_PTRACE, DAC_READ_SEARCH and BPF amount to `privileged` and are
+    /// refused unless `berth serve --allow-privileged`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<String>,
     /// Capabilities to drop.

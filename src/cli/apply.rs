@@ -4,8 +4,10 @@
 //! `berth validate`, so problems are reported at the user's own
 //! `file:line:column` and relative build contexts are resolved against the
 //! manifest's directory before anything is sent. The server validates again
-//! and applies the set as one transaction; the answer is the plan, printed
-//! as a coloured diff with the reason for every engine operation.
+//! (and applies its own rules, such as its host policy, whose refusals are
+//! placed back at the user's files) and applies the set as one transaction;
+//! the answer is the plan, printed as a coloured diff with the reason for
+//! every engine operation.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,10 +17,10 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use hyper::Method;
 
-use crate::api::{AnyObject, ObjectKey};
-use crate::client::{query_escape, Body, Client};
+use crate::api::{AnyObject, FieldPath, ObjectKey};
+use crate::client::{query_escape, Body, Client, ClientError};
 use crate::controller::plan::{PlanAction, PlanItem};
-use crate::manifest;
+use crate::manifest::{self, LoadedObject};
 use crate::server::ApplyResponse;
 
 use super::client_args::{block_on, object_path, short_name, ClientArgs};
@@ -64,9 +66,9 @@ pub struct DiffArgs {
 }
 
 /// Reads and validates the files, or prints every problem.
-fn load(files: &[PathBuf]) -> Result<Vec<AnyObject>, ExitCode> {
+fn load(files: &[PathBuf]) -> Result<Vec<LoadedObject>, ExitCode> {
     match manifest::load_paths(files) {
-        Ok(set) => Ok(set.objects.into_iter().map(|loaded| loaded.object).collect()),
+        Ok(set) => Ok(set.objects),
         Err(errors) => {
             for error in &errors.0 {
                 anstream::eprintln!("{}", paint(RED, &error.to_string()));
@@ -78,18 +80,63 @@ fn load(files: &[PathBuf]) -> Result<Vec<AnyObject>, ExitCode> {
 }
 
 /// The objects as one multi-document YAML body.
-fn body(objects: &[AnyObject]) -> anyhow::Result<Body> {
+fn body(objects: &[LoadedObject]) -> anyhow::Result<Body> {
     let mut text = String::new();
-    for object in objects {
+    for loaded in objects {
         text.push_str("---\n");
-        text.push_str(&serde_yaml::to_string(object)?);
+        text.push_str(&serde_yaml::to_string(&loaded.object)?);
     }
     Ok(Body { content_type: "application/yaml", bytes: text.into() })
 }
 
+/// The server's refusal of objects (a rule of the server's own, such as its
+/// host policy) placed back at the user's `file:line:column`: the server
+/// saw the body berth sent, whose lines are not the user's. `None` when the
+/// error is not about fields of the objects sent.
+fn refusals_in_files(error: &anyhow::Error, objects: &[LoadedObject]) -> Option<Vec<String>> {
+    let Some(ClientError::Api { body, .. }) = error.downcast_ref::<ClientError>() else { return None };
+    let mut lines = Vec::new();
+    for detail in &body.details {
+        let (Some(object), Some(field), Some(message)) = (
+            detail.get("object").and_then(|v| v.as_str()),
+            detail.get("field").and_then(|v| v.as_str()),
+            detail.get("message").and_then(|v| v.as_str()),
+        ) else {
+            return None;
+        };
+        let loaded = objects.iter().find(|o| o.object.key().to_string() == object)?;
+        let at = loaded.tree.position_of(&FieldPath::parse(field));
+        lines.push(format!("{}:{}:{}: {object}: {field}: {message}", loaded.file, at.line, at.column));
+    }
+    (!lines.is_empty()).then_some(lines)
+}
+
+/// Sends the objects; a refusal of theirs is printed at the user's files.
+async fn post_or_print(
+    client: &Client,
+    objects: &[LoadedObject],
+    dry_run: bool,
+    force: bool,
+    source: Option<&str>,
+) -> anyhow::Result<Result<ApplyResponse, ExitCode>> {
+    match post(client, objects, dry_run, force, source).await {
+        Ok(answer) => Ok(Ok(answer)),
+        Err(error) => match refusals_in_files(&error, objects) {
+            Some(lines) => {
+                for line in &lines {
+                    anstream::eprintln!("{}", paint(RED, line));
+                }
+                eprintln!("{} problem(s) refused by the server; nothing was applied", lines.len());
+                Ok(Err(ExitCode::FAILURE))
+            }
+            None => Err(error),
+        },
+    }
+}
+
 async fn post(
     client: &Client,
-    objects: &[AnyObject],
+    objects: &[LoadedObject],
     dry_run: bool,
     force: bool,
     source: Option<&str>,
@@ -109,7 +156,10 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     };
     let client = args.client.client()?;
     block_on(async move {
-        let answer = post(&client, &objects, args.dry_run, args.force, args.source.as_deref()).await?;
+        let answer = match post_or_print(&client, &objects, args.dry_run, args.force, args.source.as_deref()).await? {
+            Ok(answer) => answer,
+            Err(code) => return Ok(code),
+        };
         if args.dry_run {
             print_plan(&answer.items);
             return Ok(ExitCode::SUCCESS);
@@ -144,7 +194,10 @@ pub fn run_diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
     };
     let client = args.client.client()?;
     block_on(async move {
-        let answer = post(&client, &objects, true, true, args.source.as_deref()).await?;
+        let answer = match post_or_print(&client, &objects, true, true, args.source.as_deref()).await? {
+            Ok(answer) => answer,
+            Err(code) => return Ok(code),
+        };
         print_plan(&answer.items);
         Ok(ExitCode::SUCCESS)
     })

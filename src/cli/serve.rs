@@ -26,6 +26,7 @@ use crate::endpoints::EndpointSet;
 use crate::engine::endpoint::{self, PodmanService, Selection};
 use crate::engine::fake::FakeEngine;
 use crate::engine::Engine;
+use crate::manifest::policy::HostPolicy;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::server::{Connected, EngineSlot, Listen, ServerState, Token};
@@ -161,6 +162,9 @@ pub struct ServeArgs {
     /// Events older than this go (every object keeps its last 50).
     #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = humantime::parse_duration)]
     pub event_max_age: Duration,
+    /// What manifests may take from the host (all refused by default).
+    #[command(flatten)]
+    pub policy: crate::manifest::policy::PolicyArgs,
 }
 
 /// A network (`10.0.0.0/8`) or one address (`10.0.0.1`).
@@ -241,6 +245,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::manifest::limits::set((&args.manifest_limits).into());
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let store = Store::open(&state_dir).with_context(|| format!("opening state directory {}", state_dir.display()))?;
+    crate::manifest::policy::set(host_policy(&args.policy, &state_dir, &args.manifests)?);
     for dir in &args.manifests {
         anyhow::ensure!(dir.is_dir(), "--manifests {}: not a directory", dir.display());
     }
@@ -251,6 +256,38 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let token = Token::load_or_create(&state_dir)?;
     runtime.block_on(serve(args, store, token, git, state_dir))?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The policy the flags grant (build contexts in the followed manifest
+/// directories included); the default secret directory is made (0700) when
+/// missing, one given with --secret-dir must exist.
+fn host_policy(
+    args: &crate::manifest::policy::PolicyArgs,
+    state_dir: &std::path::Path,
+    manifest_dirs: &[PathBuf],
+) -> anyhow::Result<HostPolicy> {
+    match &args.secret_dir {
+        Some(dir) => anyhow::ensure!(dir.is_dir(), "--secret-dir {}: not a directory", dir.display()),
+        None => {
+            use std::os::unix::fs::DirBuilderExt;
+            let dir = state_dir.join("secrets");
+            if !dir.is_dir() {
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(&dir)
+                    .with_context(|| format!("making the secret directory {}", dir.display()))?;
+            }
+        }
+    }
+    let policy = args.policy(state_dir, manifest_dirs).map_err(anyhow::Error::msg)?;
+    tracing::info!(
+        host_paths = ?policy.host_paths,
+        secret_dir = %policy.secret_dir.display(),
+        privileged = policy.privileged,
+        host_env = ?policy.host_env,
+        "host policy"
+    );
+    Ok(policy)
 }
 
 /// The git flags, checked: every repository parsed, the credential files

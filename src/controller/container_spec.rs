@@ -71,6 +71,15 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
             .is_some_and(|c| c.status == crate::api::ConditionStatus::True)
     };
 
+    // The host policy, again: the object may have been stored before it
+    // was set, and a path may resolve elsewhere now than at admission.
+    let policy = crate::manifest::policy::current();
+    if let Some(refused) =
+        policy.and_then(|p| p.check(&AnyObject::Container(container.clone()), None).0.into_iter().next())
+    {
+        return Ok(Resolution::Waiting("PolicyDenied", refused.to_string()));
+    }
+
     // Image.
     let image_id = match (&spec.image_ref, &spec.image) {
         (Some(name), _) => match lookup(Kind::Image, name)? {
@@ -199,9 +208,10 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
             (Some(value), _) => value.clone(),
             (None, Some(from)) => {
                 let read = match (&from.secret_file, &from.host_env) {
-                    (Some(path), _) => std::fs::read_to_string(path)
-                        .map(|v| v.trim_end_matches('\n').to_string())
-                        .map_err(|e| format!("secret file {path}: {e}")),
+                    (Some(path), _) => policy
+                        .map_or_else(|| Ok(path.into()), |policy| policy.secret_file(path))
+                        .and_then(|file| std::fs::read_to_string(file).map_err(|e| format!("secret file {path}: {e}")))
+                        .map(|v| v.trim_end_matches('\n').to_string()),
                     (None, Some(name)) => {
                         std::env::var(name).map_err(|_| format!("host environment variable {name} is not set"))
                     }

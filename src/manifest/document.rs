@@ -171,6 +171,11 @@ impl DocumentContext<'_> {
             .into_iter()
             .map(|e| self.error(key.as_ref(), self.root.position_of(&e.path), Some(e.path.to_string()), e.message))
             .collect();
+        if let Some(policy) = super::policy::current() {
+            errors.extend(policy.check(&object, base_dir).0.into_iter().map(|e| {
+                self.error(key.as_ref(), self.root.position_of(&e.path), Some(e.path.to_string()), e.message)
+            }));
+        }
         if let AnyObject::Image(image) = &mut object {
             if let Err(e) = super::context::resolve_build_context(image, base_dir) {
                 errors.push(self.error(

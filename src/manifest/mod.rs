@@ -15,6 +15,7 @@ mod discover;
 mod document;
 mod error;
 pub mod limits;
+pub mod policy;
 pub mod reference;
 pub mod yaml_tree;
 

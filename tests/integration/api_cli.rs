@@ -14,8 +14,9 @@ use crate::support::serve::Stack;
 
 #[test]
 fn the_client_commands_work_against_a_served_fake_engine() {
-    let server = ServedFake::start();
     let examples = repo_path("examples");
+    // `berth apply` sends the Image's build context as a path of the host.
+    let server = ServedFake::start_with(&["--allow-host-paths", examples.to_str().unwrap()]);
     // The plan first: everything is new.
     server
         .cli()

@@ -50,5 +50,6 @@ mod hostile_yaml;
 mod limits;
 mod loading;
 mod metrics;
+mod policy;
 mod proxy;
 mod store;

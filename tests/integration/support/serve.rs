@@ -174,9 +174,10 @@ impl Stack {
     }
 
     /// Starts `berth serve` without a manifest directory: objects come
-    /// through the REST API only.
+    /// through the REST API only. The manifests directory is a granted host
+    /// path: `berth apply` sends the Image's build context as a path there.
     pub fn start_api_only(&mut self) {
-        self.spawn(Vec::new());
+        self.spawn(vec!["--allow-host-paths".into(), self.manifests().into()]);
     }
 
     /// Starts `berth serve` following the git repository at `url`
