@@ -84,7 +84,11 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
         observed
     };
     let all_ready = write_status(ctx, container, &template, &replicas)?;
-    Ok(if all_ready { Action::await_change() } else { Action::requeue(NOT_READY_RECHECK) })
+    let recheck = ctx
+        .crash_loops
+        .next_due(key, std::time::Instant::now())
+        .map_or(NOT_READY_RECHECK, |due| due.min(NOT_READY_RECHECK));
+    Ok(if all_ready { Action::await_change() } else { Action::requeue(recheck) })
 }
 
 async fn converge(
@@ -150,6 +154,11 @@ async fn converge(
                     ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
                 ) || (policy == RestartPolicy::Never && replica.state == ContainerState::Exited);
                 if !leave {
+                    // A replica that keeps exiting waits its turn (the
+                    // reconcile comes back when it is due).
+                    if ctx.crash_loops.try_start(&key, index, std::time::Instant::now()).is_err() {
+                        continue;
+                    }
                     // Started, or found going away: either way the engine moved on.
                     touched = true;
                     if !start_existing(ctx, &replica).await? {
@@ -318,6 +327,16 @@ fn write_status(
         Conditions::from(container).ready(false, "ReplicasNotReady", format!("{ready}/{wanted} replicas ready"), false)
     };
     let status = ContainerStatus { common: conditions.build(), ready_replicas: ready, replicas: statuses };
-    ctx.write_status(container, status)?;
+    let only_restarts_changed = container.status.as_ref().is_some_and(|stored| {
+        let without_counts = |s: &ContainerStatus| {
+            let mut s = s.clone();
+            s.replicas.iter_mut().for_each(|r| r.restarts = 0);
+            s
+        };
+        *stored != status && without_counts(stored) == without_counts(&status)
+    });
+    if !only_restarts_changed || ctx.crash_loops.restart_count_write(&container.key(), std::time::Instant::now()) {
+        ctx.write_status(container, status)?;
+    }
     Ok(all_ready)
 }

@@ -26,6 +26,8 @@ pub struct Context {
     pub network_dns: Option<super::NetworkDns>,
     /// The key secret values are hashed with ([`crate::store::Store::secret_hash_key`]).
     pub secret_key: [u8; 32],
+    /// When each replica berth started may be started again.
+    pub crash_loops: std::sync::Arc<super::crash_loop::CrashLoops>,
 }
 
 impl Context {

@@ -25,6 +25,7 @@ mod action;
 mod container;
 mod container_spec;
 mod context;
+mod crash_loop;
 mod dependents;
 mod image;
 mod lost_store;
@@ -121,7 +122,7 @@ impl Controller {
         let engine = Arc::new(MeteredEngine::new(engine, config.metrics.clone()));
         let (served, network_dns) = (config.served.clone(), config.network_dns.clone());
         Ok(Controller {
-            ctx: Context { store, engine, instance, served, network_dns, secret_key },
+            ctx: Context { store, engine, instance, served, network_dns, secret_key, crash_loops: Default::default() },
             config,
             observed: Arc::new(AtomicBool::new(false)),
         })

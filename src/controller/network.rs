@@ -185,6 +185,7 @@ mod tests {
             served: Default::default(),
             network_dns: None,
             secret_key: [7; 32],
+            crash_loops: Default::default(),
         };
         (dir, store, ctx)
     }

@@ -445,9 +445,15 @@ async fn fifty_concurrent_writers_lose_no_update() {
 
     // Fifty writers of one object, all from the same version: one wins, 49 get 409.
     let uri = format!("{}/shared", containers_path("default"));
-    let version = api.send_yaml("PUT", &uri, &container("shared", "0")).await.json()["metadata"]["resourceVersion"]
-        .as_u64()
-        .unwrap();
+    assert_eq!(api.send_yaml("PUT", &uri, &container("shared", "0")).await.status, StatusCode::CREATED);
+    // The version the writers race from is read once the controller's
+    // status writes (which move it too) are done.
+    eventually(Duration::from_secs(10), "shared ready", || async {
+        crate::support::controller::is_ready(&api.store, "Container/default/shared").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let version = api.get(&uri).await.json()["metadata"]["resourceVersion"].as_u64().unwrap();
     let tasks: Vec<_> = (0..50)
         .map(|i| {
             let (api, uri) = (api.clone(), uri.clone());

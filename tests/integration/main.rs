@@ -38,6 +38,7 @@ mod bad_manifests;
 mod cli;
 mod conformance;
 mod controller;
+mod crash_loop;
 mod dir_model;
 mod dir_source;
 mod dns;
