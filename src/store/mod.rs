@@ -23,6 +23,7 @@
 //! - One process per state directory: [`Store::open`] takes an exclusive
 //!   lock and refuses a directory written by a newer format.
 
+mod db;
 mod events;
 mod history;
 mod retention;
@@ -31,7 +32,7 @@ mod watch;
 mod write;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use chrono::Utc;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -39,6 +40,8 @@ use sled::Transactional;
 use tokio::sync::broadcast;
 
 use crate::api::{AnyObject, Kind, ObjectKey};
+
+use db::Db;
 
 pub use events::Event;
 pub use history::TOMBSTONE_TTL;
@@ -186,13 +189,12 @@ pub struct Store {
 }
 
 struct Inner {
-    db: sled::Db,
-    objects: sled::Tree,
-    sources: sled::Tree,
-    meta: sled::Tree,
-    events: sled::Tree,
-    events_by_object: sled::Tree,
-    tombstones: sled::Tree,
+    /// The database; `None` only while it is being reopened (see
+    /// [`Store::recover`]).
+    db: RwLock<Option<Arc<Db>>>,
+    /// When the last reopening was tried, so failing writes do not reopen
+    /// the database in a loop.
+    last_recovery: Mutex<Option<std::time::Instant>>,
     /// Serializes commits so that watchers see them in resourceVersion order
     /// (a std mutex: it is never held across an await).
     commit_lock: Mutex<()>,
@@ -211,6 +213,28 @@ struct Inner {
     _lock: state_dir::StateDirLock,
 }
 
+/// Least time between two reopenings of the database after failed writes.
+pub const RECOVER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Free space the state directory's file system needs before the database
+/// is reopened after a failed write.
+const REOPEN_ROOM: u64 = 4 << 20;
+
+/// Bytes free for this user on the file system holding `path`.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stats: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `path` is a valid C string and `stats` a valid out-pointer.
+    if unsafe { libc::statvfs(path.as_ptr(), &mut stats) } != 0 {
+        return None;
+    }
+    Some(stats.f_bavail as u64 * stats.f_frsize as u64)
+}
+
+/// Where the time of the last reopening is kept in `meta` (its write is the
+/// probe that writing works again).
+const RECOVERED_AT_KEY: &[u8] = b"recoveredAt";
 /// Where the controller instance id is kept in `meta`.
 const INSTANCE_KEY: &[u8] = b"instanceId";
 /// Where the key of secret hashes is kept in `meta`.
@@ -220,17 +244,12 @@ impl Store {
     /// Opens (creating if needed) the store in `state_dir`, taking its lock.
     pub fn open(state_dir: &Path) -> Result<Store> {
         let lock = state_dir::prepare(state_dir)?;
-        let db = sled::Config::new().path(state_dir.join("db")).open()?;
+        let (db, had_history) = Db::open(&state_dir.join("db"))?;
         state_dir::restrict_db(&state_dir.join("db"))?;
-        let had_history = db.tree_names().iter().any(|name| name.as_ref() == b"tombstones");
+        let meta = db.meta.clone();
         let mut inner = Inner {
-            objects: db.open_tree("objects")?,
-            sources: db.open_tree("sources")?,
-            meta: db.open_tree("meta")?,
-            events: db.open_tree("events")?,
-            events_by_object: db.open_tree("events_by_object")?,
-            tombstones: db.open_tree("tombstones")?,
-            db,
+            db: RwLock::new(Some(Arc::new(db))),
+            last_recovery: Mutex::new(None),
             commit_lock: Mutex::new(()),
             watch: broadcast::channel(WATCH_CAPACITY).0,
             last_event: tokio::sync::watch::channel(0).0,
@@ -240,7 +259,7 @@ impl Store {
             _lock: lock,
         };
         let recorded = state_dir::recorded_instance(state_dir)?;
-        match (inner.meta.get(INSTANCE_KEY)?, recorded) {
+        match (meta.get(INSTANCE_KEY)?, recorded) {
             (Some(id), recorded) => {
                 let id = String::from_utf8_lossy(&id).into_owned();
                 if recorded.as_deref() != Some(id.as_str()) {
@@ -253,7 +272,7 @@ impl Store {
         let store = Store { inner: Arc::new(inner) };
         if !had_history {
             // A store from before tombstones: removals until now are unknown.
-            store.inner.meta.insert(history::HISTORY_FROM_KEY, &store.resource_version().to_be_bytes())?;
+            meta.insert(history::HISTORY_FROM_KEY, &store.resource_version().to_be_bytes())?;
         }
         store.inner.last_event.send_replace(store.counter(write::EVENT_SEQ_KEY));
         Ok(store)
@@ -263,6 +282,7 @@ impl Store {
     /// failure to write to the disk (a full disk, say) is remembered for
     /// [`Store::write_problem`] until a commit succeeds again.
     pub fn commit(&self, batch: WriteBatch) -> Result<Commit> {
+        self.recover();
         let result = self.commit_now(batch).map_err(|e| self.in_words(e));
         let problem = match &result {
             Err(e @ StoreError::Io { source, .. }) => Some(format!("{e}: {source}")),
@@ -272,6 +292,92 @@ impl Store {
             *self.inner.write_problem.lock().unwrap_or_else(|p| p.into_inner()) = problem;
         }
         result
+    }
+
+    /// The database handle (shared: a reopening waits for it to be let go).
+    fn db(&self) -> Result<Arc<Db>> {
+        let db = self.inner.db.read().unwrap_or_else(|p| p.into_inner()).clone();
+        db.ok_or_else(|| StoreError::Io {
+            path: self.inner.dir.join("db"),
+            source: std::io::Error::other("the database is being reopened after a failed write"),
+        })
+    }
+
+    /// After a failed write (see [`Store::write_problem`]), reopens the
+    /// database from disk, as a restart would, so that writes work again
+    /// once the cause (a full disk) is gone; at most once per
+    /// [`RECOVER_EVERY`]. Returns whether the database was reopened. A
+    /// reopening that fails leaves the problem in place for the next try.
+    pub fn recover(&self) -> bool {
+        if self.write_problem().is_none() {
+            return false;
+        }
+        {
+            let mut last = self.inner.last_recovery.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| at.elapsed() < RECOVER_EVERY) {
+                return false;
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let path = self.inner.dir.join("db");
+        // Reopening needs room (sled writes as it opens); without it the
+        // handle would be gone and reads would fail too.
+        if free_bytes(&path).is_some_and(|free| free < REOPEN_ROOM) {
+            return false;
+        }
+        let _serial = self.inner.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.inner.db.write().unwrap_or_else(|p| p.into_inner());
+        let Some(mut old) = slot.take() else {
+            // A reopening that failed before: try again.
+            return self.reopen_into(&mut slot, &path);
+        };
+        // Readers in flight hold the old handle a moment longer; sled lets
+        // the database go (and its file lock) with the last one.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let old_db = loop {
+            match Arc::try_unwrap(old) {
+                Ok(db) => break Some(db),
+                Err(shared) if std::time::Instant::now() < deadline => {
+                    old = shared;
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(shared) => {
+                    *slot = Some(shared);
+                    break None;
+                }
+            }
+        };
+        let Some(old_db) = old_db else {
+            tracing::warn!("the database is still in use; reopening it is retried on the next write");
+            return false;
+        };
+        drop(old_db);
+        self.reopen_into(&mut slot, &path)
+    }
+
+    /// Opens the database into the empty `slot`, and probes that it writes.
+    fn reopen_into(&self, slot: &mut Option<Arc<Db>>, path: &Path) -> bool {
+        let (db, _) = match Db::open(path) {
+            Ok(opened) => opened,
+            Err(e) => {
+                let e = self.in_words(StoreError::Db(e));
+                tracing::warn!("reopening the database failed: {e:#}");
+                return false;
+            }
+        };
+        // A small durable write says whether writing works again: if it
+        // does, the problem is over without waiting for a real write.
+        let probe =
+            db.meta.insert(RECOVERED_AT_KEY, &Utc::now().timestamp().to_be_bytes()[..]).and_then(|_| db.db.flush());
+        *slot = Some(Arc::new(db));
+        match probe {
+            Ok(_) => {
+                *self.inner.write_problem.lock().unwrap_or_else(|p| p.into_inner()) = None;
+                tracing::info!(path = %path.display(), "database reopened after a failed write; writes work again");
+            }
+            Err(e) => tracing::debug!("the reopened database cannot write yet: {:#}", self.in_words(StoreError::Db(e))),
+        }
+        true
     }
 
     /// Why the last commit could not write to the disk, until one can.
@@ -299,8 +405,8 @@ impl Store {
     fn commit_now(&self, batch: WriteBatch) -> Result<Commit> {
         let inner = &*self.inner;
         let _serial = inner.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let trees =
-            (&inner.objects, &inner.sources, &inner.meta, &inner.events, &inner.events_by_object, &inner.tombstones);
+        let db = self.db()?;
+        let trees = (&db.objects, &db.sources, &db.meta, &db.events, &db.events_by_object, &db.tombstones);
         let commit = trees
             .transaction(|(objects, sources, meta, events, events_by_object, tombstones)| {
                 write::apply(&batch.ops, write::Trees { objects, sources, meta, events, events_by_object, tombstones })
@@ -310,7 +416,7 @@ impl Store {
                 TransactionError::Storage(e) => StoreError::Db(e),
             })?;
         if !batch.relaxed {
-            inner.db.flush()?;
+            db.db.flush()?;
         }
         for change in &commit.changes {
             // No receivers is fine: nobody is watching yet.
@@ -335,9 +441,8 @@ impl Store {
             Failed(StoreError),
             Passed(Commit),
         }
-        let inner = &*self.inner;
-        let trees =
-            (&inner.objects, &inner.sources, &inner.meta, &inner.events, &inner.events_by_object, &inner.tombstones);
+        let db = self.db()?;
+        let trees = (&db.objects, &db.sources, &db.meta, &db.events, &db.events_by_object, &db.tombstones);
         let outcome = trees.transaction(|(objects, sources, meta, events, events_by_object, tombstones)| {
             let trees = write::Trees { objects, sources, meta, events, events_by_object, tombstones };
             match write::apply(&batch.ops, trees) {
@@ -360,20 +465,20 @@ impl Store {
     /// Drops tombstones older than [`TOMBSTONE_TTL`], moving the start of
     /// complete history past them. Called with the commit lock held.
     fn forget_old_tombstones(&self) -> Result<()> {
-        let inner = &*self.inner;
+        let db = self.db()?;
         let cutoff = Utc::now() - chrono::Duration::from_std(TOMBSTONE_TTL).unwrap_or_default();
         let mut kept_from = None;
-        for entry in inner.tombstones.iter() {
+        for entry in db.tombstones.iter() {
             let (key, bytes) = entry?;
             let removed = serde_json::from_slice::<history::Tombstone>(&bytes).map(|t| t.removed).ok();
             if removed.is_some_and(|removed| removed > cutoff) {
                 break;
             }
-            inner.tombstones.remove(&key)?;
+            db.tombstones.remove(&key)?;
             kept_from = Some(history::version_of(&key));
         }
         if let Some(version) = kept_from {
-            inner.meta.insert(history::HISTORY_FROM_KEY, &version.to_be_bytes())?;
+            db.meta.insert(history::HISTORY_FROM_KEY, &version.to_be_bytes())?;
         }
         Ok(())
     }
@@ -386,12 +491,13 @@ impl Store {
         let inner = &*self.inner;
         // Under the commit lock nothing commits between the scan and the subscription.
         let _serial = inner.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let db = self.db()?;
         let kept_from = self.counter(history::HISTORY_FROM_KEY);
         if resource_version < kept_from {
             return Err(StoreError::Expired { requested: resource_version, kept_from });
         }
         let mut changes = Vec::new();
-        for entry in inner.objects.iter() {
+        for entry in db.objects.iter() {
             let (key, bytes) = entry?;
             let object = decode(&String::from_utf8_lossy(&key), &bytes)?;
             let version = object.metadata().resource_version.unwrap_or(0);
@@ -404,7 +510,7 @@ impl Store {
                 });
             }
         }
-        for entry in inner.tombstones.range(history::tombstone_key(resource_version.saturating_add(1), "")..) {
+        for entry in db.tombstones.range(history::tombstone_key(resource_version.saturating_add(1), "")..) {
             let (key, bytes) = entry?;
             let tombstone: history::Tombstone = serde_json::from_slice(&bytes)
                 .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(&key).into_owned(), source })?;
@@ -426,11 +532,9 @@ impl Store {
     }
 
     fn counter(&self, key: &[u8]) -> u64 {
-        self.inner
-            .meta
-            .get(key)
+        self.db()
             .ok()
-            .flatten()
+            .and_then(|db| db.meta.get(key).ok().flatten())
             .map_or(0, |v| u64::from_be_bytes(v.as_ref().try_into().unwrap_or([0; 8])))
     }
 
@@ -477,17 +581,17 @@ impl Store {
             path: self.inner.dir.clone(),
             source: std::io::Error::other(format!("no random bytes for the secret hash key: {e}")),
         })?;
-        let _ = self.inner.meta.compare_and_swap(SECRET_HASH_KEY, None::<&[u8]>, Some(&fresh[..]))?;
-        self.inner.db.flush()?;
-        let stored = self.inner.meta.get(SECRET_HASH_KEY)?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok());
+        let _ = self.db()?.meta.compare_and_swap(SECRET_HASH_KEY, None::<&[u8]>, Some(&fresh[..]))?;
+        self.db()?.db.flush()?;
+        let stored = self.db()?.meta.get(SECRET_HASH_KEY)?.and_then(|v| <[u8; 32]>::try_from(&v[..]).ok());
         Ok(stored.unwrap_or(fresh))
     }
 
     fn set_instance_if_absent(&self, id: &str) -> Result<String> {
         // Compare-and-swap from "absent": a concurrent first use agrees on one id.
-        let _ = self.inner.meta.compare_and_swap(INSTANCE_KEY, None::<&[u8]>, Some(id.as_bytes()))?;
-        self.inner.db.flush()?;
-        let stored = self.inner.meta.get(INSTANCE_KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned());
+        let _ = self.db()?.meta.compare_and_swap(INSTANCE_KEY, None::<&[u8]>, Some(id.as_bytes()))?;
+        self.db()?.db.flush()?;
+        let stored = self.db()?.meta.get(INSTANCE_KEY)?.map(|v| String::from_utf8_lossy(&v).into_owned());
         let id = stored.unwrap_or_else(|| id.to_string());
         if state_dir::recorded_instance(&self.inner.dir)?.as_deref() != Some(id.as_str()) {
             state_dir::record_instance(&self.inner.dir, &id)?;
@@ -497,7 +601,7 @@ impl Store {
 
     /// One object.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<AnyObject>> {
-        self.inner.objects.get(key.to_string().as_bytes())?.map(|bytes| decode(&key.to_string(), &bytes)).transpose()
+        self.db()?.objects.get(key.to_string().as_bytes())?.map(|bytes| decode(&key.to_string(), &bytes)).transpose()
     }
 
     /// Objects of a kind (every kind when `None`), in one namespace or all.
@@ -508,7 +612,7 @@ impl Store {
             (None, _) => String::new(),
         };
         let mut objects = Vec::new();
-        for entry in self.inner.objects.scan_prefix(prefix.as_bytes()) {
+        for entry in self.db()?.objects.scan_prefix(prefix.as_bytes()) {
             let (key, bytes) = entry?;
             let object = decode(&String::from_utf8_lossy(&key), &bytes)?;
             if namespace.is_none_or(|ns| object.metadata().namespace() == ns) {
@@ -520,7 +624,7 @@ impl Store {
 
     /// Every source record.
     pub fn sources(&self) -> Result<Vec<SourceRecord>> {
-        self.inner
+        self.db()?
             .sources
             .iter()
             .map(|entry| {
@@ -533,7 +637,7 @@ impl Store {
 
     /// One source record.
     pub fn source(&self, id: &str) -> Result<Option<SourceRecord>> {
-        self.inner
+        self.db()?
             .sources
             .get(id.as_bytes())?
             .map(|bytes| {
@@ -545,10 +649,9 @@ impl Store {
     /// Events after sequence number `after`, oldest first, at most `limit`;
     /// only those about `object` when given.
     pub fn events(&self, object: Option<&ObjectKey>, after: u64, limit: usize) -> Result<Vec<Event>> {
-        let inner = &*self.inner;
+        let db = self.db()?;
         let read = |seq: u64| -> Result<Option<Event>> {
-            inner
-                .events
+            db.events
                 .get(events::log_key(seq))?
                 .map(|b| {
                     serde_json::from_slice(&b)
@@ -561,14 +664,14 @@ impl Store {
             Some(object) => {
                 let start = events::index_key(&object.to_string(), after.saturating_add(1));
                 let end = events::index_key(&object.to_string(), u64::MAX);
-                for entry in inner.events_by_object.range(start..=end).take(limit) {
+                for entry in db.events_by_object.range(start..=end).take(limit) {
                     let (key, _) = entry?;
                     let seq = u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap_or([0; 8]));
                     found.extend(read(seq)?);
                 }
             }
             None => {
-                for entry in inner.events.range(events::log_key(after.saturating_add(1))..).take(limit) {
+                for entry in db.events.range(events::log_key(after.saturating_add(1))..).take(limit) {
                     let (key, bytes) = entry?;
                     let event = serde_json::from_slice(&bytes)
                         .map_err(|source| StoreError::Corrupt { key: format!("event {key:?}"), source })?;

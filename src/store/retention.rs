@@ -43,18 +43,18 @@ impl Default for Retention {
 impl Store {
     /// Removes what `retention` does not keep; returns how many events went.
     pub fn prune_events(&self, retention: &Retention) -> Result<usize> {
-        let inner = &*self.inner;
+        let db = self.db()?;
         let mut per_object: HashMap<Vec<u8>, usize> = HashMap::new();
-        for key in inner.events_by_object.iter().keys() {
+        for key in db.events_by_object.iter().keys() {
             let key = key?;
             let object = key[..key.len().saturating_sub(9)].to_vec();
             *per_object.entry(object).or_default() += 1;
         }
         let cutoff = Utc::now() - chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::MAX);
-        let mut excess = inner.events.len().saturating_sub(retention.max_events);
+        let mut excess = db.events.len().saturating_sub(retention.max_events);
         let (mut log, mut index) = (sled::Batch::default(), sled::Batch::default());
         let mut removed = 0;
-        for entry in inner.events.iter() {
+        for entry in db.events.iter() {
             let (key, bytes) = entry?;
             let event: Event = serde_json::from_slice(&bytes)
                 .map_err(|source| StoreError::Corrupt { key: format!("event {key:?}"), source })?;
@@ -74,8 +74,8 @@ impl Store {
             excess = excess.saturating_sub(1);
             removed += 1;
         }
-        inner.events_by_object.apply_batch(index)?;
-        inner.events.apply_batch(log)?;
+        db.events_by_object.apply_batch(index)?;
+        db.events.apply_batch(log)?;
         Ok(removed)
     }
 }

@@ -355,13 +355,98 @@ fn a_full_disk_is_reported_in_words_and_written_nothing() {
     assert!(problem.contains("No space left"), "{problem}");
     // What was written before is still there.
     assert!(store.get(&berth::api::ObjectKey::parse("Volume/default/before").unwrap()).unwrap().is_some());
-    // With space back, a restart opens it with everything written before.
-    // (sled does not recover from a failed write within the process: until
-    // the restart, writes keep failing and readiness keeps saying why.)
+    // While the disk is full, the store keeps failing in words (and tries
+    // to reopen itself at most once a second, not per write).
+    std::thread::sleep(berth::store::RECOVER_EVERY);
+    let still_full = store.commit(WriteBatch::new().put(volume("still-full")));
+    assert!(still_full.as_ref().is_err_and(|e| e.is_disk_full()), "{still_full:?}");
+    assert!(store.write_problem().is_some());
+    // With space back, the same store works again, without a restart, with
+    // everything written before.
     std::fs::remove_file(&filler).unwrap();
+    std::thread::sleep(berth::store::RECOVER_EVERY);
+    assert!(store.recover(), "the database was not reopened");
+    assert_eq!(store.write_problem(), None, "the reopened database's probe write failed");
+    store.commit(WriteBatch::new().put(volume("after"))).unwrap();
+    for name in ["before", "after"] {
+        let key = berth::api::ObjectKey::parse(&format!("Volume/default/{name}")).unwrap();
+        assert!(store.get(&key).unwrap().is_some(), "{name} is gone");
+    }
+    // And a restart still finds it all.
     drop(store);
     let store = Store::open(&state).unwrap();
-    assert!(store.get(&berth::api::ObjectKey::parse("Volume/default/before").unwrap()).unwrap().is_some());
-    store.commit(WriteBatch::new().put(volume("after"))).unwrap();
-    assert_eq!(store.write_problem(), None);
+    assert!(store.get(&berth::api::ObjectKey::parse("Volume/default/after").unwrap()).unwrap().is_some());
+}
+
+/// `GET path` on a new connection to `url` (`http://host:port`) with the
+/// state directory's token: the status code and the body.
+fn http_get(url: &str, state: &std::path::Path, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let token = std::fs::read_to_string(state.join("token")).unwrap();
+    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+}
+
+/// A real `berth serve` whose state directory fills up: writes are refused
+/// 507 in words, `/readyz` turns 503 naming the cause, and once the file
+/// system is enlarged berth is ready and writes again by itself, without a
+/// restart, with everything written before.
+#[test]
+fn a_full_disk_turns_readiness_off_and_enlarging_it_brings_berth_back_without_a_restart() {
+    use predicates::str::contains;
+    let disk = SmallDisk::mount("8m");
+    let state = disk.dir.path().join("state");
+    let server = crate::support::api::ServedFake::start_in(&state, &[]);
+    let manifests = tempfile::tempdir().unwrap();
+    let manifest = |name: &str| {
+        let file = manifests.path().join(format!("{name}.yaml"));
+        let pad = "x".repeat(60);
+        std::fs::write(&file, format!("apiVersion: berth.dev/v1alpha1\nkind: Volume\nmetadata:\n  name: {name}\n  labels: {{pad: {pad}}}\nspec: {{}}\n")).unwrap();
+        file
+    };
+    let cli = || crate::support::api::cli(&server.url, &state);
+    cli().args(["apply", "-f"]).arg(manifest("before")).assert().success();
+    let wait_for = |what: &str, want: u16| {
+        let started = std::time::Instant::now();
+        loop {
+            let (status, body) = http_get(&server.url, &state, "/readyz");
+            if status == want {
+                return body;
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "{what}: /readyz is {status}: {body}");
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    };
+    wait_for("ready at first", 200);
+    // Fill the file system, then write until a write fails.
+    let mut filler = std::fs::File::create(disk.dir.path().join("filler")).unwrap();
+    while std::io::Write::write_all(&mut filler, &vec![0u8; 64 << 10]).is_ok() {}
+    drop(filler);
+    let refused = (0..200).find_map(|i| {
+        let output = cli().args(["apply", "-f"]).arg(manifest(&format!("v{i}"))).output().unwrap();
+        (!output.status.success()).then(|| String::from_utf8_lossy(&output.stderr).into_owned())
+    });
+    let refused = refused.expect("a write fails on the full disk");
+    assert!(refused.contains("No space left on device") && refused.contains("/db"), "{refused}");
+    let body = wait_for("not ready on a full disk", 503);
+    assert!(body.contains("No space left on device"), "{body}");
+    // Enlarged: ready again, writing again, nothing lost.
+    let status =
+        std::process::Command::new("mount").args(["-o", "remount,size=64m"]).arg(disk.dir.path()).status().unwrap();
+    assert!(status.success());
+    wait_for("ready again once the disk has room", 200);
+    cli().args(["apply", "-f"]).arg(manifest("after")).assert().success();
+    for name in ["before", "after"] {
+        cli().args(["get", "volume", name]).assert().success().stdout(contains(name));
+    }
+    drop(server);
 }

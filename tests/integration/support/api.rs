@@ -204,12 +204,27 @@ impl ServedFake {
     /// Starts it listening where `listen` says (given its temporary
     /// directory), with more `berth serve` arguments, and waits for its API.
     pub fn start_on(listen: impl FnOnce(&std::path::Path) -> String, args: &[&str]) -> ServedFake {
+        ServedFake::spawn(listen, None, args)
+    }
+
+    /// Starts it with its state directory at `state` (e.g. on a small file
+    /// system), with more `berth serve` arguments.
+    pub fn start_in(state: &std::path::Path, args: &[&str]) -> ServedFake {
+        ServedFake::spawn(|_| "127.0.0.1:0".to_string(), Some(state), args)
+    }
+
+    fn spawn(
+        listen: impl FnOnce(&std::path::Path) -> String,
+        state: Option<&std::path::Path>,
+        args: &[&str],
+    ) -> ServedFake {
         let dir = tempfile::tempdir().expect("temporary directory");
         let log = dir.path().join("berth.log");
+        let state = state.map_or_else(|| dir.path().join("state"), std::path::Path::to_path_buf);
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["serve", "--engine", "fake", "--dns-listen", "off", "--proxy-listen", "off"])
             .args(["--listen", &listen(dir.path()), "--state-dir"])
-            .arg(dir.path().join("state"))
+            .arg(state)
             .args(args)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
