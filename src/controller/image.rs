@@ -102,6 +102,10 @@ async fn reconcile_build(
     tag: &str,
 ) -> Result<Action, ReconcileError> {
     let key = image.key();
+    // The engine first: packing and hashing the context costs a read and a
+    // SHA-256 of all of it, which a reconcile retried against an engine that
+    // is away (every few milliseconds at first) would repeat for nothing.
+    let existing = ctx.engine.inspect_image(tag).await?;
     let fail = |reason: &str, message: String| -> Result<(), ReconcileError> {
         let status = ImageStatus {
             common: Conditions::from(image).ready(false, reason, message, true).build(),
@@ -120,7 +124,6 @@ async fn reconcile_build(
     let tar = context.to_tar().map_err(|e| ReconcileError::Transient(e.into()))?;
     let settings = serde_json::json!({ "dockerfile": dockerfile, "args": build.args, "target": build.target });
     let hash = labels::sha256_hex(format!("{}\n{}", labels::sha256_hex(&tar), settings).as_bytes());
-    let existing = ctx.engine.inspect_image(tag).await?;
     let image_id = match existing.filter(|i| i.labels.get(CONTEXT_HASH) == Some(&hash)) {
         Some(current) => current.id,
         None => {
