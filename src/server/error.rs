@@ -47,12 +47,24 @@ pub struct ApiError {
     pub message: String,
     /// Structured details.
     pub details: Vec<Value>,
+    /// Whether answering it is worth a log line at `error` (5xx) or `info`
+    /// (4xx); else it goes to `debug`. See [`ApiError::expected`].
+    logged: bool,
 }
 
 impl ApiError {
     /// An error with `status` and `message`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), details: Vec::new() }
+        ApiError { status, message: message.into(), details: Vec::new(), logged: true }
+    }
+
+    /// The same error, logged at `debug` only: for an answer that reports a
+    /// state berth logs itself when it changes (`/readyz` while the engine
+    /// is away), which a client polling every second would otherwise repeat
+    /// into the log once a second for as long as the state lasts.
+    pub fn expected(mut self) -> Self {
+        self.logged = false;
+        self
     }
 
     /// 400.
@@ -153,7 +165,9 @@ impl From<ManifestErrors> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
-        if self.status.is_server_error() {
+        if !self.logged {
+            tracing::debug!(request_id = %request_id, status = self.status.as_u16(), "{}", self.message);
+        } else if self.status.is_server_error() {
             tracing::error!(request_id = %request_id, status = self.status.as_u16(), "{}", self.message);
         } else {
             tracing::info!(request_id = %request_id, status = self.status.as_u16(), "refused: {}", self.message);

@@ -2,7 +2,9 @@
 //! (no token: it is what a supervisor polls). `/readyz` is true only when
 //! the engine answers and the controller has observed it once in full:
 //! before that, what the API reports about containers is not yet true;
-//! and while the store cannot write (a full disk), it says so.
+//! and while the store cannot write (a full disk), it says so. A 503 from
+//! it is an answer, not a failure of the server, so it is not logged at
+//! `error` as other 5xx are: a prober would fill the log during an outage.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -49,7 +51,8 @@ pub async fn readyz(State(state): State<AppState>, _: StrictQuery<NoParams>) -> 
     let Some(connected) = state.engine.get() else {
         let message = "not ready: engine: not connected yet (berth serve is waiting for it)";
         return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
-            .detail(json!({ "check": "engine", "ok": false, "message": "not connected yet" })));
+            .detail(json!({ "check": "engine", "ok": false, "message": "not connected yet" }))
+            .expected());
     };
     let engine = match tokio::time::timeout(ENGINE_TIMEOUT, connected.ctx.engine.info()).await {
         Ok(Ok(info)) => Check {
@@ -89,7 +92,11 @@ pub async fn readyz(State(state): State<AppState>, _: StrictQuery<NoParams>) -> 
         return Ok(Json(Readiness { checks }));
     }
     let failed: Vec<String> = checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.name, c.message)).collect();
-    let mut error = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", failed.join("; ")));
+    // Not logged: what is wrong is logged where it is met (the engine's
+    // outage by the controller's reconnects, a failed write by the writer),
+    // and a prober asks every few seconds.
+    let mut error =
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {}", failed.join("; "))).expected();
     for check in checks {
         error = error.detail(json!({ "check": check.name, "ok": check.ok, "message": check.message }));
     }
