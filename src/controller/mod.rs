@@ -6,8 +6,9 @@
 //! - the store's watch: an object changed (its own status writes excluded),
 //!   and the objects related to one that changed ([`dependents`]);
 //! - engine events: a container died, was removed, changed health; a
-//!   network or volume went away. The stream reconnects with jittered
-//!   backoff (800 ms to 30 s) and resyncs fully after each reconnect;
+//!   network or volume went away. After the stream drops, the engine is
+//!   pinged with jittered backoff (800 ms to 2 s) until it answers; then the
+//!   stream reopens and a full resync follows;
 //! - a full resync every few minutes, as a safety net;
 //! - the DNS server's and the proxy's reports: a DnsRecord or Route whose
 //!   served targets, backends or health changed (see [`Served`]);
@@ -96,8 +97,13 @@ pub struct Controller {
     observed: Arc<AtomicBool>,
 }
 
-/// Engine reconnects: 800 ms doubling to 30 s, jittered.
-const ENGINE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(800), Duration::from_secs(30));
+/// Engine reconnects: 800 ms doubling to 2 s, jittered. The cap bounds how
+/// long a returned engine goes unnoticed, and with it how long after its
+/// return the stack converges: within 5 s is what berth promises. An
+/// attempt is one request to the engine and [`Reconnect`] logs one attempt
+/// in ten at the cap, so a long outage still costs no CPU and a log line
+/// every 15 s or so.
+const ENGINE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(800), Duration::from_secs(2));
 
 /// The `controller` label of a kind's reconciles: the kind in lower case,
 /// as controller-runtime names a controller after the kind it reconciles.
@@ -291,6 +297,18 @@ async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<Obj
     let mut reconnect = Reconnect::with("engine events", ENGINE_BACKOFF);
     let mut connected_before = false;
     loop {
+        // Docker's `events()` succeeds without asking the daemon (the request
+        // goes out when the stream is first polled), so after a drop the
+        // engine is pinged first: else every attempt of an outage would
+        // resync against a dead engine and log that it had reconnected, and
+        // that the resync failed.
+        if connected_before {
+            if let Err(e) = ctx.engine.info().await {
+                let delay = reconnect.failed(&format_args!("{e:#}"));
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+        }
         let mut stream = match ctx.engine.events().await {
             Ok(stream) => stream,
             Err(e) => {
