@@ -26,6 +26,9 @@
 //!   examples converge; edits, deletions, drift, a crash and an invalid
 //!   file), one scenario list per engine (`e2e::podman::...`).
 //! - `engines`: the two-engine smoke test (real Docker and Podman).
+//! - `outage`: `berth serve` on a private dockerd that the test stops and
+//!   starts again (the API answers, CPU and log stay bounded, the stack
+//!   converges when the engine returns).
 //! - `conformance`: what every `Engine` backend must do, one test per check
 //!   and engine (`conformance::docker::...`).
 
@@ -51,6 +54,7 @@ mod hostile_yaml;
 mod limits;
 mod loading;
 mod metrics;
+mod outage;
 mod policy;
 mod proxy;
 mod store;

@@ -181,11 +181,15 @@ pub fn container(name: &str, value: &str) -> String {
     )
 }
 
-/// A `berth serve` process on the fake engine, listening on a free port.
+/// A `berth serve` process on the fake engine (or, from
+/// [`ServedFake::start_docker`], on a Docker the test names), listening on a
+/// free port, with its log (stderr) in `berth.log` of its directory.
 pub struct ServedFake {
     child: std::process::Child,
-    /// Its state directory (with the token).
+    /// Its temporary directory (its log, and its state unless given one).
     pub dir: tempfile::TempDir,
+    /// Its state directory (with the token).
+    state: std::path::PathBuf,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
 }
@@ -204,16 +208,26 @@ impl ServedFake {
     /// Starts it listening where `listen` says (given its temporary
     /// directory), with more `berth serve` arguments, and waits for its API.
     pub fn start_on(listen: impl FnOnce(&std::path::Path) -> String, args: &[&str]) -> ServedFake {
-        ServedFake::spawn(listen, None, args)
+        ServedFake::spawn("fake", &[], listen, None, args)
     }
 
     /// Starts it with its state directory at `state` (e.g. on a small file
     /// system), with more `berth serve` arguments.
     pub fn start_in(state: &std::path::Path, args: &[&str]) -> ServedFake {
-        ServedFake::spawn(|_| "127.0.0.1:0".to_string(), Some(state), args)
+        ServedFake::spawn("fake", &[], |_| "127.0.0.1:0".to_string(), Some(state), args)
     }
 
+    /// Starts it on the Docker at `docker_host` (`unix:///...`), with more
+    /// `berth serve` arguments, and waits for its API (not for the engine).
+    pub fn start_docker(docker_host: &str, args: &[&str]) -> ServedFake {
+        ServedFake::spawn("docker", &[("DOCKER_HOST", docker_host)], |_| "127.0.0.1:0".to_string(), None, args)
+    }
+
+    /// Spawns it on `engine` with `env` added and its state directory at
+    /// `state` (default: in its temporary directory), and waits for its API.
     fn spawn(
+        engine: &str,
+        env: &[(&str, &str)],
         listen: impl FnOnce(&std::path::Path) -> String,
         state: Option<&std::path::Path>,
         args: &[&str],
@@ -222,10 +236,11 @@ impl ServedFake {
         let log = dir.path().join("berth.log");
         let state = state.map_or_else(|| dir.path().join("state"), std::path::Path::to_path_buf);
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-            .args(["serve", "--engine", "fake", "--dns-listen", "off", "--proxy-listen", "off"])
+            .args(["serve", "--engine", engine, "--dns-listen", "off", "--proxy-listen", "off"])
             .args(["--listen", &listen(dir.path()), "--state-dir"])
-            .arg(state)
+            .arg(&state)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(std::fs::File::create(dir.path().join("stdout")).expect("stdout file"))
@@ -241,12 +256,22 @@ impl ServedFake {
             assert!(started.elapsed() < Duration::from_secs(30), "berth serve did not start:\n{text}");
             std::thread::sleep(Duration::from_millis(50));
         };
-        ServedFake { child, dir, url }
+        ServedFake { child, dir, state, url }
     }
 
     /// The state directory.
     pub fn state_dir(&self) -> std::path::PathBuf {
-        self.dir.path().join("state")
+        self.state.clone()
+    }
+
+    /// Its log (stderr) so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("berth.log")).unwrap_or_default()
+    }
+
+    /// Its process id, for `/proc/PID/...`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// `berth` with this server and its token's directory in the environment.

@@ -11,6 +11,9 @@
 //!   `scripts/setup-engines.sh`), an engine it does not name is skipped. CI
 //!   sets it so a dead engine can never turn into a green run of skips.
 //!
+//! [`started`] applies the same policy to an engine a test starts itself
+//! (the outage test's private dockerd).
+//!
 //! Sockets: Docker at `DOCKER_HOST` (`unix://...`) or `/var/run/docker.sock`;
 //! Podman at `CONTAINER_HOST` or `/run/podman/podman.sock`.
 //!
@@ -165,6 +168,31 @@ where
         ),
         (Err(error), _) => {
             eprintln!("skipped: {kind} not reachable at {location} (set {ENGINES_VAR}={kind} to require it)");
+            eprintln!("  cause: {error:#}");
+            None
+        }
+    }
+}
+
+/// The same policy for an engine the test starts itself (a private daemon
+/// of its own, which no socket variable points at): `start` runs only when
+/// the engine's tests run; `None` means the caller returns early (skipped,
+/// reason printed); a required engine that does not start panics.
+pub fn started<T>(kind: EngineKind, what: &str, start: impl FnOnce() -> anyhow::Result<T>) -> Option<T> {
+    let wanted = wanted(kind);
+    if let Wanted::NotListed(list) = &wanted {
+        eprintln!("skipped: {kind} not named in {ENGINES_VAR}={list}");
+        return None;
+    }
+    match (start(), wanted) {
+        (Ok(started), _) => Some(started),
+        (Err(error), Wanted::Required(list)) => panic!(
+            "{kind} is required by {ENGINES_VAR}={list} but {what} did not start: {error:#}\n\
+             install it with scripts/setup-engines.sh (the test must run as root), \
+             or drop `{kind}` from {ENGINES_VAR} to skip its tests"
+        ),
+        (Err(error), _) => {
+            eprintln!("skipped: {what} did not start (set {ENGINES_VAR}={kind} to require it)");
             eprintln!("  cause: {error:#}");
             None
         }

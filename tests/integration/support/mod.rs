@@ -6,6 +6,7 @@ pub mod api;
 pub mod controller;
 pub mod engines;
 pub mod git;
+pub mod private_dockerd;
 pub mod serve;
 pub mod served;
 
