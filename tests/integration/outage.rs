@@ -77,7 +77,10 @@ async fn berth_rides_out_an_engine_outage_and_converges_when_it_returns() {
     let manifests = tempfile::tempdir().expect("temporary directory");
     fs::write(manifests.path().join("stack.yaml"), manifest()).expect("writing the manifest");
     let manifests_arg = manifests.path().to_str().expect("a UTF-8 path");
-    let berth = ServedFake::start_docker(&host, &["--manifests", manifests_arg]);
+    // The build context is the repository's busybox directory: granted.
+    let context = repo_path("examples/busybox");
+    let context = context.to_str().expect("a UTF-8 path");
+    let berth = ServedFake::start_docker(&host, &["--manifests", manifests_arg, "--allow-host-paths", context]);
     let _log_on_failure = LogOnFailure(&berth);
     let token = fs::read_to_string(berth.state_dir().join("token")).expect("berth's token");
     let api = Client::new(&berth.url, Some(token.trim().to_string())).expect("a client");
