@@ -49,7 +49,7 @@ use crate::engine::{labels, Engine, EventAction, EventSubject};
 use crate::metrics::{MeteredEngine, Metrics, RuntimeMetrics};
 use crate::store::{ChangeType, Event, Store, WriteBatch};
 
-use crate::backoff::{Backoff, Reconnect};
+use crate::backoff::Reconnect;
 pub use action::{Action, ReconcileError};
 pub use context::Context;
 use dependents::Dependents;
@@ -96,14 +96,6 @@ pub struct Controller {
     config: ControllerConfig,
     observed: Arc<AtomicBool>,
 }
-
-/// Engine reconnects: 800 ms doubling to 2 s, jittered. The cap bounds how
-/// long a returned engine goes unnoticed, and with it how long after its
-/// return the stack converges: within 5 s is what berth promises. An
-/// attempt is one request to the engine and [`Reconnect`] logs one attempt
-/// in ten at the cap, so a long outage still costs no CPU and a log line
-/// every 15 s or so.
-const ENGINE_BACKOFF: Backoff = Backoff::new(Duration::from_millis(800), Duration::from_secs(2));
 
 /// The `controller` label of a kind's reconciles: the kind in lower case,
 /// as controller-runtime names a controller after the kind it reconciles.
@@ -158,7 +150,7 @@ impl Controller {
     pub async fn run(self, mut shutdown: watch::Receiver<Shutdown>) -> anyhow::Result<()> {
         let ctx = self.ctx.clone();
         // Wait for the engine.
-        let mut reconnect = Reconnect::with("engine", ENGINE_BACKOFF);
+        let mut reconnect = Reconnect::with("engine", crate::engine::subscribe::RECONNECT);
         loop {
             match ctx.engine.info().await {
                 Ok(info) => {
@@ -294,29 +286,10 @@ async fn follow_store(
 
 /// Turns engine events into requests; reconnects and resyncs when the stream drops.
 async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<ObjectKey>>) {
-    let mut reconnect = Reconnect::with("engine events", ENGINE_BACKOFF);
+    let mut reconnect = Reconnect::with("engine events", crate::engine::subscribe::RECONNECT);
     let mut connected_before = false;
     loop {
-        // Docker's `events()` succeeds without asking the daemon (the request
-        // goes out when the stream is first polled), so after a drop the
-        // engine is pinged first: else every attempt of an outage would
-        // resync against a dead engine and log that it had reconnected, and
-        // that the resync failed.
-        if connected_before {
-            if let Err(e) = ctx.engine.info().await {
-                let delay = reconnect.failed(&format_args!("{e:#}"));
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-        }
-        let mut stream = match ctx.engine.events().await {
-            Ok(stream) => stream,
-            Err(e) => {
-                let delay = reconnect.failed(&format_args!("{e:#}"));
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-        };
+        let mut stream = crate::engine::subscribe::subscribe(&*ctx.engine, &mut reconnect, connected_before).await;
         if connected_before {
             tracing::info!("engine events reconnected; resyncing");
             if let Err(e) = resync(&ctx, &requests, Trigger::Other).await {

@@ -133,17 +133,12 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
     let mut changes = store.watch();
     let mut sources = Sources::default();
     sources.load_containers(&store);
-    let mut reconnect = Reconnect::new("endpoints: engine events");
+    let mut reconnect = Reconnect::with("endpoints: engine events", crate::engine::subscribe::RECONNECT);
+    let mut opened_before = false;
     loop {
         // Subscribe before listing, so no event falls in between.
-        let mut events = match engine.events().await {
-            Ok(events) => events,
-            Err(e) => {
-                let delay = reconnect.failed(&format_args!("{e:#}"));
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-        };
+        let mut events = crate::engine::subscribe::subscribe(&*engine, &mut reconnect, opened_before).await;
+        opened_before = true;
         let (opened, mut delivered) = (Instant::now(), false);
         relist(&*engine, &ours, &mut sources).await;
         publish_if_changed(&publish, &sources);

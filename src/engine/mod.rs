@@ -23,6 +23,7 @@ pub mod fake;
 pub mod labels;
 mod log_lines;
 pub mod podman;
+pub mod subscribe;
 pub mod types;
 
 use std::time::Duration;
