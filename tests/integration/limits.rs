@@ -10,11 +10,18 @@ use std::time::{Duration, Instant};
 /// `berth serve` on the fake engine with the API and the proxy on free
 /// ports and small budgets; its API and proxy addresses.
 fn serve(state: &std::path::Path) -> (std::process::Child, SocketAddr, SocketAddr) {
+    serve_with(state, &["--proxy-max-connections", "300", "--api-max-connections", "50", "--header-timeout", "2s"])
+}
+
+/// `berth serve` on the fake engine with the API and the proxy on free
+/// ports and `budgets`; its API and proxy addresses.
+fn serve_with(state: &std::path::Path, budgets: &[&str]) -> (std::process::Child, SocketAddr, SocketAddr) {
     let log = state.join("berth.log");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
         .args(["serve", "--engine", "fake", "--dns-listen", "off", "--listen", "127.0.0.1:0"])
-        .args(["--proxy-listen", "127.0.0.1:0", "--proxy-max-connections", "300", "--api-max-connections", "50"])
-        .args(["--header-timeout", "2s", "--state-dir"])
+        .args(["--proxy-listen", "127.0.0.1:0"])
+        .args(budgets)
+        .arg("--state-dir")
         .arg(state.join("state"))
         .env("RUST_LOG", "info")
         .stderr(std::fs::File::create(&log).unwrap())
@@ -80,6 +87,70 @@ fn idle_connections_cannot_starve_the_api_or_the_proxy() {
     std::thread::sleep(Duration::from_secs(4));
     let still_open = idle.iter_mut().map(closed).filter(|c| !c).count();
     assert_eq!(still_open, 0, "{still_open} idle connections were never closed");
+    berth.kill().unwrap();
+    berth.wait().unwrap();
+}
+
+/// A process of its own holding `count` idle connections to `address`
+/// (a process has at most 20,000 descriptors here, and raising that needs
+/// CAP_SYS_RESOURCE): python3, which connects, says so, and holds them
+/// until its stdin closes.
+struct Holder(std::process::Child);
+
+impl Holder {
+    fn connect(address: SocketAddr, count: usize) -> Holder {
+        use std::io::BufRead;
+        const SCRIPT: &str = "import socket, sys\n\
+            host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])\n\
+            held = [socket.create_connection((host, port), timeout=10) for _ in range(count)]\n\
+            print(len(held), flush=True)\n\
+            sys.stdin.read()\n";
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", SCRIPT, &address.ip().to_string(), &address.port().to_string(), &count.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs (Debian has it; scripts/setup-engines.sh runs on Debian)");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line.trim(), count.to_string(), "the holder did not open its {count} connections");
+        Holder(child)
+    }
+}
+
+impl Drop for Holder {
+    fn drop(&mut self) {
+        drop(self.0.stdin.take());
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The issue's full scale, with berth's default budgets: 20,000 idle
+/// connections to the proxy (twice its default limit of 10,000, so the
+/// oldest are closed to make room) leave both a new API client and a new
+/// proxy client served, and berth holding no more than its limit.
+#[test]
+fn twenty_thousand_idle_proxy_connections_leave_the_api_and_the_proxy_serving() {
+    let state = tempfile::tempdir().unwrap();
+    let (mut berth, api, proxy) = serve_with(state.path(), &[]);
+    let holders = [Holder::connect(proxy, 10_000), Holder::connect(proxy, 10_000)];
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    assert_eq!(get(api, "/healthz").expect("the API answers"), "HTTP/1.1 200 OK");
+    let api_took = started.elapsed();
+    let started = Instant::now();
+    assert_eq!(get(proxy, "/").expect("the proxy answers"), "HTTP/1.1 404 Not Found");
+    let proxy_took = started.elapsed();
+    eprintln!(
+        "with 20,000 idle proxy connections: a new API client served in {api_took:?}, a proxy client in {proxy_took:?}"
+    );
+    // Served, and promptly: the bound is loose for a loaded CI machine (the
+    // figures are printed; the issue's goal is 100 ms).
+    assert!(api_took < Duration::from_secs(2) && proxy_took < Duration::from_secs(2));
+    let descriptors = std::fs::read_dir(format!("/proc/{}/fd", berth.id())).unwrap().count();
+    assert!(descriptors < 10_300, "berth holds {descriptors} descriptors; the proxy keeps at most 10,000 connections");
+    drop(holders);
     berth.kill().unwrap();
     berth.wait().unwrap();
 }
