@@ -432,17 +432,27 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
                 ..ControllerConfig::default()
             };
             let db_dir = state_dir.join("db").display().to_string();
-            crate::controller::check_lost_store(&store, &engine, &db_dir, args.adopt).await?;
-            let controller = Controller::new(store.clone(), engine, config)?;
-            let ctx = controller.context();
-            tasks.spawn(crate::endpoints::follow(
-                ctx.store.clone(),
-                ctx.engine.clone(),
-                ctx.instance.clone(),
-                endpoints_tx,
-            ));
-            engine_slot.set(Connected { ctx, observed: controller.observed() });
-            (controller.run(shutdown).await, service)
+            // The check waits for the engine to list; a signal ends the wait.
+            let lost = tokio::select! {
+                checked = crate::controller::check_lost_store(&store, &engine, &db_dir, args.adopt) => Some(checked),
+                () = stopping(shutdown.clone()) => None,
+            };
+            match lost {
+                None => (Ok(()), service),
+                Some(checked) => {
+                    checked?;
+                    let controller = Controller::new(store.clone(), engine, config)?;
+                    let ctx = controller.context();
+                    tasks.spawn(crate::endpoints::follow(
+                        ctx.store.clone(),
+                        ctx.engine.clone(),
+                        ctx.instance.clone(),
+                        endpoints_tx,
+                    ));
+                    engine_slot.set(Connected { ctx, observed: controller.observed() });
+                    (controller.run(shutdown).await, service)
+                }
+            }
         }
     };
     // The proxy's workers give connections in flight up to 3 s.
