@@ -330,8 +330,9 @@ pub struct SecurityContext {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Capabilities {
     /// Capabilities to add. ALL, SYS_ADMIN, SYS_MODULE, SYS_RAWIO,
-    /// SYS_PTRACE, DAC_READ_SEARCH and BPF amount to `privileged` and are
-    /// refused unless `berth serve --allow-privileged`.
+    /// SYS_PTRACE, DAC_READ_SEARCH, BPF, PERFMON, MAC_ADMIN, SYS_TIME and
+    /// SYSLOG (in any case, with or without `CAP_`) amount to `privileged`
+    /// and are refused unless `berth serve --allow-privileged`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub add: Vec<String>,
     /// Capabilities to drop.

@@ -245,7 +245,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     crate::manifest::limits::set((&args.manifest_limits).into());
     let state_dir = args.state_dir.clone().unwrap_or_else(default_state_dir);
     let store = Store::open(&state_dir).with_context(|| format!("opening state directory {}", state_dir.display()))?;
-    crate::manifest::policy::set(host_policy(&args.policy, &state_dir, &args.manifests)?);
+    // Git checkouts are followed directories too: their build contexts are granted.
+    let followed: Vec<PathBuf> = args.manifests.iter().cloned().chain([state_dir.join("git")]).collect();
+    crate::manifest::policy::set(host_policy(&args.policy, &state_dir, &followed)?);
     for dir in &args.manifests {
         anyhow::ensure!(dir.is_dir(), "--manifests {}: not a directory", dir.display());
     }
@@ -259,8 +261,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The policy the flags grant (build contexts in the followed manifest
-/// directories included); the default secret directory is made (0700) when
-/// missing, one given with --secret-dir must exist.
+/// directories and git checkouts included); the default secret directory is
+/// made (0700) when missing, one given with --secret-dir must exist.
 fn host_policy(
     args: &crate::manifest::policy::PolicyArgs,
     state_dir: &std::path::Path,

@@ -14,8 +14,10 @@
 //! refusal at the field's line and column, so nothing refused is ever
 //! stored. The controller checks again just before it acts (paths are
 //! resolved then, symlinks included), so an object stored by an older berth
-//! or a symlink changed since does not get through either. A process that
-//! never set a policy (the CLI's own `validate`, `apply`, in-process tests)
+//! or a symlink changed since does not get through either (an Image's
+//! context is then checked against the grants and the followed directories,
+//! its manifest's directory being unknown by then). A process that never
+//! set a policy (the CLI's own `validate`, `apply`, in-process tests)
 //! checks nothing here: the policy is the server's.
 
 use std::path::{Component, Path, PathBuf};
@@ -27,8 +29,19 @@ use crate::api::{AnyObject, FieldErrors, FieldPath};
 /// Capabilities that amount to the host's root (escaping the container,
 /// loading kernel modules, reading any file, tracing host processes): asking
 /// for one is asking for `privileged`.
-const HOST_LEVEL_CAPABILITIES: [&str; 7] =
-    ["ALL", "SYS_ADMIN", "SYS_MODULE", "SYS_RAWIO", "SYS_PTRACE", "DAC_READ_SEARCH", "BPF"];
+const HOST_LEVEL_CAPABILITIES: [&str; 11] = [
+    "ALL",
+    "SYS_ADMIN",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+    "BPF",
+    "PERFMON",
+    "MAC_ADMIN",
+    "SYS_TIME",
+    "SYSLOG",
+];
 
 /// The grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,9 +56,11 @@ pub struct HostPolicy {
     pub privileged: bool,
     /// Host environment variables `hostEnv` may read; `*` allows any.
     pub host_env: Vec<String>,
-    /// Directories berth follows (`--manifests`), resolved: a build context
-    /// in one is granted wherever the manifest naming it comes from (`berth
-    /// apply -f` of a followed directory sends its contexts as host paths).
+    /// Directories berth follows (`--manifests`, the git checkouts),
+    /// resolved: a build context in one is granted wherever the manifest
+    /// naming it comes from (`berth apply -f` of a followed directory sends
+    /// its contexts as host paths; the controller checks stored Images
+    /// against them).
     pub manifest_dirs: Vec<PathBuf>,
 }
 
@@ -73,7 +88,8 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "DIR")]
     pub secret_dir: Option<PathBuf>,
     /// Allow privileged containers and host-level capabilities (ALL,
-    /// SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, DAC_READ_SEARCH, BPF).
+    /// SYS_ADMIN, SYS_MODULE, SYS_RAWIO, SYS_PTRACE, DAC_READ_SEARCH, BPF,
+    /// PERFMON, MAC_ADMIN, SYS_TIME, SYSLOG).
     #[arg(long)]
     pub allow_privileged: bool,
     /// Host environment variables hostEnv may read, comma-separated (`*`
@@ -151,6 +167,16 @@ impl HostPolicy {
                     }
                 }
             }
+            AnyObject::Volume(volume) => {
+                // The local driver mounts `device` (`type: none, o: bind` is a
+                // bind mount of a host path; nfs, cifs and the like mount
+                // what they name): a host mount like any other.
+                if let Some(device) = volume.spec.driver_opts.get("device") {
+                    if let Err(why) = self.volume_device(device) {
+                        errors.push(&spec.key("driverOpts").key("device"), why);
+                    }
+                }
+            }
             AnyObject::Image(image) => {
                 let context = image.spec.build.as_ref().and_then(|build| build.context.as_deref());
                 if let Some(context) = context {
@@ -176,6 +202,22 @@ impl HostPolicy {
             resolved_note(path, &resolved),
             self.granted_paths(),
             resolved.display()
+        ))
+    }
+
+    /// Whether a Volume may mount `device`: a host path must resolve into a
+    /// granted directory; anything else (a remote file system) needs the
+    /// whole host granted (`--allow-host-paths /`).
+    fn volume_device(&self, device: &str) -> Result<(), String> {
+        if device.starts_with('/') {
+            return self.host_path(device).map_err(|why| why.replacen("hostPath", "driverOpts.device", 1));
+        }
+        if self.host_paths.iter().any(|granted| granted == Path::new("/")) {
+            return Ok(());
+        }
+        Err(format!(
+            "driverOpts.device `{device}` mounts a file system from outside the host; start `berth serve` with \
+             --allow-host-paths / to allow volumes that mount anything"
         ))
     }
 
@@ -222,8 +264,10 @@ impl HostPolicy {
         }
         let added = security.capabilities.iter().flat_map(|c| c.add.iter());
         for capability in added {
-            let name = capability.trim_start_matches("CAP_").to_ascii_uppercase();
-            if HOST_LEVEL_CAPABILITIES.contains(&name.as_str()) {
+            // The engines upper-case before they strip `CAP_`: so does this.
+            let upper = capability.to_ascii_uppercase();
+            let name = upper.trim_start_matches("CAP_");
+            if HOST_LEVEL_CAPABILITIES.contains(&name) {
                 refused.push((
                     "capabilities",
                     format!(
@@ -342,6 +386,17 @@ mod tests {
     }
 
     #[test]
+    fn a_volume_device_is_a_host_mount() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = policy(dir.path());
+        assert!(policy.volume_device(&dir.path().join("data/x").display().to_string()).is_ok());
+        let root = policy.volume_device("/").unwrap_err();
+        assert!(root.starts_with("driverOpts.device `/`") && root.contains("--allow-host-paths"), "{root}");
+        assert!(policy.volume_device(":/export").unwrap_err().contains("--allow-host-paths /"));
+        assert!(HostPolicy::unrestricted().volume_device("server:/export").is_ok());
+    }
+
+    #[test]
     fn secret_files_must_resolve_into_the_secret_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
@@ -362,7 +417,7 @@ mod tests {
         assert!(policy.host_env("TZ").is_ok());
         assert!(policy.host_env("BERTH_TOKEN").unwrap_err().contains("--allow-host-env BERTH_TOKEN"));
         let security: SecurityContext = serde_json::from_value(serde_json::json!({
-            "privileged": true, "capabilities": {"add": ["NET_ADMIN", "CAP_SYS_ADMIN"]}
+            "privileged": true, "capabilities": {"add": ["NET_ADMIN", "cap_sys_admin"]}
         }))
         .unwrap();
         let refused: Vec<&str> = policy.privileges(&security).iter().map(|(field, _)| *field).collect();

@@ -108,6 +108,30 @@ fn the_first_sync_applies_the_path_with_the_commit_in_every_source() {
     assert_eq!(follower.checkouts(), [commit]);
 }
 
+/// A commit's symlinks are written only when they stay inside the
+/// repository: one to a host file (which an Image's build context, packed
+/// with its links followed, would read as berth) is left out.
+#[test]
+fn a_committed_symlink_out_of_the_repository_is_not_checked_out() {
+    let remote = Remote::new();
+    remote.write("deploy/web.yaml", &container("web", "one")).write("deploy/ctx/Dockerfile", "FROM scratch\n");
+    let work = &remote.work;
+    std::os::unix::fs::symlink("/etc/passwd", work.join("deploy/ctx/passwd")).unwrap();
+    std::os::unix::fs::symlink("../../../../../../etc/hostname", work.join("deploy/ctx/hostname")).unwrap();
+    std::os::unix::fs::symlink("Dockerfile", work.join("deploy/ctx/inside")).unwrap();
+    let commit = remote.commit("links");
+    let follower = follow(&remote, true);
+    applied(follower.sync());
+    let checkout = berth::source::git::source_dir(follower.state.path(), follower.source.spec())
+        .join("checkouts")
+        .join(&commit)
+        .join("ctx");
+    assert_eq!(std::fs::read_link(checkout.join("inside")).unwrap(), std::path::Path::new("Dockerfile"));
+    for escaping in ["passwd", "hostname"] {
+        assert!(std::fs::symlink_metadata(checkout.join(escaping)).is_err(), "{escaping} was checked out");
+    }
+}
+
 #[test]
 fn the_same_commit_polled_twice_writes_nothing() {
     let remote = Remote::new();

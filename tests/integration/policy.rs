@@ -190,3 +190,32 @@ fn a_build_context_sent_by_the_cli_needs_a_followed_or_granted_directory() {
     let accepted = apply(&following);
     assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
 }
+
+/// An Image stored while its context was granted is not built once the
+/// grant is gone: the controller checks the stored object too, and says
+/// why in its status.
+#[test]
+fn a_stored_build_context_that_is_no_longer_granted_is_not_built() {
+    let state = tempfile::tempdir().unwrap();
+    let state = state.path().join("state");
+    let context = crate::support::repo_path("examples/busybox");
+    let image = crate::support::repo_path("examples/02-image.yaml");
+    let granted = ServedFake::start_in(&state, &["--allow-host-paths", context.to_str().unwrap()]);
+    granted.cli().args(["apply", "-f"]).arg(&image).assert().success();
+    drop(granted);
+    let server = ServedFake::start_in(&state, &[]);
+    let started = std::time::Instant::now();
+    loop {
+        let output = server.cli().args(["get", "image", "busybox", "-o", "json"]).output().unwrap();
+        let image: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let ready =
+            image["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
+        if let Some(ready) = ready.filter(|r| r["reason"] == "PolicyDenied") {
+            assert_eq!(ready["status"], "False");
+            assert!(ready["message"].as_str().unwrap().contains("--allow-host-paths"), "{ready}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the Image was not refused: {image}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

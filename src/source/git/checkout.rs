@@ -98,7 +98,7 @@ impl Checkouts {
             _ => {}
         }
         std::fs::create_dir_all(&partial).map_err(CheckoutError::Write)?;
-        write_tree(repo, &tree, &partial)?;
+        write_tree(repo, &tree, &partial, 0)?;
         std::fs::rename(&partial, &dir).map_err(CheckoutError::Write)?;
         Ok(Some(dir))
     }
@@ -133,7 +133,7 @@ impl Checkouts {
 }
 
 /// Writes the entries of `tree` into the directory `dir`.
-fn write_tree(repo: &gix::Repository, tree: &gix::Tree<'_>, dir: &Path) -> Result<(), CheckoutError> {
+fn write_tree(repo: &gix::Repository, tree: &gix::Tree<'_>, dir: &Path, depth: usize) -> Result<(), CheckoutError> {
     for entry in tree.iter() {
         let entry = entry.map_err(CheckoutError::Read)?;
         let name = entry.filename().to_string();
@@ -146,7 +146,7 @@ fn write_tree(repo: &gix::Repository, tree: &gix::Tree<'_>, dir: &Path) -> Resul
             EntryKind::Tree => {
                 std::fs::create_dir(&target).map_err(CheckoutError::Write)?;
                 let subtree = repo.find_tree(entry.object_id()).map_err(CheckoutError::Read)?;
-                write_tree(repo, &subtree, &target)?;
+                write_tree(repo, &subtree, &target, depth + 1)?;
             }
             kind @ (EntryKind::Blob | EntryKind::BlobExecutable) => {
                 let blob = repo.find_blob(entry.object_id()).map_err(CheckoutError::Read)?;
@@ -159,10 +159,64 @@ fn write_tree(repo: &gix::Repository, tree: &gix::Tree<'_>, dir: &Path) -> Resul
             EntryKind::Link => {
                 let blob = repo.find_blob(entry.object_id()).map_err(CheckoutError::Read)?;
                 let link = String::from_utf8_lossy(&blob.data).into_owned();
+                // A link out of the checkout would let a commit make berth
+                // read any host file (an Image's context is packed with its
+                // links followed): only links that stay inside, or lead into
+                // a host path the policy grants, are written.
+                if !stays_inside(&link, depth) {
+                    // Without a policy (outside `berth serve`) nothing is granted.
+                    let granted = crate::manifest::policy::current().map(|policy| policy.host_path(&link));
+                    let refused = match granted {
+                        Some(Ok(())) => None,
+                        Some(Err(why)) => Some(why),
+                        None => Some("no host path is granted".to_string()),
+                    };
+                    if let Some(why) = refused {
+                        tracing::warn!(entry = %name, "skipping a symlink that leads out of the checkout: {why}");
+                        continue;
+                    }
+                }
                 std::os::unix::fs::symlink(link, &target).map_err(CheckoutError::Write)?;
             }
             EntryKind::Commit => tracing::debug!(entry = %name, "skipping a submodule"),
         }
     }
     Ok(())
+}
+
+/// Whether a relative symlink `link`, in a directory `depth` levels below
+/// the checkout's root, resolves inside the checkout (lexically: its
+/// targets are written by the same checkout, and links among them are
+/// checked the same way).
+fn stays_inside(link: &str, depth: usize) -> bool {
+    let mut level = depth as isize;
+    for component in Path::new(link).components() {
+        match component {
+            std::path::Component::Normal(_) => level += 1,
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                level -= 1;
+                if level < 0 {
+                    return false;
+                }
+            }
+            std::path::Component::RootDir | std::path::Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stays_inside;
+
+    #[test]
+    fn only_symlinks_that_stay_in_the_checkout_are_written() {
+        for (link, depth) in [("busybox", 0), ("./a/b", 0), ("../sibling", 1), ("a/../b", 0), ("../../x", 2)] {
+            assert!(stays_inside(link, depth), "{link} at depth {depth}");
+        }
+        for (link, depth) in [("/bin/busybox", 0), ("..", 0), ("../x", 0), ("../../x", 1), ("a/../../x", 0)] {
+            assert!(!stays_inside(link, depth), "{link} at depth {depth}");
+        }
+    }
 }

@@ -183,7 +183,10 @@ impl Stack {
     /// Starts `berth serve` following the git repository at `url`
     /// (polled every second) instead of the manifests directory.
     pub fn start_git(&mut self, url: &str) {
-        self.spawn(vec!["--git".into(), url.into(), "--git-interval".into(), "1s".into()]);
+        // The examples' busybox is a symlink to the host's: a link out of a
+        // checkout is written only into a granted host path.
+        let grant = ["--allow-host-paths", "/bin/busybox"].map(Into::into);
+        self.spawn([vec!["--git".into(), url.into(), "--git-interval".into(), "1s".into()], grant.to_vec()].concat());
     }
 
     /// Spawns `berth serve` with `sources`, the arguments that say where
