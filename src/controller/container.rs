@@ -233,6 +233,7 @@ pub(super) fn recreate_reason(old: &ContainerInfo, template: &Template) -> Strin
 }
 
 async fn create(ctx: &Context, key: &ObjectKey, index: u32, template: &Template) -> Result<String, ReconcileError> {
+    ctx.crash_loops.forget(key, index);
     let mut config = template.config.clone();
     config.name = format!("berth-{}-{}-{index}-{}", key.namespace, key.name, &template.hash[..8]);
     config.labels.extend(labels::owner_labels(&ctx.instance, key));
@@ -284,7 +285,9 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// Writes the replicas' status; returns whether every replica is ready.
+/// Writes the replicas' status; returns whether every replica is ready (and
+/// its status written: a restart count held back makes it `false`, so the
+/// reconcile comes back for it).
 fn write_status(
     ctx: &Context,
     container: &Container,
@@ -337,6 +340,8 @@ fn write_status(
     });
     if !only_restarts_changed || ctx.crash_loops.restart_count_write(&container.key(), std::time::Instant::now()) {
         ctx.write_status(container, status)?;
+        return Ok(all_ready);
     }
-    Ok(all_ready)
+    // Held back: look again when the count may be written.
+    Ok(false)
 }

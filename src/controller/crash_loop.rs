@@ -82,6 +82,12 @@ impl CrashLoops {
         Ok(())
     }
 
+    /// Forgets the streak of replica `index` of `key`: it was created anew
+    /// (a new spec deserves its first start at once).
+    pub fn forget(&self, key: &ObjectKey, index: u32) {
+        self.streaks.lock().unwrap_or_else(|p| p.into_inner()).remove(&(key.clone(), index));
+    }
+
     /// Whether a status write of `key` that changes only restart counters
     /// may go at `now` (and records it if so).
     pub fn restart_count_write(&self, key: &ObjectKey, now: Instant) -> bool {

@@ -296,7 +296,12 @@ impl Store {
 
     /// The database handle (shared: a reopening waits for it to be let go).
     fn db(&self) -> Result<Arc<Db>> {
-        let db = self.inner.db.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut db = self.inner.db.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if db.is_none() {
+            // A reopening failed before: readers try again too (rate-limited).
+            self.recover();
+            db = self.inner.db.read().unwrap_or_else(|p| p.into_inner()).clone();
+        }
         db.ok_or_else(|| StoreError::Io {
             path: self.inner.dir.join("db"),
             source: std::io::Error::other("the database is being reopened after a failed write"),
@@ -325,7 +330,13 @@ impl Store {
         if free_bytes(&path).is_some_and(|free| free < REOPEN_ROOM) {
             return false;
         }
-        let _serial = self.inner.commit_lock.lock().unwrap_or_else(|p| p.into_inner());
+        // Not while a commit runs (this thread's own included: `db()` may
+        // ask from under the commit lock); the next attempt comes soon.
+        let _serial = match self.inner.commit_lock.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
         let mut slot = self.inner.db.write().unwrap_or_else(|p| p.into_inner());
         let Some(mut old) = slot.take() else {
             // A reopening that failed before: try again.
