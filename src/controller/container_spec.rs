@@ -74,10 +74,8 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
     // The host policy, again: the object may have been stored before it
     // was set, and a path may resolve elsewhere now than at admission.
     let policy = crate::manifest::policy::current();
-    if let Some(refused) =
-        policy.and_then(|p| p.check(&AnyObject::Container(container.clone()), None).0.into_iter().next())
-    {
-        return Ok(Resolution::Waiting("PolicyDenied", refused.to_string()));
+    if let Some(refused) = crate::manifest::policy::refusal(&AnyObject::Container(container.clone())) {
+        return Ok(Resolution::Waiting("PolicyDenied", refused));
     }
 
     // Image.

@@ -116,10 +116,8 @@ async fn reconcile_build(
     // The host policy, again: a context stored by an older berth, or one
     // that resolves elsewhere since, is not read. (Contexts of followed
     // directories and git checkouts are granted.)
-    let refused = crate::manifest::policy::current()
-        .and_then(|policy| policy.check(&crate::api::AnyObject::Image(image.clone()), None).0.into_iter().next());
-    if let Some(refused) = refused {
-        fail("PolicyDenied", refused.to_string())?;
+    if let Some(refused) = crate::manifest::policy::refusal(&crate::api::AnyObject::Image(image.clone())) {
+        fail("PolicyDenied", refused)?;
         return Ok(Action::await_change());
     }
     let (context, dockerfile) = match pack(build) {

@@ -58,6 +58,14 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) 
     let current = match observed.into_iter().find(|v| v.name == name) {
         Some(current) => current,
         None => {
+            // The host policy, again, before the engine mounts anything (a
+            // Volume stored by an older berth; a path that resolves
+            // elsewhere now). One that exists already keeps its data.
+            if let Some(refused) = crate::manifest::policy::refusal(&crate::api::AnyObject::Volume(volume.clone())) {
+                let common = Conditions::from(volume).ready(false, "PolicyDenied", refused, false).build();
+                ctx.write_status(volume, VolumeStatus { common, ..volume.status.clone().unwrap_or_default() })?;
+                return Ok(Action::await_change());
+            }
             let mut engine_labels = labels::owner_labels(&ctx.instance, key);
             engine_labels.insert(labels::SPEC_HASH.into(), storage_hash(&driver, volume));
             let config = VolumeConfig {

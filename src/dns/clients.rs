@@ -48,7 +48,11 @@ impl ForwardClients {
     pub(super) async fn follow_networks(self: Arc<Self>, store: Store, mut stop: watch::Receiver<bool>) {
         let mut changes = store.watch();
         loop {
-            self.networks.store(Arc::new(subnets(&store)));
+            // A failed list keeps the subnets known (berth's containers keep
+            // their forwarding through a store hiccup).
+            if let Some(subnets) = subnets(&store) {
+                self.networks.store(Arc::new(subnets));
+            }
             tokio::select! {
                 more = super::gateways::network_changed(&mut changes) => if !more { return },
                 _ = stop.wait_for(|stop| *stop) => return,
@@ -57,19 +61,21 @@ impl ForwardClients {
     }
 }
 
-/// The subnets the engine gave the live Networks.
-fn subnets(store: &Store) -> Vec<IpNet> {
-    let networks = store.list(Some(Kind::Network), None).unwrap_or_else(|e| {
-        tracing::warn!("listing networks for DNS forwarding failed: {e:#}");
-        Vec::new()
-    });
-    networks
+/// The subnets the engine gave the live Networks; `None` when the store
+/// cannot list them.
+fn subnets(store: &Store) -> Option<Vec<IpNet>> {
+    let networks = store
+        .list(Some(Kind::Network), None)
+        .map_err(|e| tracing::warn!("listing networks for DNS forwarding failed: {e:#}"))
+        .ok()?;
+    let subnets = networks
         .into_iter()
         .filter_map(|o| if let AnyObject::Network(n) = o { Some(n) } else { None })
         .filter(|n| n.metadata.deletion_timestamp.is_none())
         .flat_map(|n| n.status.map(|s| s.subnets).unwrap_or_default())
         .filter_map(|subnet| subnet.parse::<IpNet>().ok())
-        .collect()
+        .collect();
+    Some(subnets)
 }
 
 #[cfg(test)]

@@ -76,6 +76,13 @@ pub fn set(policy: HostPolicy) {
     let _ = POLICY.set(policy);
 }
 
+/// The first refusal of the policy in force for a stored `object`, in
+/// words (`spec.field: why`); `None` when it passes or no policy is set.
+/// The controller asks before it acts.
+pub fn refusal(object: &AnyObject) -> Option<String> {
+    current()?.check(object, None).0.into_iter().next().map(|refused| refused.to_string())
+}
+
 /// The flags that grant what the defaults refuse.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct PolicyArgs {

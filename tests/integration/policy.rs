@@ -57,6 +57,15 @@ fn cases(granted_dir: &Path) -> Vec<Case> {
             grant: vec!["--allow-host-paths".into(), format!("/nonexistent,{}", granted_dir.display())],
         },
         Case {
+            what: "a Volume's device",
+            manifest: format!(
+                "apiVersion: berth.dev/v1alpha1\nkind: Volume\nmetadata:\n  name: bound\nspec:\n  driverOpts:\n    type: none\n    o: bind\n    device: {}\n",
+                data.display()
+            ),
+            refused_at: ":9:13: Volume/default/bound: spec.driverOpts.device",
+            grant: vec!["--allow-host-paths".into(), granted_dir.display().to_string()],
+        },
+        Case {
             what: "secretFile",
             manifest: container(
                 "secret",
@@ -191,31 +200,51 @@ fn a_build_context_sent_by_the_cli_needs_a_followed_or_granted_directory() {
     assert!(accepted.status.success(), "{}", String::from_utf8_lossy(&accepted.stderr));
 }
 
+/// Waits until `kind/name` on `server` is Ready=False with `reason`;
+/// returns the condition's message.
+fn wait_for_reason(server: &ServedFake, kind: &str, name: &str, reason: &str) -> String {
+    let started = std::time::Instant::now();
+    loop {
+        let output = server.cli().args(["get", kind, name, "-o", "json"]).output().unwrap();
+        let object: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
+        let conditions = object["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let ready = conditions.into_iter().find(|c| c["type"] == "Ready");
+        if let Some(ready) = ready.filter(|r| r["reason"] == reason) {
+            assert_eq!(ready["status"], "False");
+            return ready["message"].as_str().unwrap_or_default().to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{kind}/{name} is not {reason}: {object}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// An Image stored while its context was granted is not built once the
-/// grant is gone: the controller checks the stored object too, and says
-/// why in its status.
+/// grant is gone, nor a Volume created whose device is no longer granted:
+/// the controller checks stored objects too, and says why in their status.
 #[test]
-fn a_stored_build_context_that_is_no_longer_granted_is_not_built() {
+fn stored_objects_that_are_no_longer_granted_are_not_acted_on() {
     let state = tempfile::tempdir().unwrap();
+    let data = state.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
     let state = state.path().join("state");
     let context = crate::support::repo_path("examples/busybox");
     let image = crate::support::repo_path("examples/02-image.yaml");
-    let granted = ServedFake::start_in(&state, &["--allow-host-paths", context.to_str().unwrap()]);
-    granted.cli().args(["apply", "-f"]).arg(&image).assert().success();
+    let volume = state.parent().unwrap().join("volume.yaml");
+    std::fs::write(
+        &volume,
+        format!(
+            "apiVersion: berth.dev/v1alpha1\nkind: Volume\nmetadata: {{name: bound}}\nspec:\n  driverOpts: {{type: none, o: bind, device: {}}}\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    let grants = format!("{},{}", context.display(), data.display());
+    let granted = ServedFake::start_in(&state, &["--allow-host-paths", &grants]);
+    granted.cli().args(["apply", "-f"]).arg(&image).arg("-f").arg(&volume).assert().success();
     drop(granted);
     let server = ServedFake::start_in(&state, &[]);
-    let started = std::time::Instant::now();
-    loop {
-        let output = server.cli().args(["get", "image", "busybox", "-o", "json"]).output().unwrap();
-        let image: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-        let ready =
-            image["status"]["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready")).cloned();
-        if let Some(ready) = ready.filter(|r| r["reason"] == "PolicyDenied") {
-            assert_eq!(ready["status"], "False");
-            assert!(ready["message"].as_str().unwrap().contains("--allow-host-paths"), "{ready}");
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(20), "the Image was not refused: {image}");
-        std::thread::sleep(Duration::from_millis(200));
+    for (kind, name) in [("image", "busybox"), ("volume", "bound")] {
+        let message = wait_for_reason(&server, kind, name, "PolicyDenied");
+        assert!(message.contains("--allow-host-paths"), "{kind}: {message}");
     }
 }
