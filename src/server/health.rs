@@ -75,8 +75,10 @@ pub async fn readyz(State(state): State<AppState>, _: StrictQuery<NoParams>) -> 
     };
     // After a failed write, each probe may reopen the database (at most
     // once a second), so readiness comes back when the disk has room again.
-    let recovering = state.store.clone();
-    let _ = tokio::task::spawn_blocking(move || recovering.recover()).await;
+    if state.store.write_problem().is_some() {
+        let recovering = state.store.clone();
+        let _ = tokio::task::spawn_blocking(move || recovering.recover()).await;
+    }
     let store = match state.store.write_problem() {
         None => Check { name: "store".into(), ok: true, message: "writes succeed".into() },
         Some(problem) => Check {
