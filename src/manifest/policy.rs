@@ -128,17 +128,6 @@ impl PolicyArgs {
 }
 
 impl HostPolicy {
-    /// Grants everything (berth before the policy existed).
-    pub fn unrestricted() -> HostPolicy {
-        HostPolicy {
-            host_paths: vec![PathBuf::from("/")],
-            secret_dir: PathBuf::from("/"),
-            privileged: true,
-            host_env: vec!["*".to_string()],
-            manifest_dirs: Vec::new(),
-        }
-    }
-
     /// Every refusal for `object`, at its field; `base_dir` is the directory
     /// of the manifest it came from (a build context inside it needs no grant).
     pub fn check(&self, object: &AnyObject, base_dir: Option<&Path>) -> FieldErrors {
@@ -364,6 +353,19 @@ pub fn resolve_on_host(path: &Path) -> Result<PathBuf, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl HostPolicy {
+        /// Grants everything (berth before the policy existed).
+        fn unrestricted() -> HostPolicy {
+            HostPolicy {
+                host_paths: vec![PathBuf::from("/")],
+                secret_dir: PathBuf::from("/"),
+                privileged: true,
+                host_env: vec!["*".to_string()],
+                manifest_dirs: Vec::new(),
+            }
+        }
+    }
 
     fn policy(dir: &Path) -> HostPolicy {
         HostPolicy {
