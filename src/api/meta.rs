@@ -39,7 +39,8 @@ pub struct ObjectMeta {
     pub generation: Option<u64>,
     /// Server-set: store-wide version of the last write to this object. Send it
     /// back on an update to make the write conditional (compare-and-swap).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, with = "super::wire_version::optional", skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
     pub resource_version: Option<u64>,
     /// Server-set: when the object was first stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -19,6 +19,7 @@ pub mod route;
 pub mod selector;
 pub mod validation;
 pub mod volume;
+mod wire_version;
 
 use std::fmt;
 use std::str::FromStr;
@@ -447,6 +448,8 @@ pub struct ObjectList {
 #[serde(rename_all = "camelCase")]
 pub struct ListMeta {
     /// The store's resourceVersion when the list was read.
+    #[serde(with = "wire_version::required")]
+    #[schemars(with = "String")]
     pub resource_version: u64,
 }
 

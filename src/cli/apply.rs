@@ -96,7 +96,7 @@ fn body(objects: &[LoadedObject]) -> anyhow::Result<Body> {
 fn refusals_in_files(error: &anyhow::Error, objects: &[LoadedObject]) -> Option<Vec<String>> {
     let Some(ClientError::Api { body, .. }) = error.downcast_ref::<ClientError>() else { return None };
     let mut lines = Vec::new();
-    for detail in &body.details {
+    for detail in &body.details.causes {
         let (Some(object), Some(field), Some(message)) = (
             detail.get("object").and_then(|v| v.as_str()),
             detail.get("field").and_then(|v| v.as_str()),

@@ -43,7 +43,7 @@ pub enum ClientError {
         /// The HTTP status.
         status: StatusCode,
         /// The error body.
-        body: ErrorBody,
+        body: Box<ErrorBody>,
     },
     /// The server could not be reached or answered nonsense.
     #[error("{0}")]
@@ -53,7 +53,7 @@ pub enum ClientError {
 /// The server's error in the CLI's terms: the server speaks of query
 /// parameters, the user typed flags.
 fn render_api_error(body: &ErrorBody) -> String {
-    let owned = body.details.iter().find_map(|d| Some((d.get("object")?.as_str()?, d.get("owner")?.as_str()?)));
+    let owned = body.details.causes.iter().find_map(|d| Some((d.get("object")?.as_str()?, d.get("owner")?.as_str()?)));
     if let Some((object, owner)) = owned {
         return format!(
             "{object} is owned by {owner}: change it there, or rerun with --force (the owner takes it back on its next change)"
@@ -61,7 +61,7 @@ fn render_api_error(body: &ErrorBody) -> String {
     }
     let mut text = body.message.clone();
     // Manifest problems: one line each, as `berth validate` prints them.
-    let lines: Vec<&str> = body.details.iter().filter_map(|d| d.get("text").and_then(|t| t.as_str())).collect();
+    let lines: Vec<&str> = body.details.causes.iter().filter_map(|d| d.get("text").and_then(|t| t.as_str())).collect();
     if lines.len() > 1 {
         text = format!("{}:", text.split(':').next().unwrap_or(&text));
         for line in lines {
@@ -158,12 +158,16 @@ impl Client {
         let status = response.status();
         let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
-            code: status.to_string(),
+            kind: "Status".into(),
+            api_version: "v1".into(),
+            status: "Failure".into(),
             message: format!("{status}: {}", String::from_utf8_lossy(&bytes).trim()),
-            details: Vec::new(),
+            reason: String::new(),
+            code: status.as_u16(),
+            details: Default::default(),
             request_id: String::new(),
         });
-        Err(ClientError::Api { status, body })
+        Err(ClientError::Api { status, body: Box::new(body) })
     }
 
     /// Sends a request and decodes the JSON answer.

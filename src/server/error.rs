@@ -1,10 +1,15 @@
-//! Every error the API returns has one shape, `{code, message, details[],
-//! requestId}`, and the status that says what kind of problem it is.
+//! Every error the API returns is a Kubernetes `meta/v1 Status`
+//! (`kind: Status`, `status: Failure`, a `reason` word, the HTTP `code`, and
+//! `details.causes` with field paths), so kubectl, client-go and the Python
+//! client show berth's message as they show kube-apiserver's. berth adds
+//! `requestId` (the id in the server's log) and keeps its own facts in the
+//! causes: a manifest problem's document, line and column, the owner of an
+//! object, the current resourceVersion of a conflict.
 //!
 //! Handlers return [`ApiError`]; the request middleware also rewrites
 //! axum's own plain-text rejections (bad path, bad query, unknown route,
 //! wrong method) into this shape, so a client parses one format whatever
-//! went wrong. The request id ties the answer to the server's log line.
+//! went wrong.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -20,22 +25,55 @@ tokio::task_local! {
     pub(super) static REQUEST_ID: String;
 }
 
-/// The body of every error response.
+/// The body of every error response: a `meta/v1 Status`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorBody {
-    /// The status in one CamelCase word: `NotFound`, `Conflict`, `Invalid`, …
-    pub code: String,
+    /// Always `Status`.
+    #[serde(default)]
+    pub kind: String,
+    /// Always `v1`.
+    #[serde(default)]
+    pub api_version: String,
+    /// Always `Failure`.
+    #[serde(default)]
+    pub status: String,
     /// What is wrong and how to fix it.
     pub message: String,
-    /// Structured details: the problems of a manifest (document, line,
-    /// column, object, field, message), the current resourceVersion of a
-    /// conflict, the owner of an object.
+    /// The status in one CamelCase word, as Kubernetes names it: `NotFound`,
+    /// `AlreadyExists`, `Conflict`, `Invalid`, `BadRequest`, `Expired`, …
     #[serde(default)]
-    pub details: Vec<Value>,
+    pub reason: String,
+    /// The HTTP status code.
+    #[serde(default)]
+    pub code: u16,
+    /// The object concerned and the causes.
+    #[serde(default)]
+    pub details: StatusDetails,
     /// The request's id, as in the server's log.
     #[serde(default)]
     pub request_id: String,
+}
+
+/// `details` of a Status.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusDetails {
+    /// The object's name, when the error is about one object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// `berth.dev`, when the error is about one object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The object's kind, lowercase plural as Kubernetes sends it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Each problem: `reason`, `message`, `field` (a path such as
+    /// `spec.ports[0].hostPort`), and berth's own keys: `document`, `line`,
+    /// `column`, `object`, `text` for a manifest problem; `object`, `owner`
+    /// for an ownership refusal; `currentResourceVersion` for a conflict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub causes: Vec<Value>,
 }
 
 /// An error answered to a client.
@@ -45,8 +83,13 @@ pub struct ApiError {
     pub status: StatusCode,
     /// What is wrong and how to fix it.
     pub message: String,
-    /// Structured details.
+    /// Structured causes (`details.causes`).
     pub details: Vec<Value>,
+    /// The object concerned, if one is.
+    object: Option<Box<crate::api::ObjectKey>>,
+    /// The reason word when the status alone does not say it (409 is
+    /// `Conflict` unless it is `AlreadyExists`).
+    reason: Option<&'static str>,
     /// Whether answering it is worth a log line at `error` (5xx) or `info`
     /// (4xx); else it goes to `debug`. See [`ApiError::expected`].
     logged: bool,
@@ -55,7 +98,7 @@ pub struct ApiError {
 impl ApiError {
     /// An error with `status` and `message`.
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        ApiError { status, message: message.into(), details: Vec::new(), logged: true }
+        ApiError { status, message: message.into(), details: Vec::new(), object: None, reason: None, logged: true }
     }
 
     /// The same error, logged at `debug` only: for an answer that reports a
@@ -77,6 +120,15 @@ impl ApiError {
         Self::new(StatusCode::NOT_FOUND, message)
     }
 
+    /// 409 `AlreadyExists`, the reason kube-apiserver gives a create of a
+    /// name that is taken.
+    pub fn already_exists(key: &crate::api::ObjectKey, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, message)
+            .about(key)
+            .detail(json!({ "object": key.to_string() }))
+            .with_reason("AlreadyExists")
+    }
+
     /// 422.
     pub fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, message)
@@ -87,19 +139,36 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, format!("internal error: {error}"))
     }
 
+    /// Names the object the error is about (`details.name` and `kind`).
+    pub fn about(mut self, key: &crate::api::ObjectKey) -> Self {
+        self.object = Some(Box::new(key.clone()));
+        self
+    }
+
+    /// Sets the reason word (`Expired`, `AlreadyExists`, …) where the
+    /// status alone does not say it.
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
     /// Adds a detail.
     pub fn detail(mut self, detail: Value) -> Self {
         self.details.push(detail);
         self
     }
 
-    /// The code word of a status.
-    fn code(status: StatusCode) -> String {
+    /// The reason word of a status, as kube-apiserver names it.
+    fn reason(status: StatusCode) -> String {
         match status {
-            StatusCode::UNPROCESSABLE_ENTITY => "Invalid".to_string(),
-            StatusCode::INTERNAL_SERVER_ERROR => "Internal".to_string(),
-            status => status.canonical_reason().unwrap_or("Error").split_whitespace().collect(),
+            StatusCode::UNPROCESSABLE_ENTITY => "Invalid",
+            StatusCode::INTERNAL_SERVER_ERROR => "InternalError",
+            StatusCode::GONE => "Expired",
+            StatusCode::PAYLOAD_TOO_LARGE => "RequestEntityTooLarge",
+            StatusCode::INSUFFICIENT_STORAGE => "InsufficientStorage",
+            status => return status.canonical_reason().unwrap_or("Unknown").split_whitespace().collect(),
         }
+        .to_string()
     }
 }
 
@@ -110,16 +179,18 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { key, found, .. } => ApiError::new(StatusCode::CONFLICT, format!(
                 "{message}; read the object again and retry with its resourceVersion"
             ))
+            .about(&key)
             .detail(json!({ "object": key.to_string(), "currentResourceVersion": found })),
-            StoreError::AlreadyExists { key } => {
-                ApiError::new(StatusCode::CONFLICT, message).detail(json!({ "object": key.to_string() }))
-            }
+            StoreError::AlreadyExists { key } => ApiError::already_exists(&key, message),
             StoreError::OwnedByOther { key, owner } => ApiError::new(
                 StatusCode::CONFLICT,
                 format!("{key} is owned by {owner}: change it there, or repeat the request with the query parameter `force=true` (the owner takes it back on its next change)"),
             )
+            .about(&key)
             .detail(json!({ "object": key.to_string(), "owner": owner })),
-            StoreError::NotFound { key } => ApiError::not_found(message).detail(json!({ "object": key.to_string() })),
+            StoreError::NotFound { key } => {
+                ApiError::not_found(message).about(&key).detail(json!({ "object": key.to_string() }))
+            }
             StoreError::Expired { kept_from, .. } => {
                 ApiError::new(StatusCode::GONE, message).detail(json!({ "keptFrom": kept_from }))
             }
@@ -149,6 +220,7 @@ impl From<ManifestErrors> for ApiError {
         for e in errors.0 {
             let text = e.to_string();
             error = error.detail(json!({
+                "reason": "FieldValueInvalid",
                 "document": e.document,
                 "line": e.position.line,
                 "column": e.position.column,
@@ -172,8 +244,22 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(request_id = %request_id, status = self.status.as_u16(), "refused: {}", self.message);
         }
-        let body =
-            ErrorBody { code: Self::code(self.status), message: self.message, details: self.details, request_id };
+        let details = StatusDetails {
+            name: self.object.as_ref().map(|k| k.name.clone()),
+            group: self.object.as_ref().map(|_| crate::api::GROUP.to_string()),
+            kind: self.object.as_ref().map(|k| k.kind.plural().to_string()),
+            causes: self.details,
+        };
+        let body = ErrorBody {
+            kind: "Status".into(),
+            api_version: "v1".into(),
+            status: "Failure".into(),
+            message: self.message,
+            reason: self.reason.map_or_else(|| Self::reason(self.status), str::to_string),
+            code: self.status.as_u16(),
+            details,
+            request_id,
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));

@@ -40,7 +40,7 @@ use crate::store::Store;
 pub use apply::ApplyResponse;
 pub use auth::Token;
 pub use body::MAX_BODY_BYTES;
-pub use error::{ApiError, ErrorBody};
+pub use error::{ApiError, ErrorBody, StatusDetails};
 pub use events::{EventEntry, EventList};
 pub use hooks::HookAccepted;
 pub use listen::{Bound, Listen};

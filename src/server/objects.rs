@@ -241,7 +241,8 @@ pub async fn put(
 }
 
 /// Marks one object for deletion; its reconciler tears down what it made,
-/// then the object goes. Answers 202 with the object as marked.
+/// then the object goes. Answers 200 with the object as marked, as
+/// kube-apiserver does for an object with finalizers.
 pub async fn delete(
     State(state): State<AppState>,
     Path(path): Path<ObjectPath>,
@@ -263,5 +264,5 @@ pub async fn delete(
         return Ok((StatusCode::OK, Json(object)).into_response());
     }
     state.store.commit(batch)?;
-    Ok((StatusCode::ACCEPTED, Json(stored(&state, &key)?)).into_response())
+    Ok((StatusCode::OK, Json(stored(&state, &key)?)).into_response())
 }

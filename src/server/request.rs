@@ -101,7 +101,9 @@ mod tests {
         assert_eq!(response.status(), axum::http::StatusCode::INTERNAL_SERVER_ERROR);
         let bytes = axum::body::to_bytes(response.into_body(), 4096).await.unwrap();
         let body: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(body["code"], "Internal");
+        assert_eq!(body["reason"], "InternalError");
+        assert_eq!(body["code"], 500);
+        assert_eq!(body["kind"], "Status");
         assert_eq!(body["requestId"], "req-1");
         assert!(body["message"].as_str().unwrap().contains("index out of bounds"), "{body}");
     }

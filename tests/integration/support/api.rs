@@ -64,9 +64,11 @@ impl Reply {
     pub fn error(&self, status: StatusCode) -> String {
         assert_eq!(self.status, status, "{}", self.text());
         let body = self.json();
-        for field in ["code", "message", "details", "requestId"] {
+        for field in ["kind", "apiVersion", "status", "reason", "code", "message", "details", "requestId"] {
             assert!(body.get(field).is_some(), "error without `{field}`: {body}");
         }
+        assert_eq!(body["kind"], "Status", "{body}");
+        assert_eq!(body["code"], status.as_u16(), "{body}");
         assert_eq!(self.headers["x-request-id"].to_str().unwrap(), body["requestId"].as_str().unwrap());
         body["message"].as_str().unwrap().to_string()
     }
