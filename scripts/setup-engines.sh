@@ -3,7 +3,8 @@
 # Docker (dockerd + /var/run/docker.sock) and Podman (libpod REST API on
 # /run/podman/podman.sock), plus busybox-static for registry-free images
 # and git (the git source's tests make their repositories with it and serve
-# them with `git http-backend`; berth itself fetches with gix).
+# them with `git http-backend`; berth itself fetches with gix), and kubectl
+# (the Kubernetes API tests drive berth with the real client).
 #
 # Idempotent: packages already installed are not reinstalled and an engine
 # that already answers on its socket is reused, never restarted.
@@ -17,6 +18,7 @@ command -v dockerd >/dev/null 2>&1 || need_packages+=(docker.io)
 command -v podman >/dev/null 2>&1 || need_packages+=(podman)
 dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' || need_packages+=(busybox-static)
 command -v git >/dev/null 2>&1 || need_packages+=(git)
+command -v kubectl >/dev/null 2>&1 || need_packages+=(kubectl)
 
 if [ "${#need_packages[@]}" -gt 0 ]; then
   log "installing ${need_packages[*]}"

@@ -75,7 +75,8 @@ impl LogLine {
 
 /// `berth serve` flags for a free API port and no DNS or proxy: a berth
 /// already running on this machine must not matter.
-pub const FREE_PORTS: [&str; 6] = ["--listen", "127.0.0.1:0", "--dns-listen", "off", "--proxy-listen", "off"];
+pub const FREE_PORTS: [&str; 8] =
+    ["--listen", "127.0.0.1:0", "--tls-listen", "off", "--dns-listen", "off", "--proxy-listen", "off"];
 
 /// A running `berth serve`, its log read line by line on a thread.
 pub struct Berth {

@@ -8,6 +8,7 @@
 //! holds an object of any kind where they travel together (a manifest set, a
 //! store transaction).
 
+pub mod columns;
 pub mod container;
 pub mod defaults;
 pub mod dns_record;
@@ -19,7 +20,7 @@ pub mod route;
 pub mod selector;
 pub mod validation;
 pub mod volume;
-mod wire_version;
+pub(crate) mod wire_version;
 
 use std::fmt;
 use std::str::FromStr;
@@ -451,6 +452,13 @@ pub struct ListMeta {
     #[serde(with = "wire_version::required")]
     #[schemars(with = "String")]
     pub resource_version: u64,
+    /// When the list is one page of several (`limit`): the token that reads
+    /// the next (`continue=`).
+    #[serde(default, rename = "continue", skip_serializing_if = "Option::is_none")]
+    pub continue_token: Option<String>,
+    /// With `continue`: how many objects the following pages hold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_item_count: Option<u64>,
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@ use crate::api::{AnyObject, Kind, ObjectKey, ObjectList};
 use crate::client::query_escape;
 
 use super::client_args::{block_on, list_path, object_path, ClientArgs};
-use super::output::{age, readiness, table};
+use crate::api::columns::{cells, columns};
+
+use super::output::table;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,41 +101,22 @@ fn print(kind: Kind, objects: &[AnyObject], single: bool, format: Option<Format>
     Ok(())
 }
 
-/// The table of `objects` of `kind`.
+/// The table of `objects` of `kind`: the columns the API's Table has.
 pub fn render_table(kind: Kind, objects: &[AnyObject], wide: bool, all_namespaces: bool) -> String {
+    let shown: Vec<bool> = columns(kind).iter().map(|c| wide || !c.wide).collect();
     let mut headers = Vec::new();
     if all_namespaces {
         headers.push("NAMESPACE");
     }
-    headers.extend(["NAME", "READY"]);
-    if kind == Kind::Container {
-        headers.push("REPLICAS");
-    }
-    headers.extend(["REASON", "AGE"]);
-    if wide {
-        headers.extend(["SOURCE", "MESSAGE"]);
-    }
+    headers.extend(columns(kind).iter().zip(&shown).filter(|(_, s)| **s).map(|(c, _)| c.name));
     let rows: Vec<Vec<String>> = objects
         .iter()
         .map(|object| {
-            let meta = object.metadata();
-            let state = readiness(object);
             let mut row = Vec::new();
             if all_namespaces {
-                row.push(meta.namespace().to_string());
+                row.push(object.metadata().namespace().to_string());
             }
-            row.push(meta.name.clone());
-            row.push(state.status.clone());
-            if let AnyObject::Container(c) = object {
-                let ready = c.status.as_ref().map_or(0, |s| s.ready_replicas);
-                row.push(format!("{ready}/{}", c.spec.replicas.unwrap_or(1)));
-            }
-            row.push(state.reason.clone());
-            row.push(age(meta.creation_timestamp));
-            if wide {
-                row.push(meta.source.as_ref().map_or("-".into(), |s| s.id()));
-                row.push(state.message.replace('\n', " "));
-            }
+            row.extend(cells(object).into_iter().zip(&shown).filter(|(_, s)| **s).map(|(c, _)| c));
             row
         })
         .collect();

@@ -14,6 +14,7 @@ mod delete;
 mod describe;
 mod events;
 mod get;
+mod kubeconfig;
 mod logs;
 mod output;
 mod serve;
@@ -68,6 +69,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Show a Container replica's output.
     Logs(logs::LogsArgs),
+    /// Print a kubeconfig for the server's TLS listener (for kubectl and other Kubernetes clients).
+    Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         /// The shell.
@@ -112,6 +115,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => delete::run(args),
         Command::Events(args) => events::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Kubeconfig(args) => kubeconfig::run(args),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

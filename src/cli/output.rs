@@ -2,9 +2,8 @@
 //! colour that turns itself off when stdout is not a terminal (anstream).
 
 use anstyle::{AnsiColor, Style};
-use chrono::{DateTime, Utc};
 
-use crate::api::{AnyObject, ConditionStatus};
+pub use crate::api::columns::{age, readiness};
 
 /// Green.
 pub const GREEN: Style = AnsiColor::Green.on_default();
@@ -20,18 +19,6 @@ pub const BOLD: Style = Style::new().bold();
 /// `text` in `style` (stripped by anstream when not on a terminal).
 pub fn paint(style: Style, text: &str) -> String {
     format!("{style}{text}{style:#}")
-}
-
-/// kubectl's age: `45s`, `12m`, `5h`, `3d`.
-pub fn age(time: Option<DateTime<Utc>>) -> String {
-    let Some(time) = time else { return "-".into() };
-    let seconds = (Utc::now() - time).num_seconds().max(0);
-    match seconds {
-        s if s < 120 => format!("{s}s"),
-        s if s < 7200 => format!("{}m", s / 60),
-        s if s < 172_800 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86_400),
-    }
 }
 
 /// Columns separated by three spaces, each as wide as its widest cell.
@@ -56,45 +43,4 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut out = vec![line(headers.to_vec())];
     out.extend(rows.iter().map(|row| line(row.iter().map(String::as_str).collect())));
     out.join("\n")
-}
-
-/// An object's readiness: whether Ready is True for its current
-/// generation, and the condition's reason and message.
-pub struct Readiness {
-    /// Ready=True, observed at the current generation.
-    pub ready: bool,
-    /// `True`, `False` or `Unknown`.
-    pub status: String,
-    /// The condition's reason.
-    pub reason: String,
-    /// The condition's message.
-    pub message: String,
-}
-
-/// The readiness of `object`.
-pub fn readiness(object: &AnyObject) -> Readiness {
-    let generation = object.metadata().generation.unwrap_or(0);
-    let common = object.status_common();
-    let condition = common.and_then(|c| c.condition("Ready"));
-    let observed = common.is_some_and(|c| c.observed_generation >= generation);
-    match condition {
-        Some(c) if object.metadata().deletion_timestamp.is_some() => Readiness {
-            ready: false,
-            status: "Deleting".into(),
-            reason: c.reason.clone(),
-            message: "being deleted".into(),
-        },
-        Some(c) => Readiness {
-            ready: c.status == ConditionStatus::True && observed,
-            status: if observed { format!("{:?}", c.status) } else { "Unknown".into() },
-            reason: if observed { c.reason.clone() } else { "Reconciling".into() },
-            message: c.message.clone(),
-        },
-        None => Readiness {
-            ready: false,
-            status: "Unknown".into(),
-            reason: "Pending".into(),
-            message: "not reconciled yet".into(),
-        },
-    }
 }

@@ -29,7 +29,7 @@ use crate::engine::Engine;
 use crate::manifest::policy::HostPolicy;
 use crate::metrics::Metrics;
 use crate::proxy::{Proxy, ProxyConfig};
-use crate::server::{Connected, EngineSlot, Listen, ServerState, Token};
+use crate::server::{Bound, Connected, EngineSlot, Listen, ServerState, Token};
 use crate::source::dir::DirSource;
 use crate::source::git::{Credentials, GitHooks, GitSource, GitSpec};
 use crate::store::Store;
@@ -165,6 +165,9 @@ pub struct ServeArgs {
     /// What manifests may take from the host (all refused by default).
     #[command(flatten)]
     pub policy: crate::manifest::policy::PolicyArgs,
+    /// The TLS listener, for kubectl and the other Kubernetes clients.
+    #[command(flatten)]
+    pub tls: crate::server::tls::TlsArgs,
 }
 
 /// A network (`10.0.0.0/8`) or one address (`10.0.0.1`).
@@ -332,6 +335,13 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
     };
     // Every listener is bound before anything runs: a taken port fails the start at once.
     let listener = args.listen.bind().await?;
+    let tls_listener = match args.tls.tls_listen.0 {
+        Some(address) => {
+            let tls = crate::server::tls::ServingTls::prepare(&args.tls, &state_dir, address)?;
+            Some(Bound::tls(address, tls).await?)
+        }
+        None => None,
+    };
     let dns = match args.dns_listen.0 {
         Some(listen) => {
             let upstream = args.dns_upstream.clone().unwrap_or_else(|| {
@@ -417,6 +427,18 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
         None => tracing::info!("REST API on {}", args.listen),
     }
     let api_limits = Limits { header_timeout: args.header_timeout, max_connections: args.api_max_connections };
+    if let Some(tls_listener) = tls_listener {
+        if let Some(address) = tls_listener.local_addr() {
+            crate::server::tls::write_url(&state_dir, address)?;
+            tracing::info!("Kubernetes API (TLS) on https://{address}; `berth kubeconfig` writes a kubeconfig for it");
+        }
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = tls_listener.serve(app, api_limits, stopping(shutdown)).await {
+                tracing::error!("TLS listener: {e:#}");
+            }
+        }));
+    }
     let api = tokio::spawn(listener.serve(app, api_limits, stopping(shutdown.clone())));
     let (outcome, service) = match connect(args.engine, args.podman_start_service, shutdown.clone()).await? {
         None => (Ok(()), None),

@@ -60,6 +60,8 @@ pub enum Bound {
     Tcp(tokio::net::TcpListener),
     /// A unix socket.
     Unix(tokio::net::UnixListener, PathBuf),
+    /// TCP with TLS ([`super::tls`]).
+    Tls(tokio::net::TcpListener, tokio_rustls::TlsAcceptor),
 }
 
 impl Listen {
@@ -98,10 +100,18 @@ impl Listen {
 }
 
 impl Bound {
+    /// Binds the TLS listener.
+    pub async fn tls(address: SocketAddr, tls: super::tls::ServingTls) -> anyhow::Result<Bound> {
+        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+            format!("cannot listen on {address}; is another berth running? choose another with --tls-listen (or off)")
+        })?;
+        Ok(Bound::Tls(listener, tls.acceptor))
+    }
+
     /// The TCP address actually bound (port 0 picks one).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         match self {
-            Bound::Tcp(listener) => listener.local_addr().ok(),
+            Bound::Tcp(listener) | Bound::Tls(listener, _) => listener.local_addr().ok(),
             Bound::Unix(..) => None,
         }
     }
@@ -159,6 +169,11 @@ impl Bound {
                 Ok(Stream::Tcp(stream))
             }
             Bound::Unix(listener, _) => Ok(Stream::Unix(listener.accept().await?.0)),
+            Bound::Tls(listener, acceptor) => {
+                let (stream, _) = listener.accept().await?;
+                let _ = stream.set_nodelay(true);
+                Ok(Stream::Tls(stream, acceptor.clone()))
+            }
         }
     }
 }
@@ -167,6 +182,9 @@ impl Bound {
 enum Stream {
     Tcp(tokio::net::TcpStream),
     Unix(tokio::net::UnixStream),
+    /// Not yet through the handshake: that happens on the connection's own
+    /// task, within the header timeout, so a silent client holds up nobody.
+    Tls(tokio::net::TcpStream, tokio_rustls::TlsAcceptor),
 }
 
 /// Serves one connection: HTTP/1.1 with upgrades, the header-read timeout
@@ -190,6 +208,20 @@ async fn connection(
             let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
             connections::serve_until(connection, &ticket, &mut stopped).await
         }
+        Stream::Tls(stream, acceptor) => match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => {
+                let connection = builder.serve_connection(TokioIo::new(stream), service).with_upgrades();
+                connections::serve_until(connection, &ticket, &mut stopped).await
+            }
+            Ok(Err(e)) => {
+                tracing::debug!("API: TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!("API: TLS handshake timed out");
+                return;
+            }
+        },
     };
     if let Err(e) = ended {
         tracing::debug!("API connection ended: {e}");

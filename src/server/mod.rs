@@ -14,16 +14,21 @@
 mod apply;
 pub mod auth;
 mod body;
+mod discovery;
 pub mod error;
 mod events;
 mod health;
 mod hooks;
+mod list_options;
 mod listen;
 mod logs;
+mod negotiate;
 mod objects;
 mod query;
 pub mod request;
 mod sources;
+mod table;
+pub mod tls;
 mod watch;
 
 use std::sync::atomic::AtomicBool;
@@ -197,6 +202,11 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
     let document = OpenApiDocument(serde_json::to_string(&api).expect("the OpenAPI document serializes").into());
     router
         .route("/openapi.json", axum::routing::get(openapi))
+        .route("/version", axum::routing::get(discovery::version))
+        .route("/api", axum::routing::get(discovery::core_versions))
+        .route("/apis", axum::routing::get(discovery::groups))
+        .route(&format!("/apis/{}", crate::api::GROUP), axum::routing::get(discovery::berth_group))
+        .route(API_PREFIX, axum::routing::get(discovery::resources))
         .fallback(request::fallback)
         .layer(Extension(document))
         .with_state(Arc::new(state))

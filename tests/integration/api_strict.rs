@@ -73,7 +73,7 @@ async fn an_unknown_query_parameter_is_refused_on_every_endpoint_and_changes_not
         ("PUT", format!("{WEB}?bogus=1"), true),
         ("PUT", format!("{WEB}?dryrun=All"), true),
         ("DELETE", format!("{WEB}?bogus=1"), false),
-        ("DELETE", format!("{WEB}?gracePeriodSeconds=0"), false),
+        ("DELETE", format!("{WEB}?grace_period_seconds=0"), false),
         ("POST", "/apply?bogus=1".to_string(), true),
         ("POST", "/apply?dry_run=true".to_string(), true),
         ("GET", "/events?bogus=1".to_string(), false),

@@ -96,7 +96,7 @@ fn serve_refuses_a_manifests_path_that_is_not_a_directory() {
 fn serve_refuses_dns_on_networks_without_the_dns_server() {
     let dir = tempfile::tempdir().unwrap();
     berth()
-        .args(["serve", "--engine", "fake", "--listen", "127.0.0.1:0", "--proxy-listen", "off"])
+        .args(["serve", "--engine", "fake", "--listen", "127.0.0.1:0", "--tls-listen", "off", "--proxy-listen", "off"])
         .args(["--dns-listen", "off", "--dns-on-networks", "--state-dir"])
         .arg(dir.path())
         .assert()

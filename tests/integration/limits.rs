@@ -18,7 +18,7 @@ fn serve(state: &std::path::Path) -> (std::process::Child, SocketAddr, SocketAdd
 fn serve_with(state: &std::path::Path, budgets: &[&str]) -> (std::process::Child, SocketAddr, SocketAddr) {
     let log = state.join("berth.log");
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
-        .args(["serve", "--engine", "fake", "--dns-listen", "off", "--listen", "127.0.0.1:0"])
+        .args(["serve", "--engine", "fake", "--dns-listen", "off", "--listen", "127.0.0.1:0", "--tls-listen", "off"])
         .args(["--proxy-listen", "127.0.0.1:0"])
         .args(budgets)
         .arg("--state-dir")

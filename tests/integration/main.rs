@@ -51,6 +51,7 @@ mod fuzz;
 mod generated;
 mod git_source;
 mod hostile_yaml;
+mod kubectl;
 mod limits;
 mod loading;
 mod metrics;

@@ -154,6 +154,7 @@ impl Api {
         last_event_id: Option<u64>,
     ) -> BoxStream<'static, Result<SseEvent, ClientError>> {
         let mut request = Self::request("GET", uri, Some(TOKEN), None);
+        request.headers_mut().insert("accept", "text/event-stream".parse().expect("header value"));
         if let Some(id) = last_event_id {
             request.headers_mut().insert("last-event-id", id.to_string().parse().expect("header value"));
         }
@@ -239,7 +240,7 @@ impl ServedFake {
         let state = state.map_or_else(|| dir.path().join("state"), std::path::Path::to_path_buf);
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_berth"))
             .args(["serve", "--engine", engine, "--dns-listen", "off", "--proxy-listen", "off"])
-            .args(["--listen", &listen(dir.path()), "--state-dir"])
+            .args(["--listen", &listen(dir.path()), "--tls-listen", "127.0.0.1:0", "--state-dir"])
             .arg(&state)
             .args(args)
             .envs(env.iter().copied())

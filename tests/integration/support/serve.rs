@@ -200,7 +200,7 @@ impl Stack {
             .args(sources)
             .arg("--state-dir")
             .arg(self.state_dir())
-            .args(["--engine", self.kind.name(), "--listen", "127.0.0.1:0"])
+            .args(["--engine", self.kind.name(), "--listen", "127.0.0.1:0", "--tls-listen", "127.0.0.1:0"])
             .args(["--dns-listen", "127.0.0.1:0", "--proxy-listen", "127.0.0.1:0", "--dns-upstream", "off"])
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
