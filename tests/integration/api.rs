@@ -632,3 +632,52 @@ async fn random_requests_never_make_a_server_error() {
         assert!(seen.contains(&status), "no request got {status}: {seen:?}");
     }
 }
+
+#[tokio::test]
+async fn lists_page_with_continue_and_select_by_field() {
+    let api = Api::start().await;
+    for name in ["a", "b", "c"] {
+        api.send_yaml("POST", "/apply", &container(name, "1")).await;
+    }
+    let (mut names, mut token) = (Vec::new(), None::<String>);
+    loop {
+        let uri = match &token {
+            Some(t) => format!("{}?limit=2&continue={t}", containers_path("default")),
+            None => format!("{}?limit=2", containers_path("default")),
+        };
+        let page = api.get(&uri).await.json();
+        names.extend(
+            page["items"].as_array().unwrap().iter().map(|o| o["metadata"]["name"].as_str().unwrap().to_string()),
+        );
+        match page["metadata"]["continue"].as_str() {
+            Some(next) => {
+                assert_eq!(page["metadata"]["remainingItemCount"], 1);
+                token = Some(next.to_string());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(names, ["a", "b", "c"]);
+    let selected = api.get(&format!("{PREFIX}/containers?fieldSelector=metadata.name%3Db")).await.json();
+    assert_eq!(selected["items"].as_array().unwrap().len(), 1);
+    let refused = api.get(&format!("{PREFIX}/containers?fieldSelector=spec.image%3Dx")).await;
+    assert!(refused.error(StatusCode::BAD_REQUEST).contains("supported: metadata.name, metadata.namespace"));
+    let bad = api.get(&format!("{PREFIX}/containers?limit=1&continue=forged")).await;
+    assert!(bad.error(StatusCode::BAD_REQUEST).contains("not one berth gave out"));
+}
+
+#[tokio::test]
+async fn a_watch_is_a_kubernetes_json_stream_unless_events_are_asked_for() {
+    let api = Api::start().await;
+    api.send_yaml("POST", "/apply", &container("web", "1")).await;
+    let uri =
+        format!("{PREFIX}/containers?watch=true&timeoutSeconds=1&allowWatchBookmarks=true&sendInitialEvents=true");
+    let reply = api.get(&uri).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.headers["content-type"], "application/json");
+    let events: Vec<Value> = reply.text().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events[0]["type"], "ADDED", "{events:?}");
+    assert_eq!(events[0]["object"]["metadata"]["name"], "web");
+    let end = events.iter().find(|e| e["type"] == "BOOKMARK").expect("the initial-events-end bookmark");
+    assert_eq!(end["object"]["metadata"]["annotations"]["k8s.io/initial-events-end"], "true");
+}
