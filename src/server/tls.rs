@@ -52,7 +52,7 @@ pub struct TlsArgs {
     pub tls_key: Option<PathBuf>,
     /// More names or addresses for berth's own serving certificate, besides
     /// localhost, 127.0.0.1, ::1, the host name and the listen address.
-    #[arg(long, value_name = "NAME|IP", value_delimiter = ',')]
+    #[arg(long, value_name = "NAME|IP", value_delimiter = ',', value_parser = parse_san)]
     pub tls_san: Vec<String>,
 }
 
@@ -67,6 +67,26 @@ fn parse_tls_listen(text: &str) -> Result<TlsListen, String> {
     text.parse()
         .map(|address| TlsListen(Some(address)))
         .map_err(|_| format!("`{text}` is neither ADDRESS:PORT (e.g. 127.0.0.1:7443) nor `off`"))
+}
+
+/// A `--tls-san`: an IP address, or a DNS name (a leading `*.` allowed).
+fn parse_san(text: &str) -> Result<String, String> {
+    if text.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(text.to_string());
+    }
+    let name = text.strip_prefix("*.").unwrap_or(text);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if name.len() <= 253 && name.split('.').all(label_ok) {
+        Ok(text.to_ascii_lowercase())
+    } else {
+        Err(format!("`{text}` is neither an IP address nor a DNS name such as berth.example.com"))
+    }
 }
 
 /// The serving side, ready for a listener.
@@ -232,6 +252,9 @@ mod tests {
         assert_eq!(mode & 0o777, 0o600);
         issue(dir.path(), &names).unwrap();
         assert_eq!(std::fs::read(dir.path().join("tls/ca.crt")).unwrap(), ca, "the CA stays");
-        assert!(CertificateParams::new(vec!["not a name!".to_string()]).is_err());
+        assert!(parse_san("not a name!").is_err());
+        assert!(parse_san("-bad.example").is_err());
+        assert_eq!(parse_san("Berth.Example").unwrap(), "berth.example");
+        assert!(parse_san("*.berth.example").is_ok() && parse_san("fd00::1").is_ok());
     }
 }

@@ -131,14 +131,27 @@ fn kubectl_discovers_lists_watches_and_deletes_berth_objects() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
+    // Should kubectl print nothing, the watchdog ends it: the reads below
+    // then fail the test instead of hanging it.
+    let pid = watch.id().to_string();
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog_done = done.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        if !watchdog_done.load(std::sync::atomic::Ordering::SeqCst) {
+            let _ = Command::new("kill").arg(&pid).status();
+        }
+    });
     let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let mut next_line = || lines.next().expect("kubectl's watch printed nothing within 60 s").unwrap();
+    let first = next_line();
     assert!(first.contains("EVENT") || first.contains("NAME"), "a header first: {first}");
-    let added = lines.next().unwrap().unwrap();
+    let added = next_line();
     assert!(added.starts_with("ADDED") && added.contains("web"), "{added}");
     kube.apply(&container("web", "2"));
-    let modified = lines.next().unwrap().unwrap();
+    let modified = next_line();
     assert!(modified.starts_with("MODIFIED") && modified.contains("web"), "{modified}");
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = watch.kill();
     let _ = watch.wait();
 
