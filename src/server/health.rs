@@ -20,8 +20,10 @@ use super::error::{ApiError, ApiResult};
 use super::query::{NoParams, StrictQuery};
 use super::AppState;
 
-/// How long readiness waits for the engine.
-const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long readiness waits for the engine: under the 1 s timeout probes
+/// default to (Kubernetes', berth's outage test), so a slow engine (one
+/// starting up) gets a 503 that says so, not a probe that times out.
+const ENGINE_TIMEOUT: Duration = Duration::from_millis(800);
 
 /// Liveness.
 pub async fn healthz(_: StrictQuery<NoParams>) -> &'static str {
