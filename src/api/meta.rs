@@ -55,6 +55,10 @@ pub struct ObjectMeta {
     /// Server-set: where the object came from; only that source may change it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
+    /// Server-set: which API client (field manager) set which fields, as
+    /// Kubernetes keeps it; server-side apply reports conflicts from it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed_fields: Vec<super::managed_fields::ManagedFieldsEntry>,
 }
 
 impl ObjectMeta {
@@ -72,6 +76,7 @@ impl ObjectMeta {
         self.deletion_timestamp = None;
         self.finalizers.clear();
         self.source = None;
+        self.managed_fields.clear();
     }
 }
 

@@ -13,6 +13,7 @@ pub mod container;
 pub mod defaults;
 pub mod dns_record;
 pub mod image;
+pub mod managed_fields;
 pub mod meta;
 pub mod network;
 pub mod quantity;

@@ -53,6 +53,17 @@ pub const MAX_FILE_BYTES: usize = 8 << 20;
 /// the objects and the problems: objects are only meaningful when there are
 /// no problems.
 pub fn decode_text(text: &str, file: &str, base_dir: Option<&Path>) -> (Vec<LoadedObject>, Vec<ManifestError>) {
+    decode_text_in(text, file, base_dir, None)
+}
+
+/// Decodes `text`, placing objects that name no namespace in `namespace`
+/// (the one in a request's path) instead of `default`.
+pub fn decode_text_in(
+    text: &str,
+    file: &str,
+    base_dir: Option<&Path>,
+    namespace: Option<&str>,
+) -> (Vec<LoadedObject>, Vec<ManifestError>) {
     let mut objects = Vec::new();
     let mut errors = Vec::new();
     if text.len() > MAX_FILE_BYTES {
@@ -76,8 +87,13 @@ pub fn decode_text(text: &str, file: &str, base_dir: Option<&Path>) -> (Vec<Load
     for (index, document) in documents.iter().enumerate() {
         let end = documents.get(index + 1).map_or(text.len(), |next| line_offset(next.start_line));
         let start = line_offset(document.start_line).min(end);
-        let context =
-            DocumentContext { file, number: index + 1, start_line: document.start_line, root: &document.root };
+        let context = DocumentContext {
+            file,
+            number: index + 1,
+            start_line: document.start_line,
+            root: &document.root,
+            namespace,
+        };
         match context.decode(&text[start..end], base_dir) {
             Ok(Some(object)) => objects.push(LoadedObject {
                 object,
@@ -127,6 +143,7 @@ struct DocumentContext<'a> {
     number: usize,
     start_line: usize,
     root: &'a Node,
+    namespace: Option<&'a str>,
 }
 
 impl DocumentContext<'_> {
@@ -164,6 +181,9 @@ impl DocumentContext<'_> {
         object.metadata_mut().clear_server_fields();
         object.metadata_mut().resource_version = resource_version;
         object.clear_status();
+        if object.metadata().namespace.is_none() {
+            object.metadata_mut().namespace = self.namespace.map(str::to_string);
+        }
         let key = Some(object.key());
         let mut errors: Vec<ManifestError> = object
             .validate()

@@ -64,7 +64,17 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<ManifestSet, ManifestEr
 
 /// Loads the documents of one text (a request body, standard input) as one set.
 pub fn load_text(text: &str, label: &str, base_dir: Option<&Path>) -> Result<Vec<LoadedObject>, ManifestErrors> {
-    let (objects, mut errors) = decode_text(text, label, base_dir);
+    load_text_in(text, label, base_dir, None)
+}
+
+/// [`load_text`], placing objects that name no namespace in `namespace`.
+pub fn load_text_in(
+    text: &str,
+    label: &str,
+    base_dir: Option<&Path>,
+    namespace: Option<&str>,
+) -> Result<Vec<LoadedObject>, ManifestErrors> {
+    let (objects, mut errors) = document::decode_text_in(text, label, base_dir, namespace);
     errors.extend(check_set(&objects));
     if errors.is_empty() {
         Ok(objects)

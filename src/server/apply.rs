@@ -71,7 +71,8 @@ pub async fn apply(
     let store = &state.store;
     let named = query.source.is_some();
     let deleted = if named { pruned(store, &source, &objects)? } else { Vec::new() };
-    let options = SetOptions { prune: named, force: query.force, preconditions: true, record: named };
+    let options =
+        SetOptions { prune: named, force: query.force, preconditions: true, record: named, create_only: false };
     if query.dry_run.0 {
         // A dry run fails exactly where the apply would.
         check_set(store, &source, objects.clone(), options)?;

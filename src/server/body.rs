@@ -88,8 +88,26 @@ impl aide::OperationInput for ManifestBody {
 impl ManifestBody {
     /// The objects of the body, validated and defaulted, or every problem.
     pub fn objects(&self) -> Result<Vec<LoadedObject>, ApiError> {
+        self.objects_in(None)
+    }
+
+    /// The one object of a PUT or POST body, placed in the path's
+    /// `namespace` when it names none (as kube-apiserver does).
+    pub(super) fn one_object(&self, namespace: &str, verb: &str) -> Result<crate::api::AnyObject, ApiError> {
+        let mut objects = self.objects_in(Some(namespace))?;
+        if objects.len() != 1 {
+            return Err(ApiError::invalid(format!(
+                "{verb} takes exactly one object, the body has {}; use POST /apply for several",
+                objects.len()
+            )));
+        }
+        Ok(objects.remove(0).object)
+    }
+
+    fn objects_in(&self, namespace: Option<&str>) -> Result<Vec<LoadedObject>, ApiError> {
+        let load = |text: &str| manifest::load_text_in(text, LABEL, None, namespace);
         if !self.json {
-            return Ok(manifest::load_text(&self.text, LABEL, None)?);
+            return Ok(load(&self.text)?);
         }
         let value: Value = serde_json::from_str(&self.text).map_err(|e| {
             ApiError::bad_request(format!("{LABEL}:{}:{}: JSON syntax error: {e}", e.line(), e.column()))
@@ -100,12 +118,12 @@ impl ManifestBody {
                 map.get("items").and_then(Value::as_array).cloned().unwrap_or_default()
             }
             // One object: JSON is YAML, so positions point into the body itself.
-            _ => return Ok(manifest::load_text(&self.text, LABEL, None)?),
+            _ => return Ok(load(&self.text)?),
         };
         // Each item becomes its own document; positions count in it, the
         // document index is the item's place in the list.
         let text: Vec<String> =
             items.iter().map(|item| serde_json::to_string_pretty(item).unwrap_or_default()).collect();
-        Ok(manifest::load_text(&text.join("\n---\n"), LABEL, None)?)
+        Ok(load(&text.join("\n---\n"))?)
     }
 }

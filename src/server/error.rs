@@ -158,6 +158,12 @@ impl ApiError {
         self
     }
 
+    /// Whether this is a write refused because the object changed since it
+    /// was read (a stale `resourceVersion`).
+    pub(super) fn is_stale_version(&self) -> bool {
+        self.status == StatusCode::CONFLICT && self.details.iter().any(|d| d.get("currentResourceVersion").is_some())
+    }
+
     /// The reason word of a status, as kube-apiserver names it.
     fn reason(status: StatusCode) -> String {
         match status {

@@ -24,12 +24,14 @@ mod listen;
 mod logs;
 mod negotiate;
 mod objects;
+mod patch;
 mod query;
 pub mod request;
 mod sources;
 mod table;
 pub mod tls;
 mod watch;
+mod write;
 
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
@@ -161,15 +163,19 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
         )
         .api_route(
             &format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}"),
-            get_with(objects::list_namespaced, |op| op.summary("List (or watch=true: watch) objects of a namespace")),
+            get_with(objects::list_namespaced, |op| op.summary("List (or watch=true: watch) objects of a namespace"))
+                .post_with(write::create, |op| op.summary("Create one object; 409 AlreadyExists if the name is taken")),
         )
         .api_route(
             &object,
             get_with(objects::get, |op| op.summary("Read (or watch=true: watch) one object"))
-                .put_with(objects::put, |op| {
+                .put_with(write::put, |op| {
                     op.summary("Create or replace one object; metadata.resourceVersion makes it conditional")
                 })
-                .delete_with(objects::delete, |op| op.summary("Delete one object (its engine objects are torn down)")),
+                .patch_with(patch::patch, |op| {
+                    op.summary("Patch one object: merge patch, JSON patch, or server-side apply (which may create it)")
+                })
+                .delete_with(write::delete, |op| op.summary("Delete one object (its engine objects are torn down)")),
         )
         .api_route(&format!("{object}/status"), get_with(objects::status, |op| op.summary("Read one object's status")))
         .api_route(

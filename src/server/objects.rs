@@ -15,15 +15,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::api::validation::check_dns_label;
-use crate::api::{AnyObject, Kind, ListMeta, ObjectKey, ObjectList, Selector, Source, API_VERSION};
-use crate::source::{apply_set, check_set, SetOptions};
-use crate::store::{Outcome, Precondition, WriteBatch, WriteOp};
+use crate::api::{AnyObject, Kind, ListMeta, ObjectKey, ObjectList, Selector, API_VERSION};
 
-use super::body::ManifestBody;
 use super::error::{ApiError, ApiResult};
 use super::list_options::{page, FieldSelector, Position};
 use super::negotiate::{representation, Representation};
-use super::query::{DryRun, NoParams, StrictQuery};
+use super::query::{NoParams, StrictQuery};
 use super::table::IncludeObject;
 use super::watch::{watch_response, WatchFilter, WatchOptions};
 use super::AppState;
@@ -113,117 +110,6 @@ impl ReadQuery {
             }),
         }
     }
-}
-
-/// Query of writes.
-#[derive(Deserialize, JsonSchema, Default)]
-#[serde(rename_all = "camelCase")]
-#[serde(deny_unknown_fields)]
-pub struct WriteQuery {
-    /// Write even if a file or repository owns the object (it takes the
-    /// object back on its next change).
-    #[serde(default)]
-    pub force: bool,
-    /// Delete only if the object is at this version.
-    pub resource_version: Option<u64>,
-    /// Check the write and answer what it would do, writing nothing
-    /// (`true`, or Kubernetes' `All`).
-    #[serde(default)]
-    pub dry_run: DryRun,
-    /// Who writes (kubectl sends `kubectl-edit`, `kubectl-client-side-apply`, …).
-    pub field_manager: Option<String>,
-    /// `Strict`, `Warn` or `Ignore`. berth validates strictly whatever is
-    /// asked: a field it does not know is always an error, never dropped.
-    pub field_validation: Option<FieldValidation>,
-    /// DELETE: `Background` or `Foreground` (the same here: a berth object
-    /// has no dependent objects); `Orphan` is refused.
-    pub propagation_policy: Option<String>,
-    /// DELETE: accepted; replicas always get their stop timeout.
-    pub grace_period_seconds: Option<i64>,
-}
-
-impl WriteQuery {
-    /// Checks what berth accepts without acting on it: `fieldManager` (kept
-    /// to Kubernetes' 128 printable characters), `fieldValidation` (always
-    /// strict here) and `gracePeriodSeconds`.
-    fn check(&self) -> ApiResult<()> {
-        if let Some(manager) = &self.field_manager {
-            if manager.len() > 128 || manager.chars().any(char::is_control) {
-                return Err(ApiError::bad_request("fieldManager must be at most 128 printable characters"));
-            }
-        }
-        let _accepted = (self.field_validation, self.grace_period_seconds);
-        Ok(())
-    }
-}
-
-/// `fieldValidation`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, JsonSchema)]
-pub enum FieldValidation {
-    /// Unknown or duplicate fields fail the request.
-    Strict,
-    /// Answered as Strict.
-    Warn,
-    /// Answered as Strict.
-    Ignore,
-}
-
-/// The body kubectl sends with a DELETE (`meta/v1 DeleteOptions`).
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeleteOptions {
-    #[serde(default)]
-    kind: Option<String>,
-    #[serde(default)]
-    api_version: Option<String>,
-    #[serde(default)]
-    propagation_policy: Option<String>,
-    #[serde(default)]
-    grace_period_seconds: Option<i64>,
-    #[serde(default)]
-    orphan_dependents: Option<bool>,
-    #[serde(default)]
-    preconditions: Option<DeletePreconditions>,
-    #[serde(default)]
-    dry_run: Vec<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeletePreconditions {
-    #[serde(default)]
-    uid: Option<String>,
-    #[serde(default, with = "crate::api::wire_version::optional")]
-    resource_version: Option<u64>,
-}
-
-fn delete_options(body: &[u8]) -> ApiResult<DeleteOptions> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(DeleteOptions::default());
-    }
-    let options: DeleteOptions = serde_json::from_slice(body).map_err(|e| {
-        ApiError::bad_request(format!(
-            "the DELETE body is not DeleteOptions: {e} (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    let _ = (&options.kind, &options.api_version, options.grace_period_seconds);
-    let orphan = options.orphan_dependents == Some(true) || options.propagation_policy.as_deref() == Some("Orphan");
-    if orphan {
-        return Err(orphan_refused());
-    }
-    if options.dry_run.iter().any(|d| d != "All") {
-        return Err(ApiError::bad_request("DeleteOptions.dryRun takes only `All`"));
-    }
-    Ok(options)
-}
-
-fn orphan_refused() -> ApiError {
-    ApiError::bad_request(
-        "propagationPolicy Orphan is not supported: deleting a berth object always removes the engine objects it \
-         made; use Background (the default) or Foreground",
-    )
 }
 
 pub(super) fn kind_of(plural: &str) -> ApiResult<Kind> {
@@ -376,7 +262,7 @@ pub async fn list_namespaced(
     list(&state, kind, Some(&path.namespace), query, &headers)
 }
 
-fn stored(state: &AppState, key: &ObjectKey) -> ApiResult<AnyObject> {
+pub(super) fn stored(state: &AppState, key: &ObjectKey) -> ApiResult<AnyObject> {
     state.store.get(key)?.ok_or_else(|| ApiError::not_found(format!("{key} not found")))
 }
 
@@ -414,100 +300,4 @@ pub async fn status(
     _: StrictQuery<NoParams>,
 ) -> ApiResult<Json<AnyObject>> {
     Ok(Json(stored(&state, &object_key(&path)?)?))
-}
-
-/// Creates or replaces one object; with `metadata.resourceVersion`, only if
-/// the stored object is still at that version.
-pub async fn put(
-    State(state): State<AppState>,
-    Path(path): Path<ObjectPath>,
-    StrictQuery(query): StrictQuery<WriteQuery>,
-    body: ManifestBody,
-) -> ApiResult<Response> {
-    let key = object_key(&path)?;
-    query.check()?;
-    let mut objects = body.objects()?;
-    if objects.len() != 1 {
-        return Err(ApiError::invalid(format!(
-            "PUT takes exactly one object, the body has {}; use POST /apply for several",
-            objects.len()
-        )));
-    }
-    let object = objects.remove(0).object;
-    if object.key() != key {
-        return Err(ApiError::invalid(format!(
-            "the body declares {}, the path names {key}; make kind, namespace and name agree",
-            object.key()
-        )));
-    }
-    let options = SetOptions { prune: false, force: query.force, preconditions: true, record: false };
-    if query.dry_run.0 {
-        let commit = check_set(&state.store, &Source::api(), vec![object.clone()], options)?;
-        let created = commit.outcomes.first() == Some(&Outcome::Created);
-        let would_be = commit.changes.into_iter().next().map(|c| c.object);
-        let object = match would_be {
-            Some(object) => object,
-            None => stored(&state, &key)?,
-        };
-        return Ok((if created { StatusCode::CREATED } else { StatusCode::OK }, Json(object)).into_response());
-    }
-    let applied = apply_set(&state.store, &Source::api(), vec![object], options)?;
-    let status = if applied.created > 0 { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(stored(&state, &key)?)).into_response())
-}
-
-/// Marks one object for deletion; its reconciler tears down what it made,
-/// then the object goes. Answers 200 with the object as marked, as
-/// kube-apiserver does for an object with finalizers.
-pub async fn delete(
-    State(state): State<AppState>,
-    Path(path): Path<ObjectPath>,
-    StrictQuery(query): StrictQuery<WriteQuery>,
-    body: axum::body::Bytes,
-) -> ApiResult<Response> {
-    let key = object_key(&path)?;
-    query.check()?;
-    let options = delete_options(&body)?;
-    match query.propagation_policy.as_deref() {
-        None | Some("Background" | "Foreground") => {}
-        Some("Orphan") => return Err(orphan_refused()),
-        Some(other) => {
-            return Err(ApiError::bad_request(format!(
-                "propagationPolicy `{other}` is not one of Background, Foreground"
-            )))
-        }
-    }
-    let current = stored(&state, &key)?;
-    let preconditions = options.preconditions.unwrap_or_default();
-    if let Some(uid) = &preconditions.uid {
-        if current.metadata().uid.as_ref() != Some(uid) {
-            return Err(ApiError::new(
-                StatusCode::CONFLICT,
-                format!(
-                    "{key} has uid {}, not {uid}: it is another object of the same name",
-                    current.metadata().uid.clone().unwrap_or_default()
-                ),
-            )
-            .about(&key));
-        }
-    }
-    let dry_run = query.dry_run.0 || !options.dry_run.is_empty();
-    let precondition = query
-        .resource_version
-        .or(preconditions.resource_version)
-        .map_or(Precondition::None, Precondition::ResourceVersion);
-    let event = crate::store::Event::about(&key, "deleted", "ApiDelete", "deletion requested through the API");
-    let batch = WriteBatch::new()
-        .op(WriteOp::Delete { key: key.clone(), precondition, source: Some(Source::api()), force: query.force })
-        .event(event);
-    if dry_run {
-        let commit = state.store.check(batch)?;
-        let object = match commit.changes.into_iter().next() {
-            Some(change) => change.object,
-            None => stored(&state, &key)?,
-        };
-        return Ok((StatusCode::OK, Json(object)).into_response());
-    }
-    state.store.commit(batch)?;
-    Ok((StatusCode::OK, Json(stored(&state, &key)?)).into_response())
 }

@@ -37,11 +37,14 @@ pub struct SetOptions {
     /// says which commit it applied. Its objects are then what it declared
     /// before and what it declares now.
     pub record: bool,
+    /// Refuse to write an object that exists already (a create).
+    pub create_only: bool,
 }
 
 impl SetOptions {
     /// A watched file or repository: the set is complete, versions ignored.
-    pub const SOURCE: SetOptions = SetOptions { prune: true, force: false, preconditions: false, record: true };
+    pub const SOURCE: SetOptions =
+        SetOptions { prune: true, force: false, preconditions: false, record: true, create_only: false };
 }
 
 /// Makes `objects` the complete set `source` declares: writes them, deletes
@@ -120,6 +123,7 @@ fn set_batch(
     let mut batch = WriteBatch::new();
     for mut object in objects {
         let precondition = match object.metadata().resource_version {
+            _ if options.create_only => Precondition::MustNotExist,
             Some(version) if options.preconditions => Precondition::ResourceVersion(version),
             _ => Precondition::None,
         };

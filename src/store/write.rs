@@ -478,6 +478,9 @@ fn put(
             meta.uid = old.uid.clone();
             meta.creation_timestamp = old.creation_timestamp;
             meta.finalizers = old.finalizers.clone();
+            if meta.managed_fields.is_empty() {
+                meta.managed_fields = old.managed_fields.clone();
+            }
             meta.generation = Some(old.generation.unwrap_or(1) + u64::from(spec_changed));
             if forced || meta.source.is_none() {
                 meta.source = old.source.clone();
@@ -496,13 +499,15 @@ fn put(
 }
 
 /// Whether writing `next` over `stored` would change nothing: the same
-/// spec, labels, annotations and source, and no deletion to cancel.
+/// spec, labels, annotations and source, field managers unchanged (a write
+/// without them keeps the stored ones), and no deletion to cancel.
 pub(crate) fn declares_same(stored: &AnyObject, next: &AnyObject) -> bool {
     let (old, new) = (stored.metadata(), next.metadata());
     stored.same_spec(next)
         && new.labels == old.labels
         && new.annotations == old.annotations
         && new.source == old.source
+        && (new.managed_fields.is_empty() || new.managed_fields == old.managed_fields)
         && old.deletion_timestamp.is_none()
 }
 

@@ -183,7 +183,7 @@ async fn paths_are_checked_before_anything_is_looked_up() {
     assert!(message.contains("unknown resource type `pods`") && message.contains("containers"), "{message}");
     api.get(&format!("{}/missing", containers_path("default"))).await.error(StatusCode::NOT_FOUND);
     assert!(api.get("/nope").await.error(StatusCode::NOT_FOUND).contains("/apis/berth.dev/v1alpha1"));
-    api.call("PATCH", &format!("{}/x", containers_path("default")), Some(TOKEN), None)
+    api.call("POST", &format!("{}/x", containers_path("default")), Some(TOKEN), None)
         .await
         .error(StatusCode::METHOD_NOT_ALLOWED);
     api.get(&format!("{PREFIX}/containers?labelSelector=a%20b")).await.error(StatusCode::BAD_REQUEST);

@@ -36,6 +36,7 @@ mod support;
 
 mod api;
 mod api_cli;
+mod api_patch;
 mod api_strict;
 mod bad_manifests;
 mod cli;

@@ -301,7 +301,8 @@ impl GitSource {
         self.checkouts
             .set_current(&commit)
             .map_err(|e| GitError::Checkout { commit: commit.clone(), source: checkout::CheckoutError::Write(e) })?;
-        let options = SetOptions { prune: self.prune, force: false, preconditions: false, record: true };
+        let options =
+            SetOptions { prune: self.prune, force: false, preconditions: false, record: true, create_only: false };
         let applied = super::dir::retry_on_race(|| apply_set(&self.store, source, objects.clone(), options));
         match applied {
             Ok(applied) => {
