@@ -147,7 +147,8 @@ pub fn from_fields_v1(value: &Value) -> FieldSet {
 /// Another manager owns a field the applier sets to another value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Conflict {
-    /// The other manager.
+    /// The other manager, as kube-apiserver names it: `"ci"`, or
+    /// `"kubectl-edit" using berth.dev/v1alpha1` for an ordinary writer.
     pub manager: String,
     /// The field, `.spec.replicas`.
     pub field: String,
@@ -155,6 +156,13 @@ pub struct Conflict {
 
 fn dotted(path: &[String]) -> String {
     path.iter().map(|name| format!(".{name}")).collect()
+}
+
+fn shown_manager(entry: &ManagedFieldsEntry) -> String {
+    match entry.operation {
+        ManagedOperation::Apply => format!("{:?}", entry.manager),
+        ManagedOperation::Update => format!("{:?} using {}", entry.manager, entry.api_version),
+    }
 }
 
 fn entry_fields(entry: &ManagedFieldsEntry) -> FieldSet {
@@ -240,9 +248,19 @@ pub fn record_update(entries: &mut Vec<ManagedFieldsEntry>, manager: &str, old: 
     put_entry(entries, manager, ManagedOperation::Update, &owned, Utc::now());
 }
 
-/// Server-side apply of `applied` (a partial object) by `manager` onto
-/// `current`: the result, with `entries` updated, or the conflicts with
-/// other managers (unless `force`, which takes their fields).
+/// What a server-side apply compares: the applied values as they will be
+/// stored, defaults filled in (an applied `ports` entry without `protocol`
+/// is the stored one with `protocol: TCP`, not a different value).
+pub struct Applying<'a> {
+    /// The applier's partial object.
+    pub applied: &'a Value,
+    /// The whole object the apply makes, defaulted, to compare with.
+    pub outcome: &'a Value,
+}
+
+/// Server-side apply of a partial object by `manager` onto `current`: the
+/// result, with `entries` updated, or the conflicts with other managers
+/// (unless `force`, which takes their fields).
 ///
 /// A field the manager applied before and no longer does is removed, unless
 /// another manager owns it too.
@@ -250,15 +268,16 @@ pub fn server_side_apply(
     entries: &mut Vec<ManagedFieldsEntry>,
     manager: &str,
     current: Option<&Value>,
-    applied: &Value,
+    applying_object: Applying<'_>,
     force: bool,
 ) -> Result<Value, Vec<Conflict>> {
+    let Applying { applied, outcome } = applying_object;
     let applying = fields_of(applied);
     let mut conflicts = Vec::new();
     for entry in entries.iter().filter(|e| !is(e, manager, ManagedOperation::Apply) && e.subresource.is_none()) {
         for path in entry_fields(entry).intersection(&applying) {
-            if current.and_then(|c| value_at(c, path)) != value_at(applied, path) {
-                conflicts.push(Conflict { manager: entry.manager.clone(), field: dotted(path) });
+            if current.and_then(|c| value_at(c, path)) != value_at(outcome, path) {
+                conflicts.push(Conflict { manager: shown_manager(entry), field: dotted(path) });
             }
         }
     }
@@ -291,16 +310,22 @@ pub fn server_side_apply(
 }
 
 /// The message kube-apiserver gives a conflicted apply, which kubectl
-/// prints followed by its advice.
+/// prints followed by its advice: one conflict on one line, several
+/// grouped by manager.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
-    let noun = if conflicts.len() == 1 { "conflict" } else { "conflicts" };
-    let lines: Vec<String> =
-        conflicts.iter().map(|c| format!("conflict with \"{}\": {}", c.manager, c.field)).collect();
-    if conflicts.len() == 1 {
-        format!("Apply failed with 1 conflict: {}", lines[0])
-    } else {
-        format!("Apply failed with {} {noun}: {}", conflicts.len(), lines.join("\n"))
+    if let [one] = conflicts {
+        return format!("Apply failed with 1 conflict: conflict with {}: {}", one.manager, one.field);
     }
+    let mut by_manager: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for conflict in conflicts {
+        by_manager.entry(&conflict.manager).or_default().push(&conflict.field);
+    }
+    let mut lines = Vec::new();
+    for (manager, fields) in by_manager {
+        lines.push(format!("conflicts with {manager}:"));
+        lines.extend(fields.iter().map(|field| format!("- {field}")));
+    }
+    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
 }
 
 #[cfg(test)]
@@ -355,17 +380,32 @@ mod tests {
         let current = json!({"metadata": {"name": "web"}, "spec": {"image": "a", "replicas": 1}});
         record_update(&mut entries, "kubectl-client-side-apply", None, &current);
         let applied = json!({"metadata": {"name": "web"}, "spec": {"image": "a", "replicas": 3}});
-        let conflicts = server_side_apply(&mut entries.clone(), "ci", Some(&current), &applied, false).unwrap_err();
-        assert_eq!(
-            conflicts,
-            vec![Conflict { manager: "kubectl-client-side-apply".into(), field: ".spec.replicas".into() }]
+        let conflicts = server_side_apply(
+            &mut entries.clone(),
+            "ci",
+            Some(&current),
+            Applying { applied: &applied, outcome: &applied },
+            false,
+        )
+        .unwrap_err();
+        let manager = r#""kubectl-client-side-apply" using berth.dev/v1alpha1"#.to_string();
+        assert_eq!(conflicts, vec![Conflict { manager: manager.clone(), field: ".spec.replicas".into() }]);
+        let message = conflict_message(&conflicts);
+        assert_eq!(message, format!("Apply failed with 1 conflict: conflict with {manager}: .spec.replicas"));
+        let two = [conflicts[0].clone(), Conflict { manager: r#""ci""#.into(), field: ".spec.image".into() }];
+        let expected = format!(
+            "Apply failed with 2 conflicts: conflicts with \"ci\":\n- .spec.image\nconflicts with {manager}:\n- .spec.replicas"
         );
-        assert_eq!(
-            conflict_message(&conflicts),
-            "Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\": .spec.replicas"
-        );
+        assert_eq!(conflict_message(&two), expected);
         // The same value is shared, not a conflict; force takes the rest.
-        let result = server_side_apply(&mut entries, "ci", Some(&current), &applied, true).unwrap();
+        let result = server_side_apply(
+            &mut entries,
+            "ci",
+            Some(&current),
+            Applying { applied: &applied, outcome: &applied },
+            true,
+        )
+        .unwrap();
         assert_eq!(result["spec"]["replicas"], 3);
         let csa = entries.iter().find(|e| e.manager == "kubectl-client-side-apply").unwrap();
         assert_eq!(entry_fields(csa), [path("spec.image")].into());
@@ -378,7 +418,8 @@ mod tests {
     fn a_field_no_longer_applied_is_removed_unless_another_manager_owns_it() {
         let mut entries = Vec::new();
         let first = json!({"metadata": {"name": "web", "labels": {"a": "1", "b": "2"}}, "spec": {"image": "x"}});
-        let current = server_side_apply(&mut entries, "ci", None, &first, false).unwrap();
+        let current =
+            server_side_apply(&mut entries, "ci", None, Applying { applied: &first, outcome: &first }, false).unwrap();
         let current_with_other = {
             let mut c = current.clone();
             c["metadata"]["labels"]["c"] = json!("3");
@@ -386,7 +427,14 @@ mod tests {
             c
         };
         let second = json!({"metadata": {"name": "web", "labels": {"a": "1"}}, "spec": {"image": "x"}});
-        let result = server_side_apply(&mut entries, "ci", Some(&current_with_other), &second, false).unwrap();
+        let result = server_side_apply(
+            &mut entries,
+            "ci",
+            Some(&current_with_other),
+            Applying { applied: &second, outcome: &second },
+            false,
+        )
+        .unwrap();
         assert_eq!(result["metadata"]["labels"], json!({"a": "1", "c": "3"}));
     }
 }

@@ -1,9 +1,10 @@
 //! Kubernetes discovery, so kubectl and client-go find berth's kinds:
-//! `/version`, `/api` and `/apis` (the legacy documents; a client asking
+//! `/version`, `/apis` (the legacy documents; a client asking
 //! for aggregated discovery reads them too, as it does from any server that
 //! answers plain `application/json`), `/apis/berth.dev` and
 //! `/apis/berth.dev/v1alpha1` with each kind's plural, singular, short
 //! names, categories (`berth`, `all`), verbs and status subresource.
+//! `/api` (the core group, where berth serves events) is [`super::core_events`].
 
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,8 +15,8 @@ use crate::api::{Kind, GROUP, VERSION};
 /// The Kubernetes release whose API conventions berth follows.
 const KUBERNETES_MINOR: &str = "32";
 
-/// What every kind supports (`update` is PUT).
-const VERBS: [&str; 5] = ["delete", "get", "list", "update", "watch"];
+/// What every kind supports (`create` is POST, `update` PUT).
+const VERBS: [&str; 7] = ["create", "delete", "get", "list", "patch", "update", "watch"];
 
 /// `GET /version`.
 pub async fn version() -> Response {
@@ -31,11 +32,6 @@ pub async fn version() -> Response {
         "platform": format!("{}/{}", std::env::consts::OS, std::env::consts::ARCH),
     }))
     .into_response()
-}
-
-/// `GET /api`: the core group, which berth serves nothing of.
-pub async fn core_versions() -> Response {
-    Json(json!({ "kind": "APIVersions", "versions": [], "serverAddressByClientCIDRs": [] })).into_response()
 }
 
 fn group() -> Value {

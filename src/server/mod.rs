@@ -14,11 +14,14 @@
 mod apply;
 pub mod auth;
 mod body;
+mod core_events;
+mod deadline;
 mod discovery;
 pub mod error;
 mod events;
 mod health;
 mod hooks;
+mod kube_openapi;
 mod list_options;
 mod listen;
 mod logs;
@@ -209,13 +212,23 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
     router
         .route("/openapi.json", axum::routing::get(openapi))
         .route("/version", axum::routing::get(discovery::version))
-        .route("/api", axum::routing::get(discovery::core_versions))
+        .route("/openapi/v2", axum::routing::get(kube_openapi::v2_document_handler))
+        .route("/openapi/v3", axum::routing::get(kube_openapi::v3_index))
+        .route(
+            &format!("/openapi/v3/apis/{}/{}", crate::api::GROUP, crate::api::VERSION),
+            axum::routing::get(kube_openapi::v3_group_version),
+        )
+        .route("/api", axum::routing::get(core_events::versions))
+        .route("/api/v1", axum::routing::get(core_events::resources))
+        .route("/api/v1/events", axum::routing::get(core_events::list_all))
+        .route("/api/v1/namespaces/{namespace}/events", axum::routing::get(core_events::list_namespaced))
         .route("/apis", axum::routing::get(discovery::groups))
         .route(&format!("/apis/{}", crate::api::GROUP), axum::routing::get(discovery::berth_group))
         .route(API_PREFIX, axum::routing::get(discovery::resources))
         .fallback(request::fallback)
         .layer(Extension(document))
         .with_state(Arc::new(state))
+        .layer(axum::middleware::from_fn(deadline::deadline))
         .layer(axum::middleware::from_fn_with_state(token, auth::require_token))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(request::panicked))
         .layer(axum::middleware::from_fn(request::context))

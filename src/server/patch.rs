@@ -17,7 +17,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
-use crate::api::managed_fields::{conflict_message, server_side_apply, Conflict};
+use crate::api::managed_fields::{conflict_message, server_side_apply, Applying, Conflict};
 use crate::api::{AnyObject, ObjectKey, ObjectMeta, API_VERSION};
 use crate::manifest;
 
@@ -45,20 +45,19 @@ enum Patch {
 }
 
 fn unsupported(given: &str) -> ApiError {
-    let hint = if given == "application/strategic-merge-patch+json" {
-        "strategic merge patches are not supported for berth objects (custom resources); use \
-         `kubectl patch --type merge` or `--type json`"
-            .to_string()
-    } else if given.is_empty() {
-        "a PATCH needs a Content-Type saying which kind of patch the body is".to_string()
-    } else {
-        format!("content type `{given}` is not a patch")
+    let hint = match given {
+        "application/strategic-merge-patch+json" => {
+            " (strategic merge patches are for Kubernetes' built-in kinds; berth objects are custom resources: \
+             use `kubectl patch --type merge` or `--type json`)"
+        }
+        "" => " (the PATCH has no Content-Type)",
+        _ => "",
     };
     ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         format!(
-            "{hint}; accepted media types include: application/json-patch+json, application/merge-patch+json, \
-             application/apply-patch+yaml"
+            "the body of the request was in an unknown format - accepted media types include: \
+             application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml{hint}"
         ),
     )
 }
@@ -158,7 +157,7 @@ fn conflicts_error(key: &ObjectKey, conflicts: &[Conflict]) -> ApiError {
     for conflict in conflicts {
         error = error.detail(json!({
             "reason": "FieldManagerConflict",
-            "message": format!("conflict with \"{}\"", conflict.manager),
+            "message": format!("conflict with {}", conflict.manager),
             "field": conflict.field,
         }));
     }
@@ -216,7 +215,14 @@ fn apply_patch(
         Patch::Apply(applied) => {
             check_applied(applied, key)?;
             let mut entries = current.map(|c| c.metadata().managed_fields.clone()).unwrap_or_default();
-            let mut result = server_side_apply(&mut entries, manager, current_json.as_ref(), applied, force)
+            // What the apply makes, defaulted, is what its values are
+            // compared with: first worked out without regard to conflicts.
+            let unchecked = Applying { applied, outcome: applied };
+            let merged = server_side_apply(&mut entries.clone(), manager, current_json.as_ref(), unchecked, true)
+                .map_err(|conflicts| conflicts_error(key, &conflicts))?;
+            let outcome = decode(&merged, key)?.to_json();
+            let applying = Applying { applied, outcome: &outcome };
+            let mut result = server_side_apply(&mut entries, manager, current_json.as_ref(), applying, force)
                 .map_err(|conflicts| conflicts_error(key, &conflicts))?;
             result["metadata"]["resourceVersion"] = match version_of(applied) {
                 Some(asked) => asked,

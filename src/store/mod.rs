@@ -692,6 +692,42 @@ impl Store {
         }
         Ok(found)
     }
+
+    /// The newest `limit` events, oldest first; only those about `object`
+    /// when given.
+    pub fn latest_events(&self, object: Option<&ObjectKey>, limit: usize) -> Result<Vec<Event>> {
+        let db = self.db()?;
+        let seqs: Vec<u64> = match object {
+            Some(object) => {
+                let start = events::index_key(&object.to_string(), 0);
+                let end = events::index_key(&object.to_string(), u64::MAX);
+                let mut seqs = Vec::new();
+                for entry in db.events_by_object.range(start..=end).rev().take(limit) {
+                    let (key, _) = entry?;
+                    seqs.push(u64::from_be_bytes(key[key.len() - 8..].try_into().unwrap_or([0; 8])));
+                }
+                seqs
+            }
+            None => {
+                let mut seqs = Vec::new();
+                for entry in db.events.iter().keys().rev().take(limit) {
+                    let key = entry?;
+                    seqs.push(u64::from_be_bytes(key.as_ref().try_into().unwrap_or([0; 8])));
+                }
+                seqs
+            }
+        };
+        let mut found = Vec::with_capacity(seqs.len());
+        for seq in seqs.into_iter().rev() {
+            let bytes = db.events.get(events::log_key(seq))?;
+            if let Some(bytes) = bytes {
+                let event = serde_json::from_slice(&bytes)
+                    .map_err(|source| StoreError::Corrupt { key: format!("event {seq}"), source })?;
+                found.push(event);
+            }
+        }
+        Ok(found)
+    }
 }
 
 fn decode(key: &str, bytes: &[u8]) -> Result<AnyObject> {

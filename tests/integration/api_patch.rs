@@ -145,3 +145,24 @@ async fn server_side_apply_tracks_managers_and_reports_conflicts() {
         patch(&api, &format!("{WEB}?fieldManager=ci"), apply, &applied(1).replace("name: web", "name: api")).await;
     wrong_name.error(StatusCode::UNPROCESSABLE_ENTITY);
 }
+
+#[tokio::test]
+async fn an_applied_value_equal_to_the_stored_one_once_defaulted_is_shared_not_a_conflict() {
+    let api = Api::start().await;
+    let ports = "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata:\n  name: web\nspec:\n  image: busybox\n  ports:\n    - containerPort: 8080\n";
+    let put = api
+        .call(
+            "PUT",
+            &format!("{WEB}?fieldManager=first"),
+            Some(TOKEN),
+            Some(("application/yaml", ports.as_bytes().to_vec())),
+        )
+        .await;
+    assert_eq!(put.json()["spec"]["ports"][0]["protocol"], "TCP", "the stored port is defaulted");
+    let applied = patch(&api, &format!("{WEB}?fieldManager=second"), "application/apply-patch+yaml", ports).await;
+    assert_eq!(applied.status, StatusCode::OK, "{}", applied.text());
+    let changed = ports.replace("8080", "9090");
+    let conflict = patch(&api, &format!("{WEB}?fieldManager=second"), "application/apply-patch+yaml", &changed).await;
+    let message = conflict.error(StatusCode::CONFLICT);
+    assert_eq!(message, "Apply failed with 1 conflict: conflict with \"first\" using berth.dev/v1alpha1: .spec.ports");
+}

@@ -2,7 +2,11 @@
 //! kubeconfig `berth kubeconfig` prints: discovery, tables (`-o wide`,
 //! `-A`, `-l`), JSON and YAML output, a watch that sees a change, errors as
 //! kubectl prints kube-apiserver's, and `delete` waiting for the object to
-//! go. Each step asserts kubectl's output, not only its exit code.
+//! go; `apply` (client-side, an edit re-applied, then server-side with a
+//! conflict between field managers), `edit` with an EDITOR script, `patch`
+//! of both types, `apply --dry-run=server`, `describe` with berth's events,
+//! and `explain` from the OpenAPI v3 document. Each step asserts kubectl's
+//! output, not only its exit code.
 //!
 //! kubectl is required: `scripts/setup-engines.sh` installs it. Set
 //! `BERTH_SKIP_KUBECTL=1` to skip these tests on a machine without it.
@@ -31,7 +35,11 @@ struct Kube {
 
 impl Kube {
     fn start() -> Kube {
-        let server = ServedFake::start();
+        Kube::start_with(&[])
+    }
+
+    fn start_with(args: &[&str]) -> Kube {
+        let server = ServedFake::start_with(args);
         let url_file = server.state_dir().join("tls/url");
         let started = Instant::now();
         while !url_file.exists() {
@@ -162,4 +170,108 @@ fn kubectl_discovers_lists_watches_and_deletes_berth_objects() {
     assert!(gone.contains("NotFound"), "{gone}");
     let rest = kube.ok(&["get", "ctr", "-o", "name"]);
     assert_eq!(rest.trim(), "container.berth.dev/api");
+}
+
+/// The examples, with the Image's build context made absolute: kubectl
+/// sends objects, not files, so a relative context has nothing to be
+/// relative to.
+fn examples_for_kubectl(dir: &std::path::Path) -> std::path::PathBuf {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let copy = dir.join("examples");
+    std::fs::create_dir_all(&copy).unwrap();
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let absolute = format!("context: {}", examples.join("busybox").display());
+            std::fs::write(copy.join(path.file_name().unwrap()), text.replace("context: ./busybox", &absolute))
+                .unwrap();
+        }
+    }
+    copy
+}
+
+#[test]
+fn kubectl_applies_edits_patches_describes_and_explains() {
+    if !kubectl_available() {
+        return;
+    }
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let kube = Kube::start_with(&["--allow-host-paths", examples.to_str().unwrap()]);
+    let copy = examples_for_kubectl(kube.home.path());
+    let copy_arg = copy.to_str().unwrap();
+
+    // Client-side apply of the examples: created, then an edit re-applied.
+    let applied = kube.ok(&["apply", "-f", copy_arg]);
+    for object in ["network.berth.dev/app created", "container.berth.dev/web created", "route.berth.dev/demo created"] {
+        assert!(applied.contains(object), "{applied}");
+    }
+    let web_file = copy.join("04-web.yaml");
+    let web = std::fs::read_to_string(&web_file).unwrap();
+    assert!(web.contains("replicas: 2"), "the example changed: {web}");
+    std::fs::write(&web_file, web.replace("replicas: 2", "replicas: 3")).unwrap();
+    let reapplied = kube.ok(&["apply", "-f", copy_arg]);
+    assert!(reapplied.contains("container.berth.dev/web configured"), "{reapplied}");
+    assert!(reapplied.contains("network.berth.dev/app unchanged"), "{reapplied}");
+    let replicas = |kube: &Kube| kube.ok(&["get", "ctr", "web", "-o", "jsonpath={.spec.replicas}"]);
+    assert_eq!(replicas(&kube), "3");
+
+    // A server-side apply setting what client-side apply owns conflicts,
+    // naming the other manager; --force-conflicts takes the field.
+    let server_side = kube.home.path().join("web-ssa.yaml");
+    std::fs::write(&server_side, web.replace("replicas: 2", "replicas: 5")).unwrap();
+    let ssa_arg = server_side.to_str().unwrap();
+    let conflict = kube.fails(&["apply", "--server-side", "-f", ssa_arg]);
+    assert!(
+        conflict.contains("Apply failed with 1 conflict: conflict with \"kubectl-client-side-apply\"")
+            && conflict.contains(".spec.replicas")
+            && conflict.contains("--force-conflicts"),
+        "{conflict}"
+    );
+    assert_eq!(replicas(&kube), "3", "a conflicted apply wrote");
+    let forced = kube.ok(&["apply", "--server-side", "--force-conflicts", "-f", ssa_arg]);
+    assert!(forced.contains("container.berth.dev/web serverside-applied"), "{forced}");
+    assert_eq!(replicas(&kube), "5");
+    let managers =
+        kube.ok(&["get", "ctr", "web", "--show-managed-fields", "-o", "jsonpath={.metadata.managedFields[*].manager}"]);
+    assert!(managers.contains("kubectl-client-side-apply") && managers.contains("kubectl"), "{managers}");
+
+    // A server dry run answers and writes nothing.
+    std::fs::write(&server_side, web.replace("replicas: 2", "replicas: 9")).unwrap();
+    let dry = kube.ok(&["apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", ssa_arg]);
+    assert!(dry.contains("(server dry run)"), "{dry}");
+    assert_eq!(replicas(&kube), "5", "a dry run wrote");
+
+    // edit, with a script as the editor.
+    let editor = kube.home.path().join("editor.sh");
+    std::fs::write(&editor, "#!/bin/sh\nsed -i 's/^  replicas: 5$/  replicas: 4/' \"$1\"\n").unwrap();
+    let executable = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(&editor, executable).unwrap();
+    let edited = kube.command().env("EDITOR", &editor).args(["edit", "ctr", "web"]).output().unwrap();
+    let said = String::from_utf8_lossy(&edited.stdout).to_string() + &String::from_utf8_lossy(&edited.stderr);
+    assert!(said.contains("container.berth.dev/web edited"), "{said}");
+    assert_eq!(replicas(&kube), "4");
+
+    // patch: merge and JSON; a strategic patch is refused with the way out.
+    let merged =
+        kube.ok(&["patch", "ctr", "web", "--type", "merge", "-p", r#"{"metadata":{"labels":{"tier":"front"}}}"#]);
+    assert!(merged.contains("container.berth.dev/web patched"), "{merged}");
+    let json_patch = r#"[{"op":"replace","path":"/spec/replicas","value":1}]"#;
+    kube.ok(&["patch", "ctr", "web", "--type", "json", "-p", json_patch]);
+    assert_eq!(replicas(&kube), "1");
+    let labels = kube.ok(&["get", "ctr", "-l", "tier=front", "-o", "name"]);
+    assert_eq!(labels.trim(), "container.berth.dev/web");
+    let strategic = kube.fails(&["patch", "ctr", "web", "-p", r#"{"spec":{"replicas":2}}"#]);
+    assert!(strategic.contains("--type merge"), "{strategic}");
+
+    // describe shows berth's events about the object.
+    let described = kube.ok(&["describe", "ctr", "web"]);
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(events.contains("SourceChanged") && events.contains("berth"), "{described}");
+
+    // explain reads the field docs from the OpenAPI v3 document.
+    let explained = kube.ok(&["explain", "container.spec.healthCheck"]);
+    assert!(explained.contains("KIND:       Container") && explained.contains("httpGet"), "{explained}");
+    let unknown = kube.fails(&["explain", "container.spec.nosuch"]);
+    assert!(unknown.contains("nosuch"), "{unknown}");
 }
