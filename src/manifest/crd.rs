@@ -251,10 +251,6 @@ pub fn editor_schema(kind: Kind) -> Value {
     forbid_unknown_fields(&mut schema);
     if let Some(root) = schema.as_object_mut() {
         root.insert("$schema".into(), json!("http://json-schema.org/draft-07/schema#"));
-        root.insert(
-            "$id".into(),
-            json!(format!("https://berth.dev/schemas/{}.json", kind.as_str().to_ascii_lowercase())),
-        );
         root.insert("title".into(), json!(kind.as_str()));
         if let Some(properties) = root.get_mut("properties").and_then(Value::as_object_mut) {
             properties.insert("apiVersion".into(), json!({ "const": API_VERSION }));
@@ -294,13 +290,14 @@ fn forbid_unknown_fields(schema: &mut Value) {
 }
 
 /// A schema that accepts a document of any berth kind, for editors that
-/// map one schema to every manifest.
+/// map one schema to every manifest. No schema carries an `$id`: the
+/// kinds' files are found relative to this one wherever it lies, so
+/// validators work offline.
 pub fn editor_schema_any() -> Value {
     let refs: Vec<Value> =
         Kind::ALL.iter().map(|k| json!({ "$ref": format!("{}.json", k.as_str().to_ascii_lowercase()) })).collect();
     json!({
         "$schema": "http://json-schema.org/draft-07/schema#",
-        "$id": "https://berth.dev/schemas/all.json",
         "title": "berth manifest",
         "description": "Any berth.dev/v1alpha1 object.",
         "anyOf": refs,

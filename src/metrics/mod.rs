@@ -28,6 +28,7 @@
 mod engine;
 mod families;
 pub mod runtime;
+mod text_format;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -43,9 +44,11 @@ use crate::store::Store;
 pub use engine::MeteredEngine;
 use families::{Families, KindLabels, QueueLabels};
 pub use runtime::RuntimeMetrics;
+pub use text_format::{to_text_format, TEXT_CONTENT_TYPE};
 
 /// The `Content-Type` of [`Metrics::render`]'s output: OpenMetrics text,
-/// which Prometheus reads by this header whatever it asked for.
+/// served to clients that ask for it (Prometheus does); others get
+/// [`to_text_format`].
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// The name of berth's one work queue (`workqueue_*{name="berth"}`).

@@ -39,6 +39,8 @@ pub struct LogsQuery {
 pub struct LogsPath {
     /// The namespace.
     pub namespace: String,
+    /// `containers`: only Containers have logs.
+    pub plural: String,
     /// The Container's name.
     pub name: String,
 }
@@ -51,7 +53,11 @@ pub async fn logs(
 ) -> ApiResult<Response> {
     checked_name("namespace", &path.namespace)?;
     checked_name("name", &path.name)?;
-    let object = ObjectPath { namespace: path.namespace, plural: Kind::Container.plural().into(), name: path.name };
+    if path.plural != Kind::Container.plural() {
+        let kind = super::objects::kind_of(&path.plural)?;
+        return Err(ApiError::not_found(format!("{kind} objects have no logs; only Containers do")));
+    }
+    let object = ObjectPath { namespace: path.namespace, plural: path.plural, name: path.name };
     let key = super::objects::object_key(&object)?;
     if state.store.get(&key)?.is_none() {
         return Err(ApiError::not_found(format!("{key} not found")));

@@ -113,13 +113,27 @@ impl EngineSlot {
 pub type AppState = Arc<ServerState>;
 
 /// Prometheus metrics: the controller-runtime and workqueue families, engine
-/// call latency by operation, objects by kind.
+/// call latency by operation, objects by kind. OpenMetrics when the client
+/// accepts it (Prometheus asks for it first), else the text format 0.0.4.
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
+    headers: axum::http::HeaderMap,
     _: query::StrictQuery<query::NoParams>,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
-    ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.metrics.render()).into_response()
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let openmetrics = accept.split(',').any(|range| {
+        let mut parts = range.split(';').map(str::trim);
+        let refused = parts.clone().any(|p| p.replace(' ', "") == "q=0");
+        parts.next() == Some("application/openmetrics-text") && !refused
+    });
+    let text = state.metrics.render();
+    if openmetrics {
+        ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
+    } else {
+        let text = crate::metrics::to_text_format(&text);
+        ([(axum::http::header::CONTENT_TYPE, crate::metrics::TEXT_CONTENT_TYPE)], text).into_response()
+    }
 }
 
 /// The OpenAPI document, serialized once.
@@ -139,51 +153,54 @@ async fn openapi(
 pub fn app(state: ServerState, token: Token) -> axum::Router {
     let object = format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}/{{name}}");
     let router: ApiRouter<AppState> = ApiRouter::new()
-        .api_route("/healthz", get_with(health::healthz, |op| op.summary("Liveness; needs no token")))
+        .api_route("/healthz", get_with(health::healthz, |op| op.id("healthz").summary("Liveness; needs no token")))
         .api_route(
             "/readyz",
-            get_with(health::readyz, |op| op.summary("Readiness: the engine answers and has been observed in full")),
+            get_with(health::readyz, |op| op.id("readyz").summary("Readiness: the engine answers and has been observed in full")),
         )
         .api_route(
             "/apply",
-            post_with(apply::apply, |op| op.summary("Apply objects as one transaction, or plan them with dryRun=true")),
+            post_with(apply::apply, |op| op.id("apply").summary("Apply objects as one transaction, or plan them with dryRun=true")),
         )
-        .api_route("/metrics", get_with(metrics, |op| op.summary("Prometheus metrics (OpenMetrics text)")))
-        .api_route("/events", get_with(events::events, |op| op.summary("The audit log; follow=true streams it (SSE)")))
+        .api_route(
+            "/metrics",
+            get_with(metrics, |op| op.id("metrics").summary("Prometheus metrics: OpenMetrics if accepted, else text format 0.0.4")),
+        )
+        .api_route("/events", get_with(events::events, |op| op.id("listEvents").summary("The audit log; follow=true streams it (SSE)")))
         .api_route(
             "/sources",
-            get_with(sources::list, |op| op.summary("The sources: files, API sets, git repositories and their commits")),
+            get_with(sources::list, |op| op.id("listSources").summary("The sources: files, API sets, git repositories and their commits")),
         )
         .api_route(
             "/hooks/git",
             post_with(hooks::git, |op| {
-                op.summary("Push webhook (GitHub, Gitea, GitLab): polls the pushed repository; needs its signature, not the token")
+                op.id("gitWebhook").summary("Push webhook (GitHub, Gitea, GitLab): polls the pushed repository; needs its signature, not the token")
             }),
         )
         .api_route(
             &format!("{API_PREFIX}/{{plural}}"),
-            get_with(objects::list_all, |op| op.summary("List (or watch=true: watch) objects in every namespace")),
+            get_with(objects::list_all, |op| op.id("listAllNamespaces").summary("List (or watch=true: watch) objects in every namespace")),
         )
         .api_route(
             &format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}"),
-            get_with(objects::list_namespaced, |op| op.summary("List (or watch=true: watch) objects of a namespace"))
-                .post_with(write::create, |op| op.summary("Create one object; 409 AlreadyExists if the name is taken")),
+            get_with(objects::list_namespaced, |op| op.id("listNamespaced").summary("List (or watch=true: watch) objects of a namespace"))
+                .post_with(write::create, |op| op.id("create").summary("Create one object; 409 AlreadyExists if the name is taken")),
         )
         .api_route(
             &object,
-            get_with(objects::get, |op| op.summary("Read (or watch=true: watch) one object"))
+            get_with(objects::get, |op| op.id("read").summary("Read (or watch=true: watch) one object"))
                 .put_with(write::put, |op| {
-                    op.summary("Create or replace one object; metadata.resourceVersion makes it conditional")
+                    op.id("replace").summary("Create or replace one object; metadata.resourceVersion makes it conditional")
                 })
                 .patch_with(patch::patch, |op| {
-                    op.summary("Patch one object: merge patch, JSON patch, or server-side apply (which may create it)")
+                    op.id("patch").summary("Patch one object: merge patch, JSON patch, or server-side apply (which may create it)")
                 })
-                .delete_with(write::delete, |op| op.summary("Delete one object (its engine objects are torn down)")),
+                .delete_with(write::delete, |op| op.id("delete").summary("Delete one object (its engine objects are torn down)")),
         )
-        .api_route(&format!("{object}/status"), get_with(objects::status, |op| op.summary("Read one object's status")))
+        .api_route(&format!("{object}/status"), get_with(objects::status, |op| op.id("readStatus").summary("Read one object's status")))
         .api_route(
             &format!("{object}/logs"),
-            get_with(logs::logs, |op| op.summary("A Container replica's logs; follow=true streams them")),
+            get_with(logs::logs, |op| op.id("readLogs").summary("A Container replica's logs; follow=true streams them")),
         );
     let mut api = OpenApi {
         info: Info {

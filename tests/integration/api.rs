@@ -285,12 +285,22 @@ async fn events_logs_health_metrics_and_openapi() {
     let ready = api.get("/readyz").await;
     assert_eq!(ready.status, StatusCode::OK, "{}", ready.text());
 
+    // The text format 0.0.4 by default: a counter's family is its _total name.
     let metrics = api.get("/metrics").await;
     assert_eq!(metrics.status, StatusCode::OK);
-    assert!(metrics.headers["content-type"].to_str().unwrap().contains("openmetrics"));
+    assert_eq!(metrics.headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = metrics.text();
+    assert!(text.contains("\n# TYPE controller_runtime_reconcile_total counter\n"), "{text}");
+    assert!(!text.contains("# EOF"));
     for family in ["controller_runtime_reconcile_total", "workqueue_depth", "berth_engine_request_duration_seconds"] {
-        assert!(metrics.text().contains(family), "{family} missing");
+        assert!(text.contains(&format!("# HELP {family} ")), "{family} has no HELP");
     }
+    // OpenMetrics when asked, as Prometheus asks.
+    let accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    let reply = api.get_accepting("/metrics", accept).await;
+    assert!(reply.headers["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let openmetrics = reply.text();
+    assert!(openmetrics.ends_with("# EOF\n") && openmetrics.contains("# TYPE controller_runtime_reconcile counter\n"));
 
     let openapi = api.get("/openapi.json").await.json();
     let paths = openapi["paths"].as_object().unwrap();

@@ -40,6 +40,7 @@ mod api_patch;
 mod api_strict;
 mod bad_manifests;
 mod cli;
+mod clients;
 mod conformance;
 mod controller;
 mod crash_loop;

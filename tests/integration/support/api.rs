@@ -126,7 +126,11 @@ impl Api {
 
     /// Sends a request with any token (or none) and body.
     pub async fn call(&self, method: &str, uri: &str, token: Option<&str>, body: Option<(&str, Vec<u8>)>) -> Reply {
-        let response = self.router.clone().oneshot(Self::request(method, uri, token, body)).await.expect("infallible");
+        self.send(Self::request(method, uri, token, body)).await
+    }
+
+    async fn send(&self, request: Request<Body>) -> Reply {
+        let response = self.router.clone().oneshot(request).await.expect("infallible");
         let (parts, body) = response.into_parts();
         let body = body.collect().await.expect("body").to_bytes();
         Reply { status: parts.status, headers: parts.headers, body }
@@ -135,6 +139,13 @@ impl Api {
     /// An authorized GET.
     pub async fn get(&self, uri: &str) -> Reply {
         self.call("GET", uri, Some(TOKEN), None).await
+    }
+
+    /// An authorized GET with an `Accept` header.
+    pub async fn get_accepting(&self, uri: &str, accept: &str) -> Reply {
+        let mut request = Self::request("GET", uri, Some(TOKEN), None);
+        request.headers_mut().insert("accept", accept.parse().expect("header value"));
+        self.send(request).await
     }
 
     /// An authorized request with a YAML body.

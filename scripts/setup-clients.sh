@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The other people's clients berth's compatibility tests drive it with,
+# beside kubectl (setup-engines.sh installs that): the Python `kubernetes`
+# client, openapi-spec-validator and check-jsonschema, in one virtualenv, and
+# promtool, taken out of Debian's prometheus package (only the checker is
+# needed, not the server and its service).
+#
+# Installed under ${BERTH_TOOLS:-$HOME/.cache/berth-tools}, which the tests
+# read too. Idempotent: what is there and works is kept.
+set -euo pipefail
+
+log() { printf 'setup-clients: %s\n' "$*" >&2; }
+
+tools="${BERTH_TOOLS:-$HOME/.cache/berth-tools}"
+mkdir -p "$tools/bin"
+
+venv="$tools/venv"
+if ! "$venv/bin/python" -c 'import kubernetes, openapi_spec_validator' 2>/dev/null \
+  || ! [ -x "$venv/bin/check-jsonschema" ]; then
+  log "installing the Python clients into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check \
+    'kubernetes>=31,<38' 'openapi-spec-validator>=0.7,<0.8' 'check-jsonschema>=0.29,<1'
+fi
+
+if ! [ -x "$tools/bin/promtool" ]; then
+  log "extracting promtool from Debian's prometheus package"
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  if ! (cd "$work" && apt-get download -qq prometheus 2>/dev/null); then
+    apt-get update -qq
+    (cd "$work" && apt-get download -qq prometheus)
+  fi
+  dpkg-deb -x "$work"/prometheus_*.deb "$work/root"
+  install -m 0755 "$work/root/usr/bin/promtool" "$tools/bin/promtool"
+fi
+
+log "ready: $tools ($("$venv/bin/python" -c 'import kubernetes; print("kubernetes", kubernetes.__version__)'), $("$tools/bin/promtool" --version 2>&1 | head -1))"
