@@ -263,12 +263,9 @@ pub async fn patch(
         let current = state.store.get(&key)?;
         let patched = apply_patch(&patch, &key, current.as_ref(), &manager, query.force)?;
         let write = OneWrite {
-            key: &key,
-            current: current.as_ref(),
             ownership: patched.ownership,
             create_only: current.is_none(),
-            force: query.force,
-            dry_run: query.dry_run.0,
+            ..OneWrite::update(&key, current.as_ref(), &query, &headers)
         };
         match write_one(&state, patched.object, write) {
             Err(e) if e.is_stale_version() && !patched.conditional && attempt < RACE_RETRIES => continue,

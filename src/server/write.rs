@@ -181,6 +181,26 @@ pub(super) struct OneWrite<'a> {
     pub dry_run: bool,
 }
 
+impl<'a> OneWrite<'a> {
+    /// An ordinary write of `key` by the request's field manager, as its
+    /// query says (`force`, `dryRun`).
+    pub(super) fn update(
+        key: &'a ObjectKey,
+        current: Option<&'a AnyObject>,
+        query: &WriteQuery,
+        headers: &HeaderMap,
+    ) -> Self {
+        OneWrite {
+            key,
+            current,
+            ownership: Ownership::Update(manager(query, headers)),
+            create_only: false,
+            force: query.force,
+            dry_run: query.dry_run.0,
+        }
+    }
+}
+
 /// Writes `object` as the path's object, as the API's.
 pub(super) fn write_one(state: &AppState, mut object: AnyObject, write: OneWrite<'_>) -> ApiResult<Response> {
     let key = write.key;
@@ -234,15 +254,7 @@ pub async fn put(
     query.check()?;
     let object = body.one_object(&key.namespace, "PUT")?;
     let current = state.store.get(&key)?;
-    let write = OneWrite {
-        key: &key,
-        current: current.as_ref(),
-        ownership: Ownership::Update(manager(&query, &headers)),
-        create_only: false,
-        force: query.force,
-        dry_run: query.dry_run.0,
-    };
-    write_one(&state, object, write)
+    write_one(&state, object, OneWrite::update(&key, current.as_ref(), &query, &headers))
 }
 
 /// Creates one object in a namespace: 409 `AlreadyExists` if its name is
@@ -267,14 +279,7 @@ pub async fn create(
         )));
     }
     let key = object.key();
-    let write = OneWrite {
-        key: &key,
-        current: None,
-        ownership: Ownership::Update(manager(&query, &headers)),
-        create_only: true,
-        force: query.force,
-        dry_run: query.dry_run.0,
-    };
+    let write = OneWrite { create_only: true, ..OneWrite::update(&key, None, &query, &headers) };
     write_one(&state, object, write)
 }
 

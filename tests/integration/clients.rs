@@ -10,7 +10,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::api::{Api, ServedFake};
 
@@ -45,16 +45,8 @@ fn run(program: &Path, args: &[&std::ffi::OsStr]) -> String {
 fn the_python_kubernetes_client_creates_patches_watches_applies_and_deletes() {
     let Some(tools) = tools() else { return };
     let server = ServedFake::start();
-    let url_file = server.state_dir().join("tls/url");
-    let started = Instant::now();
-    while !url_file.exists() {
-        assert!(started.elapsed() < Duration::from_secs(20), "no tls/url:\n{}", server.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = server.cli().args(["kubeconfig"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let kubeconfig = server.dir.path().join("kubeconfig");
-    std::fs::write(&kubeconfig, &output.stdout).unwrap();
+    std::fs::write(&kubeconfig, server.kubeconfig()).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/python_kubernetes.py");
     let output = Command::new(tools.join("venv/bin/python")).arg(&script).arg(&kubeconfig).output().unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));

@@ -13,7 +13,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::api::{container, ServedFake};
 
@@ -40,16 +40,8 @@ impl Kube {
 
     fn start_with(args: &[&str]) -> Kube {
         let server = ServedFake::start_with(args);
-        let url_file = server.state_dir().join("tls/url");
-        let started = Instant::now();
-        while !url_file.exists() {
-            assert!(started.elapsed() < Duration::from_secs(20), "no tls/url:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
         let home = tempfile::tempdir().unwrap();
-        let output = server.cli().args(["kubeconfig"]).output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-        std::fs::write(home.path().join("kubeconfig"), &output.stdout).unwrap();
+        std::fs::write(home.path().join("kubeconfig"), server.kubeconfig()).unwrap();
         Kube { server, home }
     }
 

@@ -53,6 +53,7 @@ mod fuzz;
 mod generated;
 mod git_source;
 mod hostile_yaml;
+mod kube_rs;
 mod kubectl;
 mod limits;
 mod loading;

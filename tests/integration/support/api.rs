@@ -292,6 +292,20 @@ impl ServedFake {
     pub fn cli(&self) -> assert_cmd::Command {
         cli(&self.url, &self.state_dir())
     }
+
+    /// A kubeconfig for its TLS listener, as `berth kubeconfig` prints it,
+    /// once the listener is up.
+    pub fn kubeconfig(&self) -> String {
+        let url_file = self.state_dir().join("tls/url");
+        let started = std::time::Instant::now();
+        while !url_file.exists() {
+            assert!(started.elapsed() < Duration::from_secs(20), "no tls/url:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = self.cli().args(["kubeconfig"]).output().expect("berth kubeconfig runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).expect("a UTF-8 kubeconfig")
+    }
 }
 
 /// `berth` pointed at `url`, reading the token from `state_dir`.
