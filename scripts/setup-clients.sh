@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The other people's clients berth's compatibility tests drive it with,
 # beside kubectl (setup-engines.sh installs that): the Python `kubernetes`
-# client, openapi-spec-validator and check-jsonschema, in one virtualenv, and
+# client, openapi-spec-validator, check-jsonschema and openapi-python-client
+# (a client generated from berth's /openapi.json), in one virtualenv, and
 # promtool, taken out of Debian's prometheus package (only the checker is
 # needed, not the server and its service).
 #
@@ -16,11 +17,12 @@ mkdir -p "$tools/bin"
 
 venv="$tools/venv"
 if ! "$venv/bin/python" -c 'import kubernetes, openapi_spec_validator' 2>/dev/null \
-  || ! [ -x "$venv/bin/check-jsonschema" ]; then
+  || ! [ -x "$venv/bin/check-jsonschema" ] || ! [ -x "$venv/bin/openapi-python-client" ]; then
   log "installing the Python clients into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check \
-    'kubernetes>=31,<38' 'openapi-spec-validator>=0.7,<0.8' 'check-jsonschema>=0.29,<1'
+    'kubernetes>=31,<38' 'openapi-spec-validator>=0.7,<0.8' 'check-jsonschema>=0.29,<1' \
+    'openapi-python-client>=0.21,<1'
 fi
 
 if ! [ -x "$tools/bin/promtool" ]; then

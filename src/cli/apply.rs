@@ -29,7 +29,7 @@ use super::output::{paint, readiness, BOLD, DIM, GREEN, RED, YELLOW};
 /// Arguments of `berth apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
-    /// Manifest files or directories (read recursively).
+    /// Manifest files or directories (read recursively); `-` reads standard input.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
     pub files: Vec<PathBuf>,
     /// Show the plan; change nothing.
@@ -55,7 +55,7 @@ pub struct ApplyArgs {
 /// Arguments of `berth diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
-    /// Manifest files or directories (read recursively).
+    /// Manifest files or directories (read recursively); `-` reads standard input.
     #[arg(short = 'f', long = "filename", value_name = "PATH", required = true)]
     pub files: Vec<PathBuf>,
     /// Plan as the complete set of this named source (shows deletions).
@@ -65,10 +65,10 @@ pub struct DiffArgs {
     pub client: ClientArgs,
 }
 
-/// Reads and validates the files, or prints every problem.
+/// Reads and validates the files (`-`: standard input), or prints every problem.
 fn load(files: &[PathBuf]) -> Result<Vec<LoadedObject>, ExitCode> {
-    match manifest::load_paths(files) {
-        Ok(set) => Ok(set.objects),
+    match manifest::load_inputs(files) {
+        Ok(objects) => Ok(objects),
         Err(errors) => {
             for error in &errors.0 {
                 anstream::eprintln!("{}", paint(RED, &error.to_string()));

@@ -1,6 +1,5 @@
 //! `berth validate -f PATH...`: the loader's verdict on manifests, offline.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,21 +21,10 @@ pub struct ValidateArgs {
 /// Prints every problem (exit 1) or `N objects valid` (exit 0).
 pub fn run(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     crate::manifest::limits::set((&args.limits).into());
-    let (files, stdin): (Vec<PathBuf>, Vec<PathBuf>) = args.paths.into_iter().partition(|p| p.as_os_str() != "-");
-    let mut count = 0;
-    let mut errors = Vec::new();
-    match manifest::load_paths(&files) {
-        Ok(set) => count += set.objects.len(),
-        Err(found) => errors.extend(found.0),
-    }
-    if !stdin.is_empty() {
-        let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text)?;
-        match manifest::load_text(&text, "<stdin>", std::env::current_dir().ok().as_deref()) {
-            Ok(objects) => count += objects.len(),
-            Err(found) => errors.extend(found.0),
-        }
-    }
+    let (count, errors) = match manifest::load_inputs(&args.paths) {
+        Ok(objects) => (objects.len(), Vec::new()),
+        Err(found) => (0, found.0),
+    };
     if errors.is_empty() {
         println!("{count} objects valid");
         return Ok(ExitCode::SUCCESS);

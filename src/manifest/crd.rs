@@ -178,6 +178,14 @@ fn collapse_constant_one_of(object: &mut Map<String, Value>) {
     }
 }
 
+/// Rewrites only the documented enums of `schema` into string enums (as
+/// [`structural`] does), for documents that keep the rest of JSON Schema:
+/// client generators read `enum` where a `oneOf` of constants trips them.
+pub fn enums_as_strings(schema: &mut Value) {
+    walk_objects(schema, &mut collapse_constant_one_of);
+    append_variant_notes(schema);
+}
+
 fn append_variant_notes(schema: &mut Value) {
     walk_objects(schema, &mut append_variant_notes_one);
 }

@@ -62,6 +62,39 @@ pub fn load_paths<P: AsRef<Path>>(paths: &[P]) -> Result<ManifestSet, ManifestEr
     }
 }
 
+/// Loads what a command line names: files, directories and `-` (standard
+/// input, read once, its relative build contexts resolved against the
+/// working directory), as one set.
+pub fn load_inputs(paths: &[PathBuf]) -> Result<Vec<LoadedObject>, ManifestErrors> {
+    let (files, stdin): (Vec<&PathBuf>, Vec<&PathBuf>) = paths.iter().partition(|p| p.as_os_str() != "-");
+    let (mut objects, mut errors) = match load_paths(&files) {
+        Ok(set) => (set.objects, Vec::new()),
+        Err(found) => (Vec::new(), found.0),
+    };
+    if !stdin.is_empty() {
+        let mut text = String::new();
+        match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+            Ok(_) => {
+                let (mut read, mut found) = decode_text(&text, STDIN, std::env::current_dir().ok().as_deref());
+                objects.append(&mut read);
+                errors.append(&mut found);
+            }
+            Err(e) => {
+                errors.push(ManifestError::at(STDIN, Position { line: 1, column: 1 }, format!("cannot read: {e}")))
+            }
+        }
+        errors.extend(check_set(&objects));
+    }
+    if errors.is_empty() {
+        Ok(objects)
+    } else {
+        Err(ManifestErrors(errors))
+    }
+}
+
+/// The name standard input goes by in messages.
+const STDIN: &str = "<stdin>";
+
 /// Loads the documents of one text (a request body, standard input) as one set.
 pub fn load_text(text: &str, label: &str, base_dir: Option<&Path>) -> Result<Vec<LoadedObject>, ManifestErrors> {
     load_text_in(text, label, base_dir, None)

@@ -72,9 +72,18 @@ impl<S: Send + Sync> FromRequest<S> for ManifestBody {
 
 impl aide::OperationInput for ManifestBody {
     fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
-        let media = aide::openapi::MediaType::default();
+        let media = |schema: serde_json::Value| aide::openapi::MediaType {
+            schema: Some(aide::openapi::SchemaObject {
+                json_schema: schemars::Schema::try_from(schema).expect("a schema object"),
+                external_docs: None,
+                example: None,
+            }),
+            ..Default::default()
+        };
+        let yaml = media(serde_json::json!({ "type": "string", "description": "YAML documents" }));
+        let json = media(serde_json::json!({ "type": "object", "additionalProperties": true }));
         let content: IndexMap<String, aide::openapi::MediaType> =
-            ["application/yaml", "application/json"].into_iter().map(|t| (t.to_string(), media.clone())).collect();
+            [("application/yaml".to_string(), yaml), ("application/json".to_string(), json)].into_iter().collect();
         let body = aide::openapi::RequestBody {
             description: Some("Manifests: YAML documents, or JSON (an object, an array, or a List)".into()),
             content,

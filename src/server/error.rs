@@ -73,6 +73,7 @@ pub struct StatusDetails {
     /// `column`, `object`, `text` for a manifest problem; `object`, `owner`
     /// for an ownership refusal; `currentResourceVersion` for a conflict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(with = "Vec<serde_json::Map<String, Value>>")]
     pub causes: Vec<Value>,
 }
 

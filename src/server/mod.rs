@@ -148,6 +148,51 @@ async fn openapi(
     ([(axum::http::header::CONTENT_TYPE, "application/json")], document.0.to_string()).into_response()
 }
 
+/// Gives every operation the answers it has: the success its handler's
+/// type cannot tell (a handler answering a streamed or negotiated body),
+/// and the `meta/v1 Status` of every error, so generated clients know both.
+fn complete_responses(document: &mut serde_json::Value) {
+    let status = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| s.meta_schema = None)
+        .into_generator()
+        .into_root_schema_for::<ErrorBody>()
+        .to_value();
+    let mut status = status;
+    // The Status schema's own definitions join the document's.
+    if let Some(definitions) = status.as_object_mut().and_then(|s| s.remove("$defs")) {
+        if let Some(definitions) = definitions.as_object() {
+            for (name, schema) in definitions {
+                document["components"]["schemas"][name] = schema.clone();
+            }
+        }
+    }
+    let text = status.to_string().replace("#/$defs/", "#/components/schemas/");
+    let mut schema: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    // A default on a field holding a model trips generators; the
+    // property's docs say it is optional.
+    if let Some(properties) = schema.get_mut("properties").and_then(serde_json::Value::as_object_mut) {
+        properties.values_mut().filter_map(serde_json::Value::as_object_mut).for_each(|p| {
+            p.remove("default");
+        });
+    }
+    document["components"]["schemas"]["ErrorBody"] = schema;
+    let error = serde_json::json!({
+        "description": "A meta/v1 Status saying what is wrong and how to fix it",
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } } },
+    });
+    let Some(paths) = document.get_mut("paths").and_then(serde_json::Value::as_object_mut) else { return };
+    for item in paths.values_mut() {
+        for method in ["get", "put", "post", "patch", "delete"] {
+            let Some(operation) = item.get_mut(method).and_then(serde_json::Value::as_object_mut) else { continue };
+            let responses = operation.entry("responses").or_insert_with(|| serde_json::json!({}));
+            if responses.as_object().is_some_and(|r| !r.keys().any(|code| code.starts_with('2'))) {
+                responses["200"] = serde_json::json!({ "description": "OK" });
+            }
+            responses["default"] = error.clone();
+        }
+    }
+}
+
 /// The whole API as a router: every route, the token check, request ids and
 /// JSON errors.
 pub fn app(state: ServerState, token: Token) -> axum::Router {
@@ -179,16 +224,28 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
         )
         .api_route(
             &format!("{API_PREFIX}/{{plural}}"),
-            get_with(objects::list_all, |op| op.id("listAllNamespaces").summary("List (or watch=true: watch) objects in every namespace")),
+            get_with(objects::list_all, |op| {
+                op.id("listAllNamespaces")
+                    .summary("List (or watch=true: watch) objects in every namespace")
+                    .response::<200, axum::Json<crate::api::ObjectList>>()
+            }),
         )
         .api_route(
             &format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}"),
-            get_with(objects::list_namespaced, |op| op.id("listNamespaced").summary("List (or watch=true: watch) objects of a namespace"))
+            get_with(objects::list_namespaced, |op| {
+                op.id("listNamespaced")
+                    .summary("List (or watch=true: watch) objects of a namespace")
+                    .response::<200, axum::Json<crate::api::ObjectList>>()
+            })
                 .post_with(write::create, |op| op.id("create").summary("Create one object; 409 AlreadyExists if the name is taken")),
         )
         .api_route(
             &object,
-            get_with(objects::get, |op| op.id("read").summary("Read (or watch=true: watch) one object"))
+            get_with(objects::get, |op| {
+                op.id("read")
+                    .summary("Read (or watch=true: watch) one object")
+                    .response::<200, axum::Json<crate::api::AnyObject>>()
+            })
                 .put_with(write::put, |op| {
                     op.id("replace").summary("Create or replace one object; metadata.resourceVersion makes it conditional")
                 })
@@ -225,7 +282,10 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
     let components = api.components.get_or_insert_with(Default::default);
     components.security_schemes.insert("bearer".into(), aide::openapi::ReferenceOr::Item(bearer));
     api.security = vec![[("bearer".to_string(), Vec::new())].into_iter().collect()];
-    let document = OpenApiDocument(serde_json::to_string(&api).expect("the OpenAPI document serializes").into());
+    let mut document = serde_json::to_value(&api).expect("the OpenAPI document serializes");
+    complete_responses(&mut document);
+    crate::manifest::crd::enums_as_strings(&mut document["components"]["schemas"]);
+    let document = OpenApiDocument(document.to_string().into());
     router
         .route("/openapi.json", axum::routing::get(openapi))
         .route("/version", axum::routing::get(discovery::version))

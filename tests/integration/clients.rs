@@ -1,7 +1,9 @@
 //! Other people's clients against berth: the Python `kubernetes` client
 //! (`CustomObjectsApi`, `DynamicClient`) over TLS with the generated
 //! kubeconfig, `promtool check metrics` on `/metrics`,
-//! openapi-spec-validator on berth's OpenAPI documents, and check-jsonschema
+//! openapi-spec-validator on berth's OpenAPI documents, a client that
+//! openapi-python-client generates from `/openapi.json` listing containers,
+//! and check-jsonschema
 //! validating the examples with `crds/schemas/all.json`, offline.
 //!
 //! `scripts/setup-clients.sh` installs them under `$BERTH_TOOLS` (default
@@ -88,6 +90,49 @@ async fn promtool_and_openapi_spec_validator_accept_what_berth_serves() {
     let operations = api.get("/openapi.json").await.json();
     let list = &operations["paths"]["/apis/berth.dev/v1alpha1/namespaces/{namespace}/{plural}"]["get"];
     assert_eq!(list["operationId"], "listNamespaced", "{list}");
+}
+
+#[test]
+fn a_client_generated_from_the_openapi_document_lists_containers() {
+    let Some(tools) = tools() else { return };
+    let server = ServedFake::start();
+    server.cli().args(["apply", "-f", "-"]).write_stdin(crate::support::api::container("web", "1")).assert().success();
+    let dir = tempfile::tempdir().unwrap();
+    let token = std::fs::read_to_string(server.state_dir().join("token")).unwrap();
+    let document = Command::new("curl")
+        .args([
+            "-fsS",
+            "-H",
+            &format!("Authorization: Bearer {}", token.trim()),
+            &format!("{}/openapi.json", server.url),
+        ])
+        .output()
+        .unwrap();
+    assert!(document.status.success(), "{}", String::from_utf8_lossy(&document.stderr));
+    let document_file = dir.path().join("openapi.json");
+    std::fs::write(&document_file, &document.stdout).unwrap();
+    let generated = Command::new(tools.join("venv/bin/openapi-python-client"))
+        .args(["generate", "--meta", "none", "--output-path", "berth_client", "--path"])
+        .arg(&document_file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&generated.stdout).to_string() + &String::from_utf8_lossy(&generated.stderr);
+    assert!(dir.path().join("berth_client/api/default/list_namespaced.py").exists(), "not generated:\n{said}");
+    let script = format!(
+        "import sys\nsys.path.insert(0, {dir:?})\n\
+         from berth_client import AuthenticatedClient\n\
+         from berth_client.api.default import list_namespaced\n\
+         client = AuthenticatedClient(base_url={url:?}, token={token:?})\n\
+         listed = list_namespaced.sync_detailed(namespace='default', plural='containers', client=client)\n\
+         assert listed.status_code == 200, listed\n\
+         print(' '.join(item.metadata.name for item in listed.parsed.items))\n",
+        dir = dir.path().display().to_string(),
+        url = server.url,
+        token = token.trim(),
+    );
+    let listed = run(&tools.join("venv/bin/python"), &["-c".as_ref(), script.as_ref()]);
+    assert_eq!(listed.trim(), "web");
 }
 
 #[test]
