@@ -165,6 +165,11 @@ impl ApiError {
         self.status == StatusCode::CONFLICT && self.details.iter().any(|d| d.get("currentResourceVersion").is_some())
     }
 
+    /// Whether this is a create refused because the name is taken.
+    pub(super) fn is_already_exists(&self) -> bool {
+        self.reason == Some("AlreadyExists")
+    }
+
     /// The reason word of a status, as kube-apiserver names it.
     fn reason(status: StatusCode) -> String {
         match status {

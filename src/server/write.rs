@@ -28,7 +28,8 @@ use super::AppState;
 #[serde(deny_unknown_fields)]
 pub struct WriteQuery {
     /// Write even if a file or repository owns the object (it takes the
-    /// object back on its next change).
+    /// object back on its next change); with a server-side apply, also take
+    /// the fields other managers own (`kubectl apply --force-conflicts`).
     #[serde(default)]
     pub force: bool,
     /// Delete only if the object is at this version.
@@ -52,9 +53,7 @@ pub struct WriteQuery {
 }
 
 impl WriteQuery {
-    /// Checks what berth accepts without acting on it: `fieldManager` (kept
-    /// to Kubernetes' 128 printable characters), `fieldValidation` (always
-    /// strict here) and `gracePeriodSeconds`.
+    /// Checks `fieldManager`: at most Kubernetes' 128 printable characters.
     pub(super) fn check(&self) -> ApiResult<()> {
         if let Some(manager) = &self.field_manager {
             if manager.len() > 128 || manager.chars().any(char::is_control) {

@@ -166,3 +166,42 @@ async fn an_applied_value_equal_to_the_stored_one_once_defaulted_is_shared_not_a
     let message = conflict.error(StatusCode::CONFLICT);
     assert_eq!(message, "Apply failed with 1 conflict: conflict with \"first\" using berth.dev/v1alpha1: .spec.ports");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_without_a_version_are_all_applied() {
+    let api = std::sync::Arc::new(Api::start().await);
+    // Server-side applies racing to create one object: one creates, the
+    // others apply to what it created; none is refused.
+    let applied = "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata:\n  name: web\nspec:\n  image: busybox\n";
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let uri = format!("{WEB}?fieldManager=ci");
+                patch(&api, &uri, "application/apply-patch+yaml", applied).await.status
+            })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        let status = task.await.unwrap();
+        assert!(status == StatusCode::OK || status == StatusCode::CREATED, "{status}");
+        created += usize::from(status == StatusCode::CREATED);
+    }
+    assert_eq!(created, 1);
+    // Merge patches of different labels at once: every one lands.
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let api = api.clone();
+            tokio::spawn(async move {
+                let body = format!(r#"{{"metadata":{{"labels":{{"l{i}":"x"}}}}}}"#);
+                patch(&api, WEB, "application/merge-patch+json", &body).await.status
+            })
+        })
+        .collect();
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), StatusCode::OK);
+    }
+    let labels = api.get(WEB).await.json()["metadata"]["labels"].as_object().unwrap().len();
+    assert_eq!(labels, 16, "a merge patch was lost");
+}
