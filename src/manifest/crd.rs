@@ -21,15 +21,21 @@ use crate::api::{
     GROUP, VERSION,
 };
 
+/// The JSON Schema of `T` in the OpenAPI dialect, every subschema inline,
+/// before the structural rewrite.
+pub fn inline_openapi_schema<T: schemars::JsonSchema>() -> Value {
+    let settings = SchemaSettings::openapi3().with(|s| {
+        s.inline_subschemas = true;
+        s.meta_schema = None;
+    });
+    settings.into_generator().into_root_schema_for::<T>().to_value()
+}
+
 /// The JSON Schema of a kind's objects, in the OpenAPI dialect, before the
 /// structural rewrite.
 fn openapi_schema(kind: Kind) -> Value {
     fn of<S: Spec>() -> Value {
-        let settings = SchemaSettings::openapi3().with(|s| {
-            s.inline_subschemas = true;
-            s.meta_schema = None;
-        });
-        settings.into_generator().into_root_schema_for::<Object<S>>().to_value()
+        inline_openapi_schema::<Object<S>>()
     }
     match kind {
         Kind::Container => of::<ContainerSpec>(),

@@ -27,16 +27,42 @@ pub struct ManifestBody {
     json: bool,
 }
 
+/// The media type of a request, lowercase, without parameters; empty when
+/// it names none.
+pub(super) fn media_type(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The whole body as text: at most [`MAX_BODY_BYTES`] (413 past it), UTF-8.
+pub(super) async fn read_text(body: axum::body::Body) -> Result<String, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+        if too_large {
+            ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the body is over the {MAX_BODY_BYTES}-byte limit; split it into several requests"),
+            )
+        } else {
+            ApiError::bad_request(format!("cannot read the body: {e}"))
+        }
+    })?;
+    String::from_utf8(bytes.to_vec()).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the body is not UTF-8 (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 impl<S: Send + Sync> FromRequest<S> for ManifestBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .unwrap_or_default();
+        let content_type = media_type(request.headers());
         // No content type: JSON, as kube-apiserver reads it (a YAML body
         // that is not JSON still reads as YAML: JSON is YAML too).
         let unlabelled = content_type.is_empty();
@@ -48,38 +74,26 @@ impl<S: Send + Sync> FromRequest<S> for ManifestBody {
                 format!("content type {given} is not a manifest; send `Content-Type: application/yaml` or `application/json`"),
             ));
         }
-        let bytes = axum::body::to_bytes(request.into_body(), MAX_BODY_BYTES).await.map_err(|e| {
-            let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            if too_large {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("the body is over the {MAX_BODY_BYTES}-byte limit; split it into several requests"),
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read the body: {e}"))
-            }
-        })?;
-        let text = String::from_utf8(bytes.to_vec()).map_err(|e| {
-            ApiError::bad_request(format!(
-                "the body is not UTF-8 (invalid byte at offset {})",
-                e.utf8_error().valid_up_to()
-            ))
-        })?;
+        let text = read_text(request.into_body()).await?;
         let json = json || (unlabelled && text.trim_start().starts_with(['{', '[']));
         Ok(ManifestBody { text, json })
     }
 }
 
+/// A request body's media type in the OpenAPI document, with `schema`.
+pub(super) fn media(schema: serde_json::Value) -> aide::openapi::MediaType {
+    aide::openapi::MediaType {
+        schema: Some(aide::openapi::SchemaObject {
+            json_schema: schemars::Schema::try_from(schema).expect("a schema object"),
+            external_docs: None,
+            example: None,
+        }),
+        ..Default::default()
+    }
+}
+
 impl aide::OperationInput for ManifestBody {
     fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
-        let media = |schema: serde_json::Value| aide::openapi::MediaType {
-            schema: Some(aide::openapi::SchemaObject {
-                json_schema: schemars::Schema::try_from(schema).expect("a schema object"),
-                external_docs: None,
-                example: None,
-            }),
-            ..Default::default()
-        };
         let yaml = media(serde_json::json!({ "type": "string", "description": "YAML documents" }));
         let json = media(serde_json::json!({ "type": "object", "additionalProperties": true }));
         let content: IndexMap<String, aide::openapi::MediaType> =

@@ -21,7 +21,7 @@ use crate::store::Event;
 
 use super::error::{ApiError, ApiResult};
 use super::list_options::FieldSelector;
-use super::objects::checked_name;
+use super::objects::{checked_name, label_selector};
 use super::query::{NoParams, StrictQuery};
 use super::AppState;
 
@@ -193,12 +193,8 @@ fn list(
         ));
     }
     let fields = FieldSelector::parse(query.field_selector.as_deref().unwrap_or(""), &EVENT_FIELDS)?;
-    let labels: crate::api::Selector = query
-        .label_selector
-        .as_deref()
-        .unwrap_or("")
-        .parse()
-        .map_err(|e: crate::api::selector::SelectorError| ApiError::bad_request(e.to_string()))?;
+    // Events carry no labels: a selector either matches every one or none.
+    let labels_match = label_selector(query.label_selector.as_deref())?.matches(&Default::default());
     let limit = query.limit.unwrap_or(MAX_EVENTS).clamp(1, MAX_EVENTS);
     let namespace = namespace.or(fields.required("involvedObject.namespace"));
     // An object named in full reads its own index.
@@ -211,7 +207,6 @@ fn list(
     };
     let mut uids = std::collections::BTreeMap::new();
     let mut items = Vec::new();
-    let empty = std::collections::BTreeMap::new();
     for event in state.store.latest_events(object.as_ref(), limit)? {
         let key = event.object.as_deref().and_then(ObjectKey::parse);
         let uid = match &key {
@@ -223,7 +218,7 @@ fn list(
         };
         let core = core_event(&event, key.as_ref(), uid.as_deref());
         let in_namespace = namespace.is_none_or(|ns| core["metadata"]["namespace"] == ns);
-        if in_namespace && labels.matches(&empty) && fields.matches(|f| field_of(&core, f)) {
+        if in_namespace && labels_match && fields.matches(|f| field_of(&core, f)) {
             items.push(core);
         }
     }

@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::api::{Kind, ObjectMeta, GROUP, VERSION};
-use crate::manifest::crd::{structural, structural_schema};
+use crate::manifest::crd::{inline_openapi_schema, structural, structural_schema};
 
 use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
@@ -49,14 +49,7 @@ fn gvk(kind: &str) -> Value {
 
 /// `metadata`: berth's ObjectMeta, structural.
 fn object_meta_schema() -> Value {
-    let mut schema = schemars::generate::SchemaSettings::openapi3()
-        .with(|s| {
-            s.inline_subschemas = true;
-            s.meta_schema = None;
-        })
-        .into_generator()
-        .into_root_schema_for::<ObjectMeta>()
-        .to_value();
+    let mut schema = inline_openapi_schema::<ObjectMeta>();
     structural(&mut schema);
     if let Some(root) = schema.as_object_mut() {
         root.remove("title");

@@ -134,12 +134,12 @@ pub(super) fn object_key(path: &ObjectPath) -> ApiResult<ObjectKey> {
 }
 
 fn selector(query: &ReadQuery) -> ApiResult<Selector> {
-    query
-        .label_selector
-        .as_deref()
-        .unwrap_or("")
-        .parse()
-        .map_err(|e: crate::api::selector::SelectorError| ApiError::bad_request(e.to_string()))
+    label_selector(query.label_selector.as_deref())
+}
+
+/// A `labelSelector` (absent: everything), or 400 saying what is wrong.
+pub(super) fn label_selector(text: Option<&str>) -> ApiResult<Selector> {
+    text.unwrap_or("").parse().map_err(|e: crate::api::selector::SelectorError| ApiError::bad_request(e.to_string()))
 }
 
 fn last_event_id(headers: &HeaderMap) -> Option<u64> {

@@ -13,9 +13,8 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{json, Value};
 
@@ -23,7 +22,7 @@ use crate::api::managed_fields::{conflict_message, server_side_apply, Applying, 
 use crate::api::{AnyObject, ObjectKey, ObjectMeta, API_VERSION};
 use crate::manifest;
 
-use super::body::MAX_BODY_BYTES;
+use super::body::{media, media_type, read_text};
 use super::error::{ApiError, ApiResult};
 use super::objects::{object_key, ObjectPath};
 use super::query::StrictQuery;
@@ -40,7 +39,7 @@ const RACE_RETRIES: u32 = 16;
 const PATCHED: &str = "patched object";
 
 /// A parsed patch.
-enum Patch {
+pub enum Patch {
     /// `application/merge-patch+json`.
     Merge(Value),
     /// `application/json-patch+json`.
@@ -67,29 +66,26 @@ fn unsupported(given: &str) -> ApiError {
     )
 }
 
-impl Patch {
-    fn parse(headers: &HeaderMap, body: &[u8]) -> ApiResult<Patch> {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
-            .unwrap_or_default();
-        if body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("the patch is over the {MAX_BODY_BYTES}-byte limit"),
-            ));
+/// The media types of the three patches.
+const PATCH_TYPES: [&str; 3] =
+    ["application/merge-patch+json", "application/json-patch+json", "application/apply-patch+yaml"];
+
+impl<S: Send + Sync> FromRequest<S> for Patch {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = media_type(request.headers());
+        if !PATCH_TYPES.contains(&content_type.as_str()) {
+            return Err(unsupported(&content_type));
         }
-        let text = std::str::from_utf8(body).map_err(|e| {
-            ApiError::bad_request(format!("the patch is not UTF-8 (invalid byte at offset {})", e.valid_up_to()))
-        })?;
+        let text = read_text(request.into_body()).await?;
         let json_syntax = |e: serde_json::Error| {
             ApiError::bad_request(format!("patch:{}:{}: JSON syntax error: {e}", e.line(), e.column()))
         };
         match content_type.as_str() {
-            "application/merge-patch+json" => Ok(Patch::Merge(serde_json::from_str(text).map_err(json_syntax)?)),
+            "application/merge-patch+json" => Ok(Patch::Merge(serde_json::from_str(&text).map_err(json_syntax)?)),
             "application/json-patch+json" => {
-                let value: Value = serde_json::from_str(text).map_err(json_syntax)?;
+                let value: Value = serde_json::from_str(&text).map_err(json_syntax)?;
                 let patch = serde_json::from_value(value).map_err(|e| {
                     ApiError::bad_request(format!(
                         "the body is not a JSON patch (a list of {{\"op\", \"path\", ...}} operations): {e}"
@@ -97,9 +93,31 @@ impl Patch {
                 })?;
                 Ok(Patch::Json(patch))
             }
-            "application/apply-patch+yaml" => Ok(Patch::Apply(applied_config(text)?)),
-            other => Err(unsupported(other)),
+            _ => Ok(Patch::Apply(applied_config(&text)?)),
         }
+    }
+}
+
+impl aide::OperationInput for Patch {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        let content = PATCH_TYPES
+            .iter()
+            .map(|t| {
+                let schema = if *t == "application/json-patch+json" {
+                    serde_json::json!({ "type": "array", "items": { "type": "object" } })
+                } else {
+                    serde_json::json!({ "type": "object" })
+                };
+                (t.to_string(), media(schema))
+            })
+            .collect();
+        let body = aide::openapi::RequestBody {
+            description: Some("A merge patch, a JSON patch, or the applier's object (server-side apply)".into()),
+            content,
+            required: true,
+            extensions: Default::default(),
+        };
+        aide::operation::set_body(ctx, operation, body);
     }
 }
 
@@ -254,11 +272,10 @@ pub async fn patch(
     Path(path): Path<ObjectPath>,
     StrictQuery(query): StrictQuery<WriteQuery>,
     headers: HeaderMap,
-    body: Bytes,
+    patch: Patch,
 ) -> ApiResult<Response> {
     let key = object_key(&path)?;
     query.check()?;
-    let patch = Patch::parse(&headers, &body)?;
     if matches!(patch, Patch::Apply(_)) && query.field_manager.is_none() {
         return Err(ApiError::bad_request(
             "a server-side apply needs a field manager: set fieldManager (kubectl sends `kubectl` unless \
