@@ -11,6 +11,8 @@
 //! - [`engine`]: the engine trait and its Docker and in-memory fake backends.
 //! - [`controller`]: the reconcile runtime and one reconciler per kind.
 //! - [`source`]: manifest directories into the store.
+//! - [`ingress`]: MQTT, D-Bus and POSIX queue requests, encrypted and
+//!   protobuf payloads, on the executor the REST API uses.
 //! - [`endpoints`]: every running replica with its addresses and health,
 //!   followed from the store and the engine; what DNS and the proxy serve.
 //! - [`dns`]: the embedded DNS server (automatic and declared records,
@@ -31,6 +33,7 @@ pub mod connections;
 pub mod controller;
 pub mod dns;
 pub mod endpoints;
+pub mod ingress;
 pub mod engine;
 pub mod manifest;
 pub mod metrics;
