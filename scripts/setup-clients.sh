@@ -2,9 +2,13 @@
 # The other people's clients berth's compatibility tests drive it with,
 # beside kubectl (setup-engines.sh installs that): the Python `kubernetes`
 # client, openapi-spec-validator, check-jsonschema and openapi-python-client
-# (a client generated from berth's /openapi.json), in one virtualenv, and
+# (a client generated from berth's /openapi.json), and the ingress peers
+# (paho-mqtt, posix_ipc, cryptography, protobuf and grpcio-tools, whose
+# bundled protoc compiles berth's .proto for Python) in one virtualenv;
 # promtool, taken out of Debian's prometheus package (only the checker is
-# needed, not the server and its service).
+# needed, not the server and its service); and Debian's mosquitto broker
+# and clients (the tests start their own broker; the package's service is
+# not used).
 #
 # Installed under ${BERTH_TOOLS:-$HOME/.cache/berth-tools}, which the tests
 # read too. Idempotent: what is there and works is kept.
@@ -16,13 +20,23 @@ tools="${BERTH_TOOLS:-$HOME/.cache/berth-tools}"
 mkdir -p "$tools/bin"
 
 venv="$tools/venv"
-if ! "$venv/bin/python" -c 'import kubernetes, openapi_spec_validator' 2>/dev/null \
+if ! "$venv/bin/python" -c 'import kubernetes, openapi_spec_validator, paho.mqtt, posix_ipc, cryptography, google.protobuf, grpc_tools' 2>/dev/null \
   || ! [ -x "$venv/bin/check-jsonschema" ] || ! [ -x "$venv/bin/openapi-python-client" ]; then
   log "installing the Python clients into $venv"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check \
     'kubernetes>=31,<38' 'openapi-spec-validator>=0.7,<0.8' 'check-jsonschema>=0.29,<1' \
-    'openapi-python-client>=0.21,<1'
+    'openapi-python-client>=0.21,<1' 'paho-mqtt>=2,<3' 'posix_ipc>=1.1,<2' 'cryptography>=42' \
+    'protobuf>=5,<7' 'grpcio-tools>=1.60,<2'
+fi
+
+if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null; then
+  log "installing Debian's mosquitto broker and clients"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends mosquitto mosquitto-clients >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends mosquitto mosquitto-clients >/dev/null; }
+  # The tests start their own brokers on loopback; the packaged one is not needed.
+  (systemctl disable --now mosquitto 2>/dev/null || service mosquitto stop 2>/dev/null || true) >/dev/null
 fi
 
 if ! [ -x "$tools/bin/promtool" ]; then
