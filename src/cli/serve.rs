@@ -420,7 +420,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
         servers.push(tokio::spawn(run));
     }
     let state =
-        ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone(), git_hooks: hooks };
+        ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone(), git_hooks: hooks, ingress: Default::default() };
     let app = crate::server::app(state, token);
     match listener.local_addr() {
         Some(address) => tracing::info!("REST API on http://{address}"),

@@ -12,6 +12,13 @@
 // shared shapes have no user yet.
 #![allow(dead_code)]
 
+mod execute;
 mod message;
+pub mod proto;
+mod reply;
+mod request;
+mod security;
 
+pub use execute::Ingress;
 pub use message::{Answer, ApplyOptions, Handler, Message, Transport, Verb};
+pub use security::{is_encrypted, Security, ENCRYPTED_CONTENT_TYPE};

@@ -76,6 +76,19 @@ pub(super) struct KindLabels {
     pub kind: &'static str,
 }
 
+/// `transport="mqtt",outcome="ok"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct IngressLabels {
+    pub transport: &'static str,
+    pub outcome: &'static str,
+}
+
+/// `transport="mqtt"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(super) struct TransportLabels {
+    pub transport: &'static str,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 /// A gauge of seconds.
 type Seconds = Gauge<f64, AtomicU64>;
@@ -138,4 +151,9 @@ families! {
         "Duration of container engine calls by trait method and outcome (ok, not_found, conflict, error)";
     store_objects: Family<KindLabels, Gauge> = Family::default(),
         "berth_store_objects", "Objects in the store by kind";
+    ingress_requests: Family<IngressLabels, Counter> = Family::default(),
+        "berth_ingress_requests",
+        "Requests by transport and outcome: ok, error (refused or failed), undecryptable (not opened: bad envelope, key, channel, replay or plaintext where encryption is required)";
+    ingress_duration: Histograms<TransportLabels> = Family::new_with_constructor(engine_histogram),
+        "berth_ingress_request_duration_seconds", "Time from a request's arrival to its reply, by transport";
 }

@@ -19,7 +19,9 @@
 //!
 //! berth adds `berth_engine_request_duration_seconds{operation,outcome}`
 //! (every [`Engine`](crate::engine::Engine) call, see [`MeteredEngine`]) and
-//! `berth_store_objects{kind}` (counted when rendered).
+//! `berth_store_objects{kind}` (counted when rendered), and per ingress
+//! transport `berth_ingress_requests_total{transport,outcome}` and
+//! `berth_ingress_request_duration_seconds{transport}`.
 //!
 //! - [`Metrics`]: the handle owning the registry, cheap to clone.
 //! - [`runtime`]: what the reconcile runtime records.
@@ -27,6 +29,7 @@
 
 mod engine;
 mod families;
+mod ingress;
 pub mod runtime;
 mod text_format;
 
@@ -177,7 +180,7 @@ mod tests {
 
     /// Every family berth documents, as its `# TYPE` line names it
     /// (OpenMetrics names a counter's family without `_total`).
-    const FAMILIES: [(&str, &str); 16] = [
+    const FAMILIES: [(&str, &str); 18] = [
         ("controller_runtime_reconcile", "counter"),
         ("controller_runtime_reconcile_errors", "counter"),
         ("controller_runtime_terminal_reconcile_errors", "counter"),
@@ -194,6 +197,8 @@ mod tests {
         ("workqueue_longest_running_processor_seconds", "gauge"),
         ("berth_engine_request_duration_seconds", "histogram"),
         ("berth_store_objects", "gauge"),
+        ("berth_ingress_requests", "counter"),
+        ("berth_ingress_request_duration_seconds", "histogram"),
     ];
 
     /// A family is rendered once it has a series: the controller declares
@@ -209,6 +214,7 @@ mod tests {
         crate::engine::Engine::info(&engine).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         metrics.observe_store(&Store::open(dir.path()).unwrap());
+        metrics.ingress_request("mqtt", true, false, std::time::Duration::from_millis(3));
         let text = metrics.render();
         for (name, kind) in FAMILIES {
             assert!(

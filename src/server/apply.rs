@@ -8,6 +8,8 @@
 //! applying a directory wants). Without it, apply only adds and changes.
 
 use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -16,11 +18,13 @@ use crate::api::{AnyObject, Source};
 use crate::controller::plan::{self, PlanItem};
 use crate::source::{apply_set, check_set, pruned, SetOptions};
 
-use super::body::ManifestBody;
+use crate::ingress::{ApplyOptions, Handler, Ingress, Message, Transport, Verb};
+
+use super::body::ApplyBody;
 use super::error::{ApiError, ApiResult};
 use super::objects::checked_name;
 use super::query::{DryRun, StrictQuery};
-use super::AppState;
+use super::{AppState, ServerState};
 
 /// Query of `/apply`.
 #[derive(Deserialize, JsonSchema, Default)]
@@ -51,13 +55,51 @@ pub struct ApplyResponse {
     pub items: Vec<PlanItem>,
 }
 
-/// Applies (or plans) the objects of the body.
+/// Applies (or plans) the objects of the body. An encrypted or protobuf
+/// body goes through the ingress executor, which answers in its form.
 pub async fn apply(
     State(state): State<AppState>,
     StrictQuery(query): StrictQuery<ApplyQuery>,
-    body: ManifestBody,
-) -> ApiResult<Json<ApplyResponse>> {
+    body: ApplyBody,
+) -> ApiResult<Response> {
+    let body = match body {
+        ApplyBody::Manifest(_) if state.ingress.requires_encryption(Transport::Rest) => {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "plaintext manifests are refused here (berth serve --require-encryption rest); \
+                 send them encrypted: `berth encrypt --keyring FILE -f MANIFEST`",
+            ))
+        }
+        ApplyBody::Manifest(body) => body,
+        ApplyBody::Payload { content_type, bytes } => return Ok(through_ingress(state, query, content_type, bytes).await),
+    };
     let objects: Vec<AnyObject> = body.objects()?.into_iter().map(|loaded| loaded.object).collect();
+    Ok(Json(apply_objects(&state, objects, &query).await?).into_response())
+}
+
+async fn through_ingress(state: AppState, query: ApplyQuery, content_type: String, bytes: Vec<u8>) -> Response {
+    let message = Message {
+        transport: Transport::Rest,
+        channel: "rest:/apply".to_string(),
+        verb: Some(Verb::Apply),
+        options: ApplyOptions { dry_run: query.dry_run.0, force: query.force, source: query.source },
+        content_type: Some(content_type),
+        payload: bytes,
+        sender: "the API token's holder".to_string(),
+        id: None,
+    };
+    let answer = Ingress::new(state).handle(message).await;
+    let status = StatusCode::from_u16(answer.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, answer.content_type)], answer.payload).into_response()
+}
+
+/// Applies (or, with `dryRun`, plans) `objects` as the API's: the one
+/// apply path of the REST API and of every ingress transport.
+pub(crate) async fn apply_objects(
+    state: &ServerState,
+    objects: Vec<AnyObject>,
+    query: &ApplyQuery,
+) -> ApiResult<ApplyResponse> {
     let source = match &query.source {
         Some(name) => {
             checked_name("source", name)?;
@@ -81,8 +123,8 @@ pub async fn apply(
     let connected = state.engine.get().map(|c| &c.ctx);
     let plan = plan::plan(store, connected, &objects, &deleted).await.map_err(ApiError::internal)?;
     if query.dry_run.0 {
-        return Ok(Json(ApplyResponse { dry_run: true, resource_version, items: plan.items }));
+        return Ok(ApplyResponse { dry_run: true, resource_version, items: plan.items });
     }
     let applied = apply_set(store, &source, objects, options)?;
-    Ok(Json(ApplyResponse { dry_run: false, resource_version: applied.resource_version, items: plan.items }))
+    Ok(ApplyResponse { dry_run: false, resource_version: applied.resource_version, items: plan.items })
 }

@@ -37,8 +37,8 @@ pub(super) fn media_type(headers: &axum::http::HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-/// The whole body as text: at most [`MAX_BODY_BYTES`] (413 past it), UTF-8.
-pub(super) async fn read_text(body: axum::body::Body) -> Result<String, ApiError> {
+/// The whole body: at most [`MAX_BODY_BYTES`] (413 past it).
+pub(super) async fn read_bytes(body: axum::body::Body) -> Result<Vec<u8>, ApiError> {
     let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         let too_large = std::error::Error::source(&e).is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
         if too_large {
@@ -50,7 +50,16 @@ pub(super) async fn read_text(body: axum::body::Body) -> Result<String, ApiError
             ApiError::bad_request(format!("cannot read the body: {e}"))
         }
     })?;
-    String::from_utf8(bytes.to_vec()).map_err(|e| {
+    Ok(bytes.to_vec())
+}
+
+/// The whole body as text: at most [`MAX_BODY_BYTES`] (413 past it), UTF-8.
+pub(super) async fn read_text(body: axum::body::Body) -> Result<String, ApiError> {
+    utf8(read_bytes(body).await?)
+}
+
+fn utf8(bytes: Vec<u8>) -> Result<String, ApiError> {
+    String::from_utf8(bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "the body is not UTF-8 (invalid byte at offset {})",
             e.utf8_error().valid_up_to()
@@ -63,20 +72,91 @@ impl<S: Send + Sync> FromRequest<S> for ManifestBody {
 
     async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let content_type = media_type(request.headers());
-        // No content type: JSON, as kube-apiserver reads it (a YAML body
-        // that is not JSON still reads as YAML: JSON is YAML too).
-        let unlabelled = content_type.is_empty();
-        let json = content_type == "application/json";
-        if !json && !unlabelled && !YAML_TYPES.contains(&content_type.as_str()) {
-            let given = if content_type.is_empty() { "none".to_string() } else { format!("`{content_type}`") };
+        ManifestBody::check_type(&content_type)?;
+        let text = read_text(request.into_body()).await?;
+        Ok(ManifestBody::new(&content_type, text))
+    }
+}
+
+impl ManifestBody {
+    /// Refuses a media type that is not a manifest's.
+    fn check_type(content_type: &str) -> Result<(), ApiError> {
+        if !content_type.is_empty() && content_type != "application/json" && !YAML_TYPES.contains(&content_type) {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!("content type {given} is not a manifest; send `Content-Type: application/yaml` or `application/json`"),
+                format!("content type `{content_type}` is not a manifest; send `Content-Type: application/yaml` or `application/json`"),
             ));
         }
-        let text = read_text(request.into_body()).await?;
-        let json = json || (unlabelled && text.trim_start().starts_with(['{', '[']));
-        Ok(ManifestBody { text, json })
+        Ok(())
+    }
+
+    fn new(content_type: &str, text: String) -> ManifestBody {
+        // No content type: JSON, as kube-apiserver reads it (a YAML body
+        // that is not JSON still reads as YAML: JSON is YAML too).
+        let json = content_type == "application/json"
+            || (content_type.is_empty() && text.trim_start().starts_with(['{', '[']));
+        ManifestBody { text, json }
+    }
+
+    /// A body already read, of `content_type`.
+    pub(super) fn from_bytes(content_type: &str, bytes: Vec<u8>) -> Result<ManifestBody, ApiError> {
+        ManifestBody::check_type(content_type)?;
+        Ok(ManifestBody::new(content_type, utf8(bytes)?))
+    }
+}
+
+/// The body of `POST /apply`: manifests, or a payload only the ingress
+/// executor reads (an encrypted envelope, whatever its label says, or a
+/// protobuf `berth.ingress.v1.Request`).
+pub enum ApplyBody {
+    /// YAML or JSON manifests.
+    Manifest(ManifestBody),
+    /// An encrypted or protobuf payload.
+    Payload {
+        /// Its media type, lowercase, without parameters.
+        content_type: String,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+}
+
+/// Media types only the ingress executor reads.
+const PAYLOAD_TYPES: [&str; 4] = [
+    "application/x-protobuf",
+    "application/protobuf",
+    crate::ingress::ENCRYPTED_CONTENT_TYPE,
+    "application/octet-stream",
+];
+
+impl<S: Send + Sync> FromRequest<S> for ApplyBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let content_type = media_type(request.headers());
+        let bytes = read_bytes(request.into_body()).await?;
+        if PAYLOAD_TYPES.contains(&content_type.as_str()) || crate::ingress::is_encrypted(&bytes) {
+            return Ok(ApplyBody::Payload { content_type, bytes });
+        }
+        Ok(ApplyBody::Manifest(ManifestBody::from_bytes(&content_type, bytes)?))
+    }
+}
+
+impl aide::OperationInput for ApplyBody {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        ManifestBody::operation_input(ctx, operation);
+        let binary = |description: &str| {
+            media(serde_json::json!({ "type": "string", "format": "binary", "description": description }))
+        };
+        if let Some(aide::openapi::ReferenceOr::Item(body)) = operation.request_body.as_mut() {
+            body.content.insert(
+                "application/x-protobuf".into(),
+                binary("A berth.ingress.v1.Request (proto/berth/ingress/v1/ingress.proto)"),
+            );
+            body.content.insert(
+                crate::ingress::ENCRYPTED_CONTENT_TYPE.into(),
+                binary("An encrypted envelope of manifests or a Request (docs/encryption.md)"),
+            );
+        }
     }
 }
 

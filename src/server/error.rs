@@ -246,6 +246,29 @@ impl From<ManifestErrors> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The `meta/v1 Status` this error is answered as, with `request_id`:
+    /// what HTTP answers carry, and what every other transport replies.
+    pub fn into_body(self, request_id: String) -> ErrorBody {
+        let details = StatusDetails {
+            name: self.object.as_ref().map(|k| k.name.clone()),
+            group: self.object.as_ref().map(|_| crate::api::GROUP.to_string()),
+            kind: self.object.as_ref().map(|k| k.kind.plural().to_string()),
+            causes: self.details,
+        };
+        ErrorBody {
+            kind: "Status".into(),
+            api_version: "v1".into(),
+            status: "Failure".into(),
+            message: self.message,
+            reason: self.reason.map_or_else(|| Self::reason(self.status), str::to_string),
+            code: self.status.as_u16(),
+            details,
+            request_id,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let request_id = REQUEST_ID.try_with(Clone::clone).unwrap_or_default();
@@ -256,24 +279,10 @@ impl IntoResponse for ApiError {
         } else {
             tracing::info!(request_id = %request_id, status = self.status.as_u16(), "refused: {}", self.message);
         }
-        let details = StatusDetails {
-            name: self.object.as_ref().map(|k| k.name.clone()),
-            group: self.object.as_ref().map(|_| crate::api::GROUP.to_string()),
-            kind: self.object.as_ref().map(|k| k.kind.plural().to_string()),
-            causes: self.details,
-        };
-        let body = ErrorBody {
-            kind: "Status".into(),
-            api_version: "v1".into(),
-            status: "Failure".into(),
-            message: self.message,
-            reason: self.reason.map_or_else(|| Self::reason(self.status), str::to_string),
-            code: self.status.as_u16(),
-            details,
-            request_id,
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
-        if self.status == StatusCode::UNAUTHORIZED {
+        let status = self.status;
+        let body = self.into_body(request_id);
+        let mut response = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
         response

@@ -47,7 +47,10 @@ use axum::Extension;
 use crate::controller::Context;
 use crate::store::Store;
 
-pub use apply::ApplyResponse;
+pub use apply::{ApplyQuery, ApplyResponse};
+pub(crate) use apply::apply_objects;
+pub use query::DryRun;
+pub(crate) use write::mark_deleted;
 pub use auth::Token;
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, ErrorBody, StatusDetails};
@@ -69,6 +72,9 @@ pub struct ServerState {
     pub engine: EngineSlot,
     /// The git sources webhooks can wake, and the webhook secret.
     pub git_hooks: crate::source::git::GitHooks,
+    /// The keyring, replay window and plaintext policy of encrypted
+    /// payloads, on `/apply` and every ingress transport.
+    pub ingress: crate::ingress::Security,
 }
 
 /// The controller's view of the engine, once it is connected.
@@ -205,7 +211,11 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
         )
         .api_route(
             "/apply",
-            post_with(apply::apply, |op| op.id("apply").summary("Apply objects as one transaction, or plan them with dryRun=true")),
+            post_with(apply::apply, |op| {
+                op.id("apply")
+                    .summary("Apply objects as one transaction, or plan them with dryRun=true")
+                    .response::<200, axum::Json<ApplyResponse>>()
+            }),
         )
         .api_route(
             "/metrics",

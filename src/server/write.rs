@@ -20,7 +20,7 @@ use super::body::ManifestBody;
 use super::error::{ApiError, ApiResult};
 use super::objects::{checked_name, kind_of, object_key, stored, NamespacePath, ObjectPath};
 use super::query::{DryRun, StrictQuery};
-use super::AppState;
+use super::{AppState, ServerState};
 
 /// Query of writes.
 #[derive(Deserialize, JsonSchema, Default)]
@@ -314,18 +314,34 @@ pub async fn delete(
         .resource_version
         .or(preconditions.resource_version)
         .map_or(Precondition::None, Precondition::ResourceVersion);
-    let event = crate::store::Event::about(&key, "deleted", "ApiDelete", "deletion requested through the API");
+    let object = mark_deleted(&state, &key, precondition, query.force, dry_run, "deletion requested through the API")?;
+    Ok((StatusCode::OK, Json(object)).into_response())
+}
+
+/// Marks `key` for deletion as the API's write (or only checks that it
+/// could be, for a dry run), recording `why` in the event log; answers the
+/// object as marked. The one delete of the REST API and every ingress
+/// transport.
+pub(crate) fn mark_deleted(
+    state: &ServerState,
+    key: &ObjectKey,
+    precondition: Precondition,
+    force: bool,
+    dry_run: bool,
+    why: &str,
+) -> ApiResult<AnyObject> {
+    let event = crate::store::Event::about(key, "deleted", "ApiDelete", why);
     let batch = WriteBatch::new()
-        .op(WriteOp::Delete { key: key.clone(), precondition, source: Some(Source::api()), force: query.force })
+        .op(WriteOp::Delete { key: key.clone(), precondition, source: Some(Source::api()), force })
         .event(event);
+    let stored = || state.store.get(key)?.ok_or_else(|| ApiError::not_found(format!("{key} not found")));
     if dry_run {
         let commit = state.store.check(batch)?;
-        let object = match commit.changes.into_iter().next() {
-            Some(change) => change.object,
-            None => stored(&state, &key)?,
+        return match commit.changes.into_iter().next() {
+            Some(change) => Ok(change.object),
+            None => stored(),
         };
-        return Ok((StatusCode::OK, Json(object)).into_response());
     }
     state.store.commit(batch)?;
-    Ok((StatusCode::OK, Json(stored(&state, &key)?)).into_response())
+    stored()
 }

@@ -91,7 +91,7 @@ impl Api {
         let slot = EngineSlot::default();
         slot.set(Connected { ctx: controller.context(), observed: controller.observed() });
         let state =
-            ServerState { store: store.clone(), metrics: controller.metrics().clone(), engine: slot, git_hooks };
+            ServerState { store: store.clone(), metrics: controller.metrics().clone(), engine: slot, git_hooks, ingress: Default::default() };
         let router = app(state, Token::from_secret(TOKEN));
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
         tokio::spawn(controller.run(receiver));
@@ -107,6 +107,7 @@ impl Api {
             metrics: Metrics::new(),
             engine: EngineSlot::default(),
             git_hooks: Default::default(),
+            ingress: Default::default(),
         };
         let router = app(state, Token::from_secret(TOKEN));
         Api { router, store, engine: FakeEngine::new(), shutdown: watch::channel(Shutdown::Running).0, _dir: dir }
