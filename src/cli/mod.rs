@@ -1,5 +1,6 @@
 //! The `berth` command line: one binary for the server (`serve`), the
-//! offline tools (`validate`, `crds`, `completion`) and the client commands
+//! offline tools (`validate`, `crds`, `completion`, and `keygen`, `encrypt`,
+//! `decrypt` for encrypted payloads) and the client commands
 //! that talk to a running server over its REST API (`apply`, `diff`, `get`,
 //! `describe`, `delete`, `events`, `logs`).
 //!
@@ -10,10 +11,12 @@
 mod apply;
 mod client_args;
 mod crds;
+mod crypt;
 mod delete;
 mod describe;
 mod events;
 mod get;
+mod keygen;
 mod kubeconfig;
 mod logs;
 mod output;
@@ -71,6 +74,12 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Print a kubeconfig for the server's TLS listener (for kubectl and other Kubernetes clients).
     Kubeconfig(kubeconfig::KubeconfigArgs),
+    /// Print a new keyring for encrypted payloads, or rotate one (--rotate FILE).
+    Keygen(keygen::KeygenArgs),
+    /// Seal a payload (YAML, JSON, protobuf) into an encrypted envelope with a keyring's primary key.
+    Encrypt(crypt::EncryptArgs),
+    /// Open an encrypted envelope: the plaintext on stdout, its header on stderr.
+    Decrypt(crypt::DecryptArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completion {
         /// The shell.
@@ -116,6 +125,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Kubeconfig(args) => kubeconfig::run(args),
+        Command::Keygen(args) => keygen::run(args),
+        Command::Encrypt(args) => crypt::run_encrypt(args),
+        Command::Decrypt(args) => crypt::run_decrypt(args),
         Command::Completion { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "berth", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)

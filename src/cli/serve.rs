@@ -78,6 +78,9 @@ pub struct ServeArgs {
     /// for root, else `$XDG_STATE_HOME/berth` (`~/.local/state/berth`).
     #[arg(long, value_name = "DIR", env = "BERTH_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Encrypted payloads: the keyring, the replay window, where plaintext is refused.
+    #[command(flatten)]
+    pub ingress: crate::ingress::IngressArgs,
     /// Where the REST API listens: `ADDRESS:PORT` or `unix:/PATH`.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7777", env = "BERTH_LISTEN")]
     pub listen: Listen,
@@ -328,6 +331,8 @@ impl GitArgs {
 }
 
 async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_dir: PathBuf) -> anyhow::Result<()> {
+    let ingress = args.ingress.security().map_err(anyhow::Error::msg)?;
+    let mqtt = args.ingress.mqtt.config().map_err(anyhow::Error::msg)?;
     let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
     tokio::spawn(shutdown_signal(shutdown_tx));
     let stopping = |mut shutdown: watch::Receiver<Shutdown>| async move {
@@ -419,8 +424,18 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
         let run = proxy.run(store.clone(), endpoints.clone(), route_reports, stopping(shutdown.clone()));
         servers.push(tokio::spawn(run));
     }
-    let state =
-        ServerState { store: store.clone(), metrics: metrics.clone(), engine: engine_slot.clone(), git_hooks: hooks, ingress: Default::default() };
+    let state = Arc::new(ServerState {
+        store: store.clone(),
+        metrics: metrics.clone(),
+        engine: engine_slot.clone(),
+        git_hooks: hooks,
+        ingress,
+    });
+    let executor = crate::ingress::Ingress::new(state.clone());
+    if let Some(mqtt) = mqtt {
+        let run = crate::ingress::mqtt::run(mqtt, executor.clone(), store.clone(), stopping(shutdown.clone()));
+        servers.push(tokio::spawn(run));
+    }
     let app = crate::server::app(state, token);
     match listener.local_addr() {
         Some(address) => tracing::info!("REST API on http://{address}"),

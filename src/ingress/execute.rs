@@ -18,7 +18,7 @@ use crate::api::{AnyObject, ConditionStatus, ObjectKey};
 use crate::server::{ApiError, AppState};
 use crate::store::{Event, Precondition, WriteBatch};
 
-use super::message::{Answer, Handler, Message, Verb};
+use super::message::{Answer, Handler, Message, Transport, Verb};
 use super::reply::{render, Outcome};
 use super::request::{decode, Body, Format, Request};
 use super::security::Opened;
@@ -33,6 +33,22 @@ impl Ingress {
     /// ingress security settings it carries).
     pub fn new(state: AppState) -> Arc<Ingress> {
         Arc::new(Ingress { state })
+    }
+
+    /// The answer to a message its transport could not even make into a
+    /// request (a malformed topic, an unknown option): counted and logged
+    /// like every other refusal.
+    pub(crate) fn refuse(&self, transport: Transport, channel: &str, error: ApiError) -> Answer {
+        let request_id = format!("{:016x}", fastrand::u64(..));
+        tracing::info!(%transport, %channel, request_id = %request_id, "refused: {}", error.message);
+        self.state.metrics.ingress_request(transport.name(), false, false, std::time::Duration::ZERO);
+        let rendered = render(Err(error), Format::Text, &request_id);
+        Answer {
+            ok: false,
+            code: rendered.code,
+            content_type: rendered.content_type.to_string(),
+            payload: rendered.payload,
+        }
     }
 
     /// Opens, decodes and runs `message`; the request's format and what
@@ -164,7 +180,8 @@ struct Who<'a> {
 
 impl Who<'_> {
     fn describe(&self, verb: &str) -> String {
-        let mut text = format!("{verb} over {} from {} on {}", self.message.transport, self.message.sender, self.message.channel);
+        let mut text =
+            format!("{verb} over {} from {} on {}", self.message.transport, self.message.sender, self.message.channel);
         if let Some(key) = &self.opened.key_id {
             text.push_str(&format!(", encrypted with key {key}"));
         }
@@ -173,8 +190,9 @@ impl Who<'_> {
     }
 }
 
-/// An object's readiness, as `status` reports it.
-fn status_of(object: &AnyObject) -> Value {
+/// An object's readiness, as `status` reports it (and MQTT's retained
+/// status topics hold).
+pub(crate) fn status_of(object: &AnyObject) -> Value {
     let ready = object.status_common().and_then(|s| s.condition("Ready"));
     json!({
         "object": object.key().to_string(),

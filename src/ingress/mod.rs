@@ -7,18 +7,19 @@
 //! Each transport is a thin adapter in its own module that turns its
 //! frames into a [`Message`] and an [`Answer`] back into frames. Every
 //! transport is off unless `berth serve` is told where it is.
-
-// The adapters arrive one by one; until the executor is wired, some of the
-// shared shapes have no user yet.
-#![allow(dead_code)]
-
+mod args;
+pub(crate) mod envelope;
 mod execute;
+pub(crate) mod keyring;
 mod message;
+pub(crate) mod mqtt;
 pub mod proto;
+pub(crate) mod replay;
 mod reply;
 mod request;
 mod security;
 
+pub use args::IngressArgs;
 pub use execute::Ingress;
 pub use message::{Answer, ApplyOptions, Handler, Message, Transport, Verb};
 pub use security::{is_encrypted, Security, ENCRYPTED_CONTENT_TYPE};

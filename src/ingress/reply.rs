@@ -40,7 +40,9 @@ pub(crate) fn render(result: Result<Outcome, ApiError>, format: Format, request_
             };
             (true, 200, json, reply)
         }
-        Ok(Outcome::Value(value)) => (true, 200, serde_json::to_vec(&value).unwrap_or_default(), proto::Reply::default()),
+        Ok(Outcome::Value(value)) => {
+            (true, 200, serde_json::to_vec(&value).unwrap_or_default(), proto::Reply::default())
+        }
         Err(error) => {
             let body = error.into_body(request_id.to_string());
             let reply = proto::Reply { error: Some(typed_error(&body)), ..Default::default() };

@@ -57,8 +57,14 @@ impl Format {
                 Ok(Format::Protobuf)
             }
             Some(
-                "application/yaml" | "application/x-yaml" | "text/yaml" | "text/x-yaml" | "application/json"
-                | "text/plain" | "application/octet-stream" | "application/vnd.berth.encrypted",
+                "application/yaml"
+                | "application/x-yaml"
+                | "text/yaml"
+                | "text/x-yaml"
+                | "application/json"
+                | "text/plain"
+                | "application/octet-stream"
+                | "application/vnd.berth.encrypted",
             ) => Ok(Format::Text),
             Some(other) => Err(ApiError::new(
                 axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -146,9 +152,8 @@ pub(crate) fn object_key(kind: &str, namespace: &str, name: &str, channel: &str)
 
 fn decode_protobuf(payload: &[u8], channel_verb: Option<Verb>, channel: &str) -> Result<Request, ApiError> {
     use prost::Message as _;
-    let request = proto::Request::decode(payload).map_err(|e| {
-        ApiError::bad_request(format!("{channel}: not a protobuf berth.ingress.v1.Request: {e}"))
-    })?;
+    let request = proto::Request::decode(payload)
+        .map_err(|e| ApiError::bad_request(format!("{channel}: not a protobuf berth.ingress.v1.Request: {e}")))?;
     let id = (!request.id.is_empty()).then_some(request.id);
     let Some(verb) = request.verb else {
         return Err(ApiError::bad_request(format!(
@@ -244,8 +249,8 @@ mod tests {
         let error = decode(&bytes, Format::Protobuf, Some(Verb::Delete), &ApplyOptions::default(), None, "c")
             .expect_err("plan on a delete channel");
         assert!(error.message.contains("the channel is for `delete`"), "{}", error.message);
-        let error = decode(b"\x0a\xff", Format::Protobuf, None, &ApplyOptions::default(), None, "c")
-            .expect_err("garbage");
+        let error =
+            decode(b"\x0a\xff", Format::Protobuf, None, &ApplyOptions::default(), None, "c").expect_err("garbage");
         assert!(error.message.contains("not a protobuf berth.ingress.v1.Request"), "{}", error.message);
         let error = decode(b"", Format::Protobuf, None, &ApplyOptions::default(), None, "c").expect_err("no verb");
         assert!(error.message.contains("names no verb"), "{}", error.message);

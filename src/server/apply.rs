@@ -71,7 +71,9 @@ pub async fn apply(
             ))
         }
         ApplyBody::Manifest(body) => body,
-        ApplyBody::Payload { content_type, bytes } => return Ok(through_ingress(state, query, content_type, bytes).await),
+        ApplyBody::Payload { content_type, bytes } => {
+            return Ok(through_ingress(state, query, content_type, bytes).await)
+        }
     };
     let objects: Vec<AnyObject> = body.objects()?.into_iter().map(|loaded| loaded.object).collect();
     Ok(Json(apply_objects(&state, objects, &query).await?).into_response())

@@ -47,17 +47,17 @@ use axum::Extension;
 use crate::controller::Context;
 use crate::store::Store;
 
-pub use apply::{ApplyQuery, ApplyResponse};
 pub(crate) use apply::apply_objects;
-pub use query::DryRun;
-pub(crate) use write::mark_deleted;
+pub use apply::{ApplyQuery, ApplyResponse};
 pub use auth::Token;
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, ErrorBody, StatusDetails};
 pub use events::{EventEntry, EventList};
 pub use hooks::HookAccepted;
 pub use listen::{Bound, Listen};
+pub use query::DryRun;
 pub use sources::{SourceList, SourceStatus};
+pub(crate) use write::mark_deleted;
 
 /// Prefix of the object endpoints.
 pub const API_PREFIX: &str = "/apis/berth.dev/v1alpha1";
@@ -201,7 +201,8 @@ fn complete_responses(document: &mut serde_json::Value) {
 
 /// The whole API as a router: every route, the token check, request ids and
 /// JSON errors.
-pub fn app(state: ServerState, token: Token) -> axum::Router {
+pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
+    let state: AppState = state.into();
     let object = format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}/{{name}}");
     let router: ApiRouter<AppState> = ApiRouter::new()
         .api_route("/healthz", get_with(health::healthz, |op| op.id("healthz").summary("Liveness; needs no token")))
@@ -314,7 +315,7 @@ pub fn app(state: ServerState, token: Token) -> axum::Router {
         .route(API_PREFIX, axum::routing::get(discovery::resources))
         .fallback(request::fallback)
         .layer(Extension(document))
-        .with_state(Arc::new(state))
+        .with_state(state)
         .layer(axum::middleware::from_fn(deadline::deadline))
         .layer(axum::middleware::from_fn_with_state(token, auth::require_token))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(request::panicked))

@@ -143,7 +143,7 @@ fn names(listen: SocketAddr, extra: &[String]) -> Vec<String> {
     names
 }
 
-fn host_name() -> Option<String> {
+pub(crate) fn host_name() -> Option<String> {
     let mut buffer = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
     // within it or fails.

@@ -11,6 +11,10 @@
 //! - `store`: compare-and-swap, generations, atomicity, durability, the lock.
 //! - `generated`: `crds/` and the README reference match the types.
 //! - `cli`: the `berth` binary's offline commands and exit codes.
+//! - `envelope_cli`: `berth keygen`, `encrypt` and `decrypt` against an
+//!   independent Python implementation of the envelope
+//!   (`tests/clients/envelope.py`): interop both ways, tampering, wrong
+//!   keys and channels, rotation, keyring permissions.
 //! - `controller`: the controller on the fake engine (convergence, crash-resume, drift).
 //! - `proxy`: the HTTP proxy against in-process backends (balancing,
 //!   precedence, headers, upgrades, streaming, retry, 404/503).
@@ -49,6 +53,7 @@ mod dir_source;
 mod dns;
 mod e2e;
 mod engines;
+mod envelope_cli;
 mod fuzz;
 mod generated;
 mod git_source;
@@ -58,6 +63,7 @@ mod kubectl;
 mod limits;
 mod loading;
 mod metrics;
+mod mqtt;
 mod outage;
 mod policy;
 mod proxy;

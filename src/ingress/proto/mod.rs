@@ -21,10 +21,7 @@ mod tests {
         let descriptors =
             protox::compile(["berth/ingress/v1/ingress.proto"], [root.join("proto")]).expect("the .proto compiles");
         let out = tempfile::tempdir().expect("temporary directory");
-        prost_build::Config::new()
-            .out_dir(out.path())
-            .compile_fds(descriptors)
-            .expect("prost generates the code");
+        prost_build::Config::new().out_dir(out.path()).compile_fds(descriptors).expect("prost generates the code");
         let generated = std::fs::read_to_string(out.path().join("berth.ingress.v1.rs")).expect("generated file");
         let committed_path = root.join("src/ingress/proto/berth.ingress.v1.rs");
         if std::env::var_os("BERTH_REGENERATE").is_some() {

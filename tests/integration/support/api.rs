@@ -90,8 +90,13 @@ impl Api {
         let controller = Controller::new(store.clone(), Arc::new(engine.clone()), config).expect("controller");
         let slot = EngineSlot::default();
         slot.set(Connected { ctx: controller.context(), observed: controller.observed() });
-        let state =
-            ServerState { store: store.clone(), metrics: controller.metrics().clone(), engine: slot, git_hooks, ingress: Default::default() };
+        let state = ServerState {
+            store: store.clone(),
+            metrics: controller.metrics().clone(),
+            engine: slot,
+            git_hooks,
+            ingress: Default::default(),
+        };
         let router = app(state, Token::from_secret(TOKEN));
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
         tokio::spawn(controller.run(receiver));

@@ -3,12 +3,14 @@
 use std::path::PathBuf;
 
 pub mod api;
+pub mod broker;
 pub mod controller;
 pub mod engines;
 pub mod git;
 pub mod private_dockerd;
 pub mod serve;
 pub mod served;
+pub mod tools;
 
 /// A path inside the repository.
 pub fn repo_path(relative: &str) -> PathBuf {

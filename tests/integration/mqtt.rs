@@ -1,0 +1,284 @@
+//! The MQTT transport against a real broker and other people's clients:
+//! a private Debian `mosquitto`, `mosquitto_pub`/`mosquitto_sub` (MQTT
+//! 3.1.1: replies on `berth/<node>/reply/<id>`) and a Python paho-mqtt
+//! MQTT 5 client (`tests/clients/mqtt5.py`: response topic, correlation
+//! data, user properties, protobuf and encrypted payloads), driving
+//! `berth serve --engine fake --mqtt`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::api::ServedFake;
+use crate::support::broker::Broker;
+use crate::support::repo_path;
+use crate::support::tools::venv_python;
+
+const NODE: &str = "testbox";
+
+/// The example stack as one manifest a message can carry: the Image's
+/// build context made absolute (a message has no directory to be relative to).
+pub fn example_stack() -> String {
+    let examples = repo_path("examples");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    let context = format!("context: {}", examples.join("busybox").display());
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).unwrap().replace("context: ./busybox", &context))
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+/// `berth serve --engine fake` on `broker`, once it has connected.
+fn berth_on(broker: &Broker, extra: &[&str]) -> ServedFake {
+    let (url, examples) = (broker.url(), repo_path("examples"));
+    let mut args = vec!["--mqtt", &url, "--node", NODE, "--allow-host-paths", examples.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let server = ServedFake::start_with(&args);
+    wait_for_log(&server, "MQTT connected", 1);
+    server
+}
+
+fn wait_for_log(server: &ServedFake, text: &str, times: usize) {
+    let started = Instant::now();
+    while server.log().matches(text).count() < times {
+        assert!(started.elapsed() < Duration::from_secs(30), "no `{text}` ×{times} in berth's log:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn file_with(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The one `topic payload` line a subscription got, as (topic, JSON).
+fn reply_of(lines: &[String]) -> (String, Value) {
+    assert_eq!(lines.len(), 1, "one reply expected: {lines:?}");
+    let (topic, payload) = lines[0].split_once(' ').expect("topic and payload");
+    (topic.to_string(), serde_json::from_str(payload).unwrap_or_else(|e| panic!("{e}: {payload}")))
+}
+
+/// Runs the MQTT 5 peer with `args`; its reply.
+fn mqtt5(python: &Path, broker: &Broker, args: &[&str]) -> Value {
+    let script = repo_path("tests/clients/mqtt5.py");
+    let output =
+        Command::new(python).arg(script).args(["--port", &broker.port.to_string()]).args(args).output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "mqtt5.py {args:?}: {said}{}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_str(said.trim()).unwrap_or_else(|e| panic!("{e}: {said}"))
+}
+
+fn keyring(server: &ServedFake, dir: &Path) -> PathBuf {
+    let path = dir.join("keys.yaml");
+    let output = server.cli().args(["keygen", "--id", "k1", "-o"]).arg(&path).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    path
+}
+
+#[test]
+fn mosquitto_clients_apply_the_example_stack_and_read_the_reply_and_the_retained_status() {
+    let Some(broker) = Broker::start() else { return };
+    let server = berth_on(&broker, &[]);
+    assert_eq!(broker.retained(&format!("berth/{NODE}/online")), "online");
+    let dir = tempfile::tempdir().unwrap();
+    let stack = file_with(dir.path(), "stack.yaml", &example_stack());
+    let replies = broker.subscribe(&format!("berth/{NODE}/reply/1"), 1, Duration::from_secs(20));
+    broker.publish(&["-t", &format!("berth/{NODE}/cmd/apply/1"), "-f", stack.to_str().unwrap()]);
+    let (topic, reply) = reply_of(&replies.lines());
+    assert_eq!(topic, format!("berth/{NODE}/reply/1"));
+    let items = reply["items"].as_array().unwrap_or_else(|| panic!("a plan: {reply}"));
+    assert_eq!(items.len(), 8, "{reply}");
+    assert!(items.iter().all(|i| i["action"] == "create"), "{reply}");
+
+    // The retained status follows the store until the fake engine has it running.
+    let status_topic = format!("berth/{NODE}/status/default/container/web");
+    let started = Instant::now();
+    loop {
+        let status = broker.retained(&status_topic);
+        if !status.is_empty() {
+            let status: Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+            if status["ready"] == true {
+                assert_eq!(status["object"], "Container/default/web");
+                break;
+            }
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "web never Ready in {status_topic}: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // Deleting the object clears its retained status.
+    let replies = broker.subscribe(&format!("berth/{NODE}/reply/2"), 1, Duration::from_secs(20));
+    broker.publish(&["-t", &format!("berth/{NODE}/cmd/delete/2"), "-m", "{kind: Route, name: demo}"]);
+    let (_, reply) = reply_of(&replies.lines());
+    assert_eq!(reply["metadata"]["name"], "demo", "{reply}");
+    let route_topic = format!("berth/{NODE}/status/default/route/demo");
+    let started = Instant::now();
+    while !broker.retained(&route_topic).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the deleted Route's status stayed retained");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = server.log();
+    assert!(log.contains("MQTT commands on berth/testbox/cmd/#"), "{log}");
+}
+
+#[test]
+fn a_duplicate_delivery_is_applied_once_and_a_retained_command_is_refused_and_cleared() {
+    let Some(broker) = Broker::start() else { return };
+    let server = berth_on(&broker, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = file_with(dir.path(), "c.yaml", &crate::support::api::container("once", "1"));
+    let topic = format!("berth/{NODE}/cmd/apply/dup-1");
+    let replies = broker.subscribe(&format!("berth/{NODE}/reply/dup-1"), 2, Duration::from_secs(20));
+    broker.publish(&["-t", &topic, "-f", manifest.to_str().unwrap()]);
+    broker.publish(&["-t", &topic, "-f", manifest.to_str().unwrap()]);
+    let lines = replies.lines();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let first: Value = serde_json::from_str(lines[0].split_once(' ').unwrap().1).unwrap();
+    let second: Value = serde_json::from_str(lines[1].split_once(' ').unwrap().1).unwrap();
+    assert_eq!(first["items"][0]["action"], "create", "{first}");
+    assert_eq!(second["code"], 409, "{second}");
+    assert!(second["message"].as_str().unwrap().contains("executed once already"), "{second}");
+    let events = server.cli().args(["events", "container", "once"]).output().unwrap();
+    let events = String::from_utf8_lossy(&events.stdout).into_owned();
+    assert_eq!(events.matches("apply over mqtt").count(), 1, "one audited apply: {events}");
+
+    // A retained command: refused, nothing applied, and cleared at the broker.
+    let retained_topic = format!("berth/{NODE}/cmd/apply/r1");
+    let other = file_with(dir.path(), "r.yaml", &crate::support::api::container("retained", "1"));
+    let replies = broker.subscribe(&format!("berth/{NODE}/reply/r1"), 1, Duration::from_secs(20));
+    broker.publish(&["-r", "-t", &retained_topic, "-f", other.to_str().unwrap()]);
+    let (_, reply) = reply_of(&replies.lines());
+    assert_eq!(reply["code"], 400, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("retained commands are refused"), "{reply}");
+    let get = server.cli().args(["get", "container", "retained"]).output().unwrap();
+    assert!(!get.status.success(), "a refused command applied nothing");
+    let started = Instant::now();
+    while !broker.retained(&retained_topic).is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(10), "the retained command was not cleared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A topic berth cannot read gets an answer that says how to fix it.
+    let replies = broker.subscribe(&format!("berth/{NODE}/reply/x"), 1, Duration::from_secs(20));
+    broker.publish(&["-t", &format!("berth/{NODE}/cmd/launch/x"), "-m", "{}"]);
+    let (_, reply) = reply_of(&replies.lines());
+    assert!(reply["message"].as_str().unwrap().contains("`launch` is not a verb"), "{reply}");
+}
+
+#[test]
+fn an_mqtt5_client_gets_replies_on_its_response_topic_in_json_protobuf_and_encrypted() {
+    let Some(broker) = Broker::start() else { return };
+    let Some(python) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = berth_on(&broker, &[]);
+    let keys = keyring(&server, dir.path());
+    drop(server);
+    let server = berth_on(&broker, &["--keyring", keys.to_str().unwrap()]);
+    let stack = file_with(dir.path(), "stack.yaml", &example_stack());
+    let apply = format!("berth/{NODE}/cmd/apply");
+
+    // A dry run through a user property: the plan, and nothing written.
+    let reply =
+        mqtt5(&python, &broker, &["--topic", &apply, "-f", stack.to_str().unwrap(), "--property", "dryRun=true"]);
+    assert_eq!(reply["correlation_ok"], true, "{reply}");
+    assert_eq!(reply["code"], 200, "{reply}");
+    assert_eq!(reply["json"]["dryRun"], true, "{reply}");
+    assert!(!server.cli().args(["get", "container", "web"]).output().unwrap().status.success());
+
+    // Protobuf, encrypted with ChaCha20-Poly1305: applied; the reply is
+    // sealed with the primary key, bound to the request.
+    let reply = mqtt5(
+        &python,
+        &broker,
+        &["--topic", &apply, "-f", stack.to_str().unwrap(), "--protobuf", "--id", "pb-1"]
+            .into_iter()
+            .chain(["--keyring", keys.to_str().unwrap(), "--algorithm", "chacha20-poly1305"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(reply["encrypted"], true, "{reply}");
+    assert!(reply["channel"].as_str().unwrap().starts_with("reply:"), "{reply}");
+    assert_eq!(reply["protobuf"], true, "{reply}");
+    assert_eq!(reply["ok"], true, "{reply}");
+    assert_eq!(reply["items"].as_array().unwrap().len(), 8, "{reply}");
+    assert!(server.cli().args(["get", "container", "web"]).output().unwrap().status.success());
+
+    // An envelope bound to another topic is refused, and so is an unknown option.
+    let reply = mqtt5(
+        &python,
+        &broker,
+        &["--topic", &apply, "-f", stack.to_str().unwrap(), "--keyring", keys.to_str().unwrap()]
+            .into_iter()
+            .chain(["--channel", "mqtt:berth/elsewhere/cmd/apply"])
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(reply["code"], 403, "{reply}");
+    let reply =
+        mqtt5(&python, &broker, &["--topic", &apply, "-f", stack.to_str().unwrap(), "--property", "prune=true"]);
+    assert_eq!(reply["code"], 400, "{reply}");
+    assert!(reply["json"]["message"].as_str().unwrap().contains("not one berth reads"), "{reply}");
+
+    // status over MQTT 5, with an object argument.
+    let status = format!("berth/{NODE}/cmd/status");
+    let reply = mqtt5(&python, &broker, &["--topic", &status, "--text", "{kind: Container, name: web}"]);
+    assert_eq!(reply["json"]["object"], "Container/default/web", "{reply}");
+}
+
+#[test]
+fn require_encryption_refuses_plaintext_over_mqtt() {
+    let Some(broker) = Broker::start() else { return };
+    let Some(python) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = berth_on(&broker, &[]);
+    let keys = keyring(&server, dir.path());
+    drop(server);
+    let server = berth_on(&broker, &["--keyring", keys.to_str().unwrap(), "--require-encryption", "mqtt"]);
+    let manifest = file_with(dir.path(), "c.yaml", &crate::support::api::container("plain", "1"));
+    let apply = format!("berth/{NODE}/cmd/apply");
+    let reply = mqtt5(&python, &broker, &["--topic", &apply, "-f", manifest.to_str().unwrap()]);
+    assert_eq!(reply["code"], 403, "{reply}");
+    assert!(reply["json"]["message"].as_str().unwrap().contains("plaintext is refused"), "{reply}");
+    assert!(!server.cli().args(["get", "container", "plain"]).output().unwrap().status.success());
+    let reply = mqtt5(
+        &python,
+        &broker,
+        &["--topic", &apply, "-f", manifest.to_str().unwrap(), "--keyring", keys.to_str().unwrap()],
+    );
+    assert_eq!(reply["code"], 200, "{reply}");
+}
+
+#[test]
+fn berth_reconnects_after_a_broker_restart_and_resumes() {
+    let Some(mut broker) = Broker::start() else { return };
+    let server = berth_on(&broker, &[]);
+    broker.restart();
+    wait_for_log(&server, "MQTT connected", 2);
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = file_with(dir.path(), "c.yaml", &crate::support::api::container("after", "1"));
+    let replies = broker.subscribe(&format!("berth/{NODE}/reply/a1"), 1, Duration::from_secs(20));
+    broker.publish(&["-t", &format!("berth/{NODE}/cmd/apply/a1"), "-f", manifest.to_str().unwrap()]);
+    let (_, reply) = reply_of(&replies.lines());
+    assert_eq!(reply["items"][0]["action"], "create", "{reply}");
+    assert_eq!(broker.retained(&format!("berth/{NODE}/online")), "online");
+
+    // While the broker is down, berth retries with backoff: a bounded
+    // number of log lines, not one per poll.
+    broker.stop();
+    std::thread::sleep(Duration::from_secs(4));
+    let retries = server.log().matches("MQTT broker unavailable").count();
+    assert!((1..=6).contains(&retries), "{retries} retry lines in 4 s:\n{}", server.log());
+    broker.restart();
+    wait_for_log(&server, "MQTT connected", 3);
+
+    // A clean stop says offline.
+    drop(server);
+    assert_eq!(broker.retained(&format!("berth/{NODE}/online")), "offline");
+}
