@@ -333,6 +333,8 @@ impl GitArgs {
 async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_dir: PathBuf) -> anyhow::Result<()> {
     let ingress = args.ingress.security().map_err(anyhow::Error::msg)?;
     let mqtt = args.ingress.mqtt.config().map_err(anyhow::Error::msg)?;
+    let mq = args.ingress.mq.config().map_err(anyhow::Error::msg)?;
+    let mq = mq.as_ref().map(crate::ingress::mq::listen).transpose().map_err(anyhow::Error::msg)?;
     let (shutdown_tx, shutdown) = watch::channel(Shutdown::Running);
     tokio::spawn(shutdown_signal(shutdown_tx));
     let stopping = |mut shutdown: watch::Receiver<Shutdown>| async move {
@@ -435,6 +437,9 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
     if let Some(mqtt) = mqtt {
         let run = crate::ingress::mqtt::run(mqtt, executor.clone(), store.clone(), stopping(shutdown.clone()));
         servers.push(tokio::spawn(run));
+    }
+    if let Some(mq) = mq {
+        servers.push(tokio::spawn(mq.run(executor.clone(), stopping(shutdown.clone()))));
     }
     let app = crate::server::app(state, token);
     match listener.local_addr() {

@@ -29,6 +29,8 @@ pub struct IngressArgs {
     pub replay_window: Duration,
     #[command(flatten)]
     pub mqtt: super::mqtt::MqttArgs,
+    #[command(flatten)]
+    pub mq: super::mq::MqArgs,
 }
 
 impl IngressArgs {

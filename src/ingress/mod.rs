@@ -12,6 +12,7 @@ pub(crate) mod envelope;
 mod execute;
 pub(crate) mod keyring;
 mod message;
+pub(crate) mod mq;
 pub(crate) mod mqtt;
 pub mod proto;
 pub(crate) mod replay;

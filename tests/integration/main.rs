@@ -62,6 +62,7 @@ mod kube_rs;
 mod kubectl;
 mod limits;
 mod loading;
+mod message_queue;
 mod metrics;
 mod mqtt;
 mod outage;

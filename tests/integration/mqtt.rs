@@ -5,36 +5,18 @@
 //! data, user properties, protobuf and encrypted payloads), driving
 //! `berth serve --engine fake --mqtt`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::api::ServedFake;
 use crate::support::broker::Broker;
+use crate::support::ingress::{example_stack, exists, file_with, keyring, peer, EXAMPLE_OBJECTS};
 use crate::support::repo_path;
 use crate::support::tools::venv_python;
 
 const NODE: &str = "testbox";
-
-/// The example stack as one manifest a message can carry: the Image's
-/// build context made absolute (a message has no directory to be relative to).
-pub fn example_stack() -> String {
-    let examples = repo_path("examples");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&examples)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    let context = format!("context: {}", examples.join("busybox").display());
-    files
-        .iter()
-        .map(|f| std::fs::read_to_string(f).unwrap().replace("context: ./busybox", &context))
-        .collect::<Vec<_>>()
-        .join("\n---\n")
-}
 
 /// `berth serve --engine fake` on `broker`, once it has connected.
 fn berth_on(broker: &Broker, extra: &[&str]) -> ServedFake {
@@ -54,12 +36,6 @@ fn wait_for_log(server: &ServedFake, text: &str, times: usize) {
     }
 }
 
-fn file_with(dir: &Path, name: &str, text: &str) -> PathBuf {
-    let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
-    path
-}
-
 /// The one `topic payload` line a subscription got, as (topic, JSON).
 fn reply_of(lines: &[String]) -> (String, Value) {
     assert_eq!(lines.len(), 1, "one reply expected: {lines:?}");
@@ -69,19 +45,9 @@ fn reply_of(lines: &[String]) -> (String, Value) {
 
 /// Runs the MQTT 5 peer with `args`; its reply.
 fn mqtt5(python: &Path, broker: &Broker, args: &[&str]) -> Value {
-    let script = repo_path("tests/clients/mqtt5.py");
-    let output =
-        Command::new(python).arg(script).args(["--port", &broker.port.to_string()]).args(args).output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "mqtt5.py {args:?}: {said}{}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_str(said.trim()).unwrap_or_else(|e| panic!("{e}: {said}"))
-}
-
-fn keyring(server: &ServedFake, dir: &Path) -> PathBuf {
-    let path = dir.join("keys.yaml");
-    let output = server.cli().args(["keygen", "--id", "k1", "-o"]).arg(&path).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    path
+    let port = broker.port.to_string();
+    let all: Vec<&str> = ["--port", port.as_str()].into_iter().chain(args.iter().copied()).collect();
+    peer(python, "mqtt5.py", &all)
 }
 
 #[test]
@@ -96,7 +62,7 @@ fn mosquitto_clients_apply_the_example_stack_and_read_the_reply_and_the_retained
     let (topic, reply) = reply_of(&replies.lines());
     assert_eq!(topic, format!("berth/{NODE}/reply/1"));
     let items = reply["items"].as_array().unwrap_or_else(|| panic!("a plan: {reply}"));
-    assert_eq!(items.len(), 8, "{reply}");
+    assert_eq!(items.len(), EXAMPLE_OBJECTS, "{reply}");
     assert!(items.iter().all(|i| i["action"] == "create"), "{reply}");
 
     // The retained status follows the store until the fake engine has it running.
@@ -192,7 +158,7 @@ fn an_mqtt5_client_gets_replies_on_its_response_topic_in_json_protobuf_and_encry
     assert_eq!(reply["correlation_ok"], true, "{reply}");
     assert_eq!(reply["code"], 200, "{reply}");
     assert_eq!(reply["json"]["dryRun"], true, "{reply}");
-    assert!(!server.cli().args(["get", "container", "web"]).output().unwrap().status.success());
+    assert!(!exists(&server, "container", "web"));
 
     // Protobuf, encrypted with ChaCha20-Poly1305: applied; the reply is
     // sealed with the primary key, bound to the request.
@@ -208,8 +174,8 @@ fn an_mqtt5_client_gets_replies_on_its_response_topic_in_json_protobuf_and_encry
     assert!(reply["channel"].as_str().unwrap().starts_with("reply:"), "{reply}");
     assert_eq!(reply["protobuf"], true, "{reply}");
     assert_eq!(reply["ok"], true, "{reply}");
-    assert_eq!(reply["items"].as_array().unwrap().len(), 8, "{reply}");
-    assert!(server.cli().args(["get", "container", "web"]).output().unwrap().status.success());
+    assert_eq!(reply["items"].as_array().unwrap().len(), EXAMPLE_OBJECTS, "{reply}");
+    assert!(exists(&server, "container", "web"));
 
     // An envelope bound to another topic is refused, and so is an unknown option.
     let reply = mqtt5(
@@ -246,7 +212,7 @@ fn require_encryption_refuses_plaintext_over_mqtt() {
     let reply = mqtt5(&python, &broker, &["--topic", &apply, "-f", manifest.to_str().unwrap()]);
     assert_eq!(reply["code"], 403, "{reply}");
     assert!(reply["json"]["message"].as_str().unwrap().contains("plaintext is refused"), "{reply}");
-    assert!(!server.cli().args(["get", "container", "plain"]).output().unwrap().status.success());
+    assert!(!exists(&server, "container", "plain"));
     let reply = mqtt5(
         &python,
         &broker,

@@ -22,5 +22,6 @@ mod session;
 mod status;
 mod topics;
 
+pub(crate) use args::parse_size;
 pub use args::MqttArgs;
 pub(crate) use session::run;

@@ -7,6 +7,7 @@ pub mod broker;
 pub mod controller;
 pub mod engines;
 pub mod git;
+pub mod ingress;
 pub mod private_dockerd;
 pub mod serve;
 pub mod served;
