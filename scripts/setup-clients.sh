@@ -39,6 +39,16 @@ if ! command -v mosquitto >/dev/null || ! command -v mosquitto_pub >/dev/null; t
   (systemctl disable --now mosquitto 2>/dev/null || service mosquitto stop 2>/dev/null || true) >/dev/null
 fi
 
+# The D-Bus tests start a private dbus-daemon and call berth with busctl
+# (systemd) and gdbus (libglib2.0-bin); the policy test runs a caller as
+# `nobody` through runuser (util-linux).
+if ! command -v dbus-daemon >/dev/null || ! command -v busctl >/dev/null || ! command -v gdbus >/dev/null; then
+  log "installing dbus-daemon, busctl and gdbus"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends dbus-daemon systemd libglib2.0-bin >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends dbus-daemon systemd libglib2.0-bin >/dev/null; }
+fi
+
 if ! [ -x "$tools/bin/promtool" ]; then
   log "extracting promtool from Debian's prometheus package"
   work="$(mktemp -d)"

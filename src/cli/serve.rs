@@ -441,6 +441,12 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
     if let Some(mq) = mq {
         servers.push(tokio::spawn(mq.run(executor.clone(), stopping(shutdown.clone()))));
     }
+    if let Some(bus) = args.ingress.dbus.bus() {
+        let connection = crate::ingress::dbus::connect(&bus, executor.clone()).await.map_err(anyhow::Error::msg)?;
+        let run =
+            crate::ingress::dbus::run(bus, connection, executor.clone(), store.clone(), stopping(shutdown.clone()));
+        servers.push(tokio::spawn(run));
+    }
     let app = crate::server::app(state, token);
     match listener.local_addr() {
         Some(address) => tracing::info!("REST API on http://{address}"),

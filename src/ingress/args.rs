@@ -31,6 +31,8 @@ pub struct IngressArgs {
     pub mqtt: super::mqtt::MqttArgs,
     #[command(flatten)]
     pub mq: super::mq::MqArgs,
+    #[command(flatten)]
+    pub dbus: super::dbus::DbusArgs,
 }
 
 impl IngressArgs {

@@ -57,7 +57,11 @@ impl Ingress {
         let security = &self.state.ingress;
         let opened = match security.open(message) {
             Ok(opened) => opened,
-            Err(error) => return Executed { result: Err(error), format: Format::Text, opened: None },
+            Err(error) => {
+                // Refused unopened: answered in the form the channel says it is in.
+                let format = Format::of(message.content_type.as_deref()).unwrap_or(Format::Text);
+                return Executed { result: Err(error), format, opened: None };
+            }
         };
         let format = match opened.format {
             Some(format) => Ok(format),

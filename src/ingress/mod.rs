@@ -8,6 +8,7 @@
 //! frames into a [`Message`] and an [`Answer`] back into frames. Every
 //! transport is off unless `berth serve` is told where it is.
 mod args;
+pub(crate) mod dbus;
 pub(crate) mod envelope;
 mod execute;
 pub(crate) mod keyring;

@@ -104,3 +104,46 @@ def reply(data, content_type, keyring=None):
         result["json"] = json.loads(data) if data else None
         result["protobuf"] = False
     return result
+
+
+def main(argv):
+    """peer.py request --verb V [-f FILE | --text T] [--protobuf] [--id ID]
+                       [--keyring K [--channel CH] [--algorithm A] [--key-id ID]] -o OUT
+       peer.py reply -i IN --type MEDIA [--keyring K]      (prints the reply as JSON)"""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("request")
+    build.add_argument("--verb", required=True)
+    build.add_argument("-f", "--file")
+    build.add_argument("--text", default="")
+    build.add_argument("--protobuf", action="store_true")
+    build.add_argument("--id")
+    build.add_argument("--keyring")
+    build.add_argument("--channel", default="*")
+    build.add_argument("--algorithm", default="aes-256-gcm")
+    build.add_argument("--key-id")
+    build.add_argument("-o", "--output", required=True)
+    read = commands.add_parser("reply")
+    read.add_argument("-i", "--input", required=True)
+    read.add_argument("--type", default="application/json")
+    read.add_argument("--keyring")
+    args = parser.parse_args(argv)
+    if args.command == "request":
+        text = open(args.file).read() if args.file else args.text
+        payload, content_type = request(args.verb, text, protobuf=args.protobuf, request_id=args.id)
+        if args.keyring:
+            payload = seal(payload, args.channel, args.keyring, args.protobuf, args.algorithm, args.key_id)
+            content_type = ENCRYPTED
+        with open(args.output, "wb") as out:
+            out.write(payload)
+        print(content_type)
+    else:
+        with open(args.input, "rb") as data:
+            print(json.dumps(reply(data.read(), args.type, args.keyring)))
+
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

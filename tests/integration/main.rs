@@ -48,6 +48,7 @@ mod clients;
 mod conformance;
 mod controller;
 mod crash_loop;
+mod dbus;
 mod dir_model;
 mod dir_source;
 mod dns;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 pub mod api;
 pub mod broker;
+pub mod bus;
 pub mod controller;
 pub mod engines;
 pub mod git;
