@@ -98,7 +98,7 @@ pub(crate) fn decode(
     channel: &str,
 ) -> Result<Request, ApiError> {
     match format {
-        Format::Protobuf => decode_protobuf(payload, verb, channel),
+        Format::Protobuf => decode_protobuf(payload, verb, options, channel),
         Format::Text => {
             let verb = verb.ok_or_else(|| {
                 ApiError::bad_request(format!(
@@ -150,7 +150,15 @@ pub(crate) fn object_key(kind: &str, namespace: &str, name: &str, channel: &str)
     Ok(ObjectKey::new(kind, namespace, name))
 }
 
-fn decode_protobuf(payload: &[u8], channel_verb: Option<Verb>, channel: &str) -> Result<Request, ApiError> {
+/// A protobuf request; the options the channel gives (a query string, user
+/// properties, a queue header) add to the request's own: either may ask
+/// for a dry run or force, and a source named by both must agree.
+fn decode_protobuf(
+    payload: &[u8],
+    channel_verb: Option<Verb>,
+    channel_options: &ApplyOptions,
+    channel: &str,
+) -> Result<Request, ApiError> {
     use prost::Message as _;
     let request = proto::Request::decode(payload)
         .map_err(|e| ApiError::bad_request(format!("{channel}: not a protobuf berth.ingress.v1.Request: {e}")))?;
@@ -161,10 +169,19 @@ fn decode_protobuf(payload: &[u8], channel_verb: Option<Verb>, channel: &str) ->
         )));
     };
     let apply = |a: proto::Apply, dry_run: bool| -> Result<Body, ApiError> {
+        let own = (!a.source.is_empty()).then_some(a.source);
+        let source = match (own, channel_options.source.clone()) {
+            (Some(own), Some(named)) if own != named => {
+                return Err(ApiError::bad_request(format!(
+                    "{channel}: the protobuf Request names source `{own}` and the channel `{named}`; name one"
+                )))
+            }
+            (own, named) => own.or(named),
+        };
         let options = ApplyOptions {
-            dry_run: a.dry_run || dry_run,
-            force: a.force,
-            source: (!a.source.is_empty()).then_some(a.source),
+            dry_run: a.dry_run || dry_run || channel_options.dry_run,
+            force: a.force || channel_options.force,
+            source,
         };
         Ok(Body::Manifest { text: utf8(&a.manifest, channel)?, options })
     };
@@ -254,6 +271,26 @@ mod tests {
         assert!(error.message.contains("not a protobuf berth.ingress.v1.Request"), "{}", error.message);
         let error = decode(b"", Format::Protobuf, None, &ApplyOptions::default(), None, "c").expect_err("no verb");
         assert!(error.message.contains("names no verb"), "{}", error.message);
+    }
+
+    #[test]
+    fn the_channels_options_add_to_a_protobuf_requests_own() {
+        let request = proto::Request {
+            id: String::new(),
+            verb: Some(proto::request::Verb::Apply(proto::Apply {
+                manifest: b"kind: Container".to_vec(),
+                source: "fleet".into(),
+                ..Default::default()
+            })),
+        };
+        let bytes = request.encode_to_vec();
+        let channel = ApplyOptions { dry_run: true, force: false, source: None };
+        let decoded = decode(&bytes, Format::Protobuf, Some(Verb::Apply), &channel, None, "rest:/apply").unwrap();
+        let Body::Manifest { options, .. } = decoded.body else { panic!("a manifest") };
+        assert_eq!(options, ApplyOptions { dry_run: true, force: false, source: Some("fleet".into()) });
+        let other = ApplyOptions { source: Some("other".into()), ..ApplyOptions::default() };
+        let error = decode(&bytes, Format::Protobuf, Some(Verb::Apply), &other, None, "c").expect_err("two sources");
+        assert!(error.message.contains("name one"), "{}", error.message);
     }
 
     #[test]

@@ -66,8 +66,8 @@ pub async fn apply(
         ApplyBody::Manifest(_) if state.ingress.requires_encryption(Transport::Rest) => {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
-                "plaintext manifests are refused here (berth serve --require-encryption rest); \
-                 send them encrypted: `berth encrypt --keyring FILE -f MANIFEST`",
+                "plaintext is refused on POST /apply (berth serve --require-encryption rest); encrypt the \
+                 manifests with `berth encrypt --keyring FILE -f MANIFEST` and post its output",
             ))
         }
         ApplyBody::Manifest(body) => body,

@@ -85,9 +85,14 @@ def seal(payload, channel, keyring, protobuf=False, algorithm="aes-256-gcm", key
 def reply(data, content_type, keyring=None):
     """A reply as a dict: `json` (the REST shape), and for a protobuf
     reply `ok`, `code`, `items`, `error` too; `encrypted` says whether it
-    came sealed (then `channel` is the channel it was bound to)."""
+    came sealed (then `channel` is the channel it was bound to; without
+    a keyring only the header is read)."""
     result = {"encrypted": False}
     if envelope.MAGIC == data[: len(envelope.MAGIC)]:
+        if keyring is None:
+            header, _ = envelope.parse_header(data)
+            result.update(encrypted=True, channel=header["channel"], algorithm=header["algorithm"], json=None)
+            return result
         _, keys = envelope.load_keyring(keyring)
         header, data = envelope.open(keys, data)
         result.update(encrypted=True, channel=header["channel"], key_id=header["key_id"])

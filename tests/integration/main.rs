@@ -69,4 +69,5 @@ mod mqtt;
 mod outage;
 mod policy;
 mod proxy;
+mod rest_payloads;
 mod store;
