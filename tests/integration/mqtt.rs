@@ -248,3 +248,146 @@ fn berth_reconnects_after_a_broker_restart_and_resumes() {
     drop(server);
     assert_eq!(broker.retained(&format!("berth/{NODE}/online")), "offline");
 }
+
+/// The end-to-end case: the example stack, sealed by the Python peer and
+/// sent over MQTT 5 to a berth that requires encryption, converges on
+/// real Docker.
+#[tokio::test]
+async fn the_example_stack_sent_encrypted_over_mqtt_converges_on_real_docker() {
+    use crate::support::engines::EngineKind;
+    use crate::support::serve::Stack;
+    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
+    let Some(broker) = Broker::start() else { return };
+    let Some(python) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.yaml");
+    let made =
+        std::process::Command::new(env!("CARGO_BIN_EXE_berth")).args(["keygen", "-o"]).arg(&keys).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let (url, node) = (broker.url(), format!("e2e-{}", fastrand::u32(..)));
+    let keys_flag = keys.to_str().unwrap();
+    stack.start_api_only_with(&[
+        "--mqtt",
+        &url,
+        "--node",
+        &node,
+        "--keyring",
+        keys_flag,
+        "--require-encryption",
+        "mqtt",
+    ]);
+    stack
+        .eventually(Duration::from_secs(30), "MQTT connected", || async {
+            stack.log().contains("MQTT connected").then_some(())
+        })
+        .await;
+
+    let manifest = file_with(dir.path(), "stack.yaml", &stack.as_one_manifest());
+    let topic = format!("berth/{node}/cmd/apply");
+    let args =
+        ["--topic", &topic, "-f", manifest.to_str().unwrap(), "--keyring", keys_flag, "--algorithm", "aes-256-gcm"];
+    let reply = mqtt5(&python, &broker, &args);
+    assert_eq!(reply["code"], 200, "{reply}");
+    assert_eq!(reply["encrypted"], true, "{reply}");
+    let containers = stack.converged().await;
+    assert!(containers.contains_key("web#1") && containers.contains_key("api#0"), "{:?}", containers.keys());
+    let status = broker.retained(&format!("berth/{node}/status/{}/container/web", stack.namespace));
+    let status: Value = serde_json::from_str(&status).unwrap_or_else(|e| panic!("{e}: {status}"));
+    assert_eq!(status["object"], format!("Container/{}/web", stack.namespace), "{status}");
+}
+
+/// A TLS broker (certificate from a CA the test makes) that wants a user
+/// name and password: berth connects with --mqtt-ca and
+/// --mqtt-credentials; with a wrong password it says so, boundedly, and
+/// keeps serving its API.
+#[test]
+fn berth_speaks_tls_with_credentials_and_a_refused_login_is_reported_and_retried() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = (dir.path().join("ca.pem"), dir.path().join("server.pem"), dir.path().join("server.key"));
+    let openssl = |args: &[&str]| {
+        let made = std::process::Command::new("openssl").args(args).current_dir(dir.path()).output().unwrap();
+        assert!(made.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&made.stderr));
+    };
+    let curve = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+    let ca_args = ["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=berth test CA", "-days", "1"];
+    openssl(&[&["req", "-x509"], &curve[..], &ca_args[..]].concat());
+    openssl(
+        &[&["req"], &curve[..], &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+    );
+    std::fs::write(dir.path().join("ext"), "subjectAltName=DNS:localhost\n").unwrap();
+    openssl(
+        &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-out", "server.pem"]
+            .into_iter()
+            .chain(["-CAcreateserial", "-days", "1", "-extfile", "ext"])
+            .collect::<Vec<_>>(),
+    );
+    // mosquitto started as root reads its files as the `mosquitto` user.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let passwords = dir.path().join("passwords");
+    let made = std::process::Command::new("mosquitto_passwd")
+        .args(["-c", "-b"])
+        .arg(&passwords)
+        .args(["device", "s3cret"])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let Some(mut broker) = Broker::start_with(|_| {
+        format!(
+            "certfile {}\nkeyfile {}\nallow_anonymous false\npassword_file {}\n",
+            cert.display(),
+            key.display(),
+            passwords.display()
+        )
+    }) else {
+        return;
+    };
+    broker.client_args =
+        ["--cafile", ca.to_str().unwrap(), "-u", "device", "-P", "s3cret", "--insecure"].map(String::from).to_vec();
+    let credentials = file_with(dir.path(), "credentials", "device:s3cret\n");
+    let url = format!("mqtts://localhost:{}", broker.port);
+    let ca_flag = ca.to_str().unwrap();
+    let server = ServedFake::start_with(&[
+        "--mqtt",
+        &url,
+        "--node",
+        NODE,
+        "--mqtt-ca",
+        ca_flag,
+        "--mqtt-credentials",
+        credentials.to_str().unwrap(),
+    ]);
+    wait_for_log(&server, "MQTT connected to mqtts://localhost", 1);
+    let manifest = file_with(dir.path(), "c.yaml", &crate::support::api::container("over-tls", "1"));
+    let replies = broker.subscribe(&format!("berth/{NODE}/reply/t1"), 1, Duration::from_secs(20));
+    broker.publish(&["-t", &format!("berth/{NODE}/cmd/apply/t1"), "-f", manifest.to_str().unwrap()]);
+    let (_, reply) = reply_of(&replies.lines());
+    assert_eq!(reply["items"][0]["action"], "create", "{reply}");
+    drop(server);
+
+    let wrong = file_with(dir.path(), "wrong", "device:guess\n");
+    let server = ServedFake::start_with(&[
+        "--mqtt",
+        &url,
+        "--node",
+        NODE,
+        "--mqtt-ca",
+        ca_flag,
+        "--mqtt-credentials",
+        wrong.to_str().unwrap(),
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let log = server.log();
+    let refused = log.matches("MQTT broker unavailable").count();
+    assert!((1..=5).contains(&refused), "{refused} lines in 3 s:\n{log}");
+    assert!(log.contains("NotAuthorized") || log.contains("BadUserNamePassword"), "the refusal names why:\n{log}");
+    assert!(server.cli().args(["get", "containers"]).output().unwrap().status.success(), "the API stopped");
+    drop(server);
+
+    // Against the system's roots the test CA is unknown: no connection.
+    let server =
+        ServedFake::start_with(&["--mqtt", &url, "--node", NODE, "--mqtt-credentials", credentials.to_str().unwrap()]);
+    std::thread::sleep(Duration::from_secs(2));
+    let log = server.log();
+    assert!(!log.contains("MQTT connected") && log.contains("MQTT broker unavailable"), "{log}");
+}

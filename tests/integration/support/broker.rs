@@ -14,6 +14,8 @@ pub struct Broker {
     dir: tempfile::TempDir,
     /// Its loopback port.
     pub port: u16,
+    /// Arguments every mosquitto_pub/sub gets (TLS roots, credentials).
+    pub client_args: Vec<String>,
 }
 
 fn mosquitto() -> PathBuf {
@@ -25,17 +27,24 @@ fn mosquitto() -> PathBuf {
 impl Broker {
     /// Starts one on a free port; `None` when client tests are skipped.
     pub fn start() -> Option<Broker> {
+        Broker::start_with(|_| "allow_anonymous true\n".to_string())
+    }
+
+    /// Starts one whose listener settings `extra` writes (given the
+    /// broker's directory, for certificate and password files).
+    pub fn start_with(extra: impl FnOnce(&std::path::Path) -> String) -> Option<Broker> {
         crate::support::tools::venv_python()?;
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let dir = tempfile::tempdir().unwrap();
         let config = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {}/\n\
+            "per_listener_settings false\nlistener {port} 127.0.0.1\n{}persistence true\npersistence_location {}/\n\
              log_dest file {}/mosquitto.log\nmax_packet_size 16777216\n",
+            extra(dir.path()),
             dir.path().display(),
             dir.path().display()
         );
         std::fs::write(dir.path().join("mosquitto.conf"), config).unwrap();
-        let mut broker = Broker { child: None, dir, port };
+        let mut broker = Broker { child: None, dir, port, client_args: Vec::new() };
         broker.spawn();
         Some(broker)
     }
@@ -84,6 +93,7 @@ impl Broker {
     pub fn publish(&self, args: &[&str]) {
         let output = Command::new("mosquitto_pub")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-V", "mqttv311"])
+            .args(&self.client_args)
             .args(args)
             .output()
             .expect("mosquitto_pub runs");
@@ -96,6 +106,7 @@ impl Broker {
     pub fn subscribe(&self, topic: &str, count: usize, timeout: Duration) -> Subscription {
         let child = Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-q", "1", "-V", "mqttv311", "-v"])
+            .args(&self.client_args)
             .args(["-t", topic, "-C", &count.to_string(), "-W", &timeout.as_secs().max(1).to_string()])
             .args(["-i", &format!("sub-{}", fastrand::u32(..))])
             .stdout(Stdio::piped())
@@ -112,6 +123,7 @@ impl Broker {
     pub fn retained(&self, topic: &str) -> String {
         let output = Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "-V", "mqttv311", "--retained-only"])
+            .args(&self.client_args)
             .args(["-t", topic, "-C", "1", "-W", "1"])
             .output()
             .expect("mosquitto_sub runs");

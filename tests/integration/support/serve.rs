@@ -177,7 +177,31 @@ impl Stack {
     /// through the REST API only. The manifests directory is a granted host
     /// path: `berth apply` sends the Image's build context as a path there.
     pub fn start_api_only(&mut self) {
-        self.spawn(vec!["--allow-host-paths".into(), self.manifests().into()]);
+        self.start_api_only_with(&[]);
+    }
+
+    /// Like [`Stack::start_api_only`], with more flags (a transport's).
+    pub fn start_api_only_with(&mut self, flags: &[&str]) {
+        let mut arguments: Vec<std::ffi::OsString> = vec!["--allow-host-paths".into(), self.manifests().into()];
+        arguments.extend(flags.iter().map(Into::into));
+        self.spawn(arguments);
+    }
+
+    /// The stack's manifests as one text a message can carry, the build
+    /// context made absolute.
+    pub fn as_one_manifest(&self) -> String {
+        let mut files: Vec<PathBuf> = fs::read_dir(self.manifests())
+            .expect("manifests")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+            .collect();
+        files.sort();
+        let context = format!("context: {}", self.manifests().join("busybox").display());
+        files
+            .iter()
+            .map(|f| fs::read_to_string(f).expect("manifest").replace("context: ./busybox", &context))
+            .collect::<Vec<_>>()
+            .join("\n---\n")
     }
 
     /// Starts `berth serve` following the git repository at `url`
