@@ -132,7 +132,7 @@ fn apply_bytes_takes_protobuf_and_encrypted_payloads_and_refuses_plaintext_when_
     let Some(bus) = Bus::permissive() else { return };
     let Some(python) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let keys = keyring(&ServedFake::start(), dir.path());
+    let keys = keyring(dir.path());
     let server = berth_on(&bus, &["--keyring", keys.to_str().unwrap(), "--require-encryption", "dbus"]);
     let stack = file_with(dir.path(), "stack.yaml", &example_stack());
     let stack = stack.to_str().unwrap();

@@ -100,7 +100,7 @@ fn encrypted_queue_requests_are_opened_and_every_bad_one_is_refused_with_nothing
     let Some(python) = venv_python() else { return };
     let queue = QueueName::new();
     let dir = tempfile::tempdir().unwrap();
-    let keys = keyring(&ServedFake::start(), dir.path());
+    let keys = keyring(dir.path());
     let keys = keys.to_str().unwrap();
     let server = berth_on(&queue, &["--keyring", keys, "--require-encryption", "mq", "--mq-msgsize", "2KiB"]);
     let stack = file_with(dir.path(), "stack.yaml", &example_stack());

@@ -145,9 +145,7 @@ fn an_mqtt5_client_gets_replies_on_its_response_topic_in_json_protobuf_and_encry
     let Some(broker) = Broker::start() else { return };
     let Some(python) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let server = berth_on(&broker, &[]);
-    let keys = keyring(&server, dir.path());
-    drop(server);
+    let keys = keyring(dir.path());
     let server = berth_on(&broker, &["--keyring", keys.to_str().unwrap()]);
     let stack = file_with(dir.path(), "stack.yaml", &example_stack());
     let apply = format!("berth/{NODE}/cmd/apply");
@@ -203,9 +201,7 @@ fn require_encryption_refuses_plaintext_over_mqtt() {
     let Some(broker) = Broker::start() else { return };
     let Some(python) = venv_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let server = berth_on(&broker, &[]);
-    let keys = keyring(&server, dir.path());
-    drop(server);
+    let keys = keyring(dir.path());
     let server = berth_on(&broker, &["--keyring", keys.to_str().unwrap(), "--require-encryption", "mqtt"]);
     let manifest = file_with(dir.path(), "c.yaml", &crate::support::api::container("plain", "1"));
     let apply = format!("berth/{NODE}/cmd/apply");

@@ -31,7 +31,7 @@ fn served(keys: &Path, extra: &[&str]) -> ServedFake {
 fn setup() -> Option<(PathBuf, tempfile::TempDir, PathBuf)> {
     let python = venv_python()?;
     let dir = tempfile::tempdir().unwrap();
-    let keys = keyring(&ServedFake::start(), dir.path());
+    let keys = keyring(dir.path());
     Some((python, dir, keys))
 }
 

@@ -115,14 +115,17 @@ impl Controller {
         self.ingress.handle(message).await
     }
 
+    /// A text method: `payload` is the verb's argument; answers the REST
+    /// JSON or fails with the error it names.
     async fn text(
         &self,
-        member: &str,
-        verb: Verb,
+        (member, verb): (&str, Verb),
         payload: String,
         options: &str,
-        sender: String,
+        header: &Header<'_>,
+        connection: &Connection,
     ) -> Result<String, Failure> {
+        let sender = self.sender(header, connection).await;
         let options = match parse_options(options) {
             Ok(options) => options,
             Err(error) => {
@@ -155,8 +158,7 @@ impl Controller {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<String, Failure> {
-        let sender = self.sender(&header, connection).await;
-        self.text("Apply", Verb::Apply, manifests, &options, sender).await
+        self.text(("Apply", Verb::Apply), manifests, &options, &header, connection).await
     }
 
     /// Plans manifests without writing: what would change, and how.
@@ -167,8 +169,7 @@ impl Controller {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<String, Failure> {
-        let sender = self.sender(&header, connection).await;
-        self.text("Plan", Verb::Plan, manifests, &options, sender).await
+        self.text(("Plan", Verb::Plan), manifests, &options, &header, connection).await
     }
 
     /// An apply (or plan) as bytes: text manifests, a protobuf
@@ -197,8 +198,7 @@ impl Controller {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<String, Failure> {
-        let sender = self.sender(&header, connection).await;
-        self.text("Delete", Verb::Delete, object(&kind, &namespace, &name), "", sender).await
+        self.text(("Delete", Verb::Delete), object(&kind, &namespace, &name), "", &header, connection).await
     }
 
     /// One object as stored, as JSON.
@@ -210,8 +210,7 @@ impl Controller {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<String, Failure> {
-        let sender = self.sender(&header, connection).await;
-        self.text("Get", Verb::Get, object(&kind, &namespace, &name), "", sender).await
+        self.text(("Get", Verb::Get), object(&kind, &namespace, &name), "", &header, connection).await
     }
 
     /// One object's readiness, or every object's when `kind` is "".
@@ -223,9 +222,8 @@ impl Controller {
         #[zbus(header)] header: Header<'_>,
         #[zbus(connection)] connection: &Connection,
     ) -> Result<String, Failure> {
-        let sender = self.sender(&header, connection).await;
         let argument = if kind.is_empty() { String::new() } else { object(&kind, &namespace, &name) };
-        self.text("Status", Verb::Status, argument, "", sender).await
+        self.text(("Status", Verb::Status), argument, "", &header, connection).await
     }
 
     /// An object changed in the store: `object` is Kind/namespace/name,

@@ -31,9 +31,10 @@ pub fn example_stack() -> String {
 pub const EXAMPLE_OBJECTS: usize = 8;
 
 /// A keyring with one key `k1`, written by `berth keygen` into `dir`.
-pub fn keyring(server: &ServedFake, dir: &Path) -> PathBuf {
+pub fn keyring(dir: &Path) -> PathBuf {
     let path = dir.join("keys.yaml");
-    let output = server.cli().args(["keygen", "--id", "k1", "-o"]).arg(&path).output().unwrap();
+    let output =
+        Command::new(env!("CARGO_BIN_EXE_berth")).args(["keygen", "--id", "k1", "-o"]).arg(&path).output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     path
 }
