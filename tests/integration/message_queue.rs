@@ -142,6 +142,10 @@ fn encrypted_queue_requests_are_opened_and_every_bad_one_is_refused_with_nothing
         assert!(again["json"]["message"].as_str().unwrap().contains("replay"), "{again}");
     }
     assert!(exists(&server, "container", "web"));
+    // Refused unopened: the plaintext, the four bad envelopes, the two replays.
+    let (_, metrics) = server.http_get("/metrics");
+    assert!(metrics.contains(r#"berth_ingress_requests_total{transport="mq",outcome="undecryptable"} 7"#), "{metrics}");
+    assert!(metrics.contains(r#"berth_ingress_requests_total{transport="mq",outcome="ok"} 2"#), "{metrics}");
 }
 
 #[test]

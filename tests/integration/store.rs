@@ -378,24 +378,6 @@ fn a_full_disk_is_reported_in_words_and_written_nothing() {
     assert!(store.get(&berth::api::ObjectKey::parse("Volume/default/after").unwrap()).unwrap().is_some());
 }
 
-/// `GET path` on a new connection to `url` (`http://host:port`) with the
-/// state directory's token: the status code and the body.
-fn http_get(url: &str, state: &std::path::Path, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let token = std::fs::read_to_string(state.join("token")).unwrap();
-    let mut stream = std::net::TcpStream::connect(url.trim_start_matches("http://")).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-        token.trim()
-    );
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
-}
-
 /// A real `berth serve` whose state directory fills up: writes are refused
 /// 507 in words, `/readyz` turns 503 naming the cause, and once the file
 /// system is enlarged berth is ready and writes again by itself, without a
@@ -418,7 +400,7 @@ fn a_full_disk_turns_readiness_off_and_enlarging_it_brings_berth_back_without_a_
     let wait_for = |what: &str, want: u16| {
         let started = std::time::Instant::now();
         loop {
-            let (status, body) = http_get(&server.url, &state, "/readyz");
+            let (status, body) = server.http_get("/readyz");
             if status == want {
                 return body;
             }

@@ -299,6 +299,24 @@ impl ServedFake {
         cli(&self.url, &self.state_dir())
     }
 
+    /// `GET path` on a new connection with the state directory's token:
+    /// the status code and the body.
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let token = std::fs::read_to_string(self.state_dir().join("token")).unwrap();
+        let mut stream = std::net::TcpStream::connect(self.url.trim_start_matches("http://")).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+            token.trim()
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_string())
+    }
+
     /// A kubeconfig for its TLS listener, as `berth kubeconfig` prints it,
     /// once the listener is up.
     pub fn kubeconfig(&self) -> String {
