@@ -23,6 +23,10 @@ use super::reply::{render, Outcome};
 use super::request::{decode, Body, Format, Request};
 use super::security::Opened;
 
+/// The largest payload taken on any transport: an envelope's limit (its
+/// plaintext, manifests, is held to the manifest loader's 8 MiB).
+pub(crate) const MAX_PAYLOAD: usize = super::envelope::MAX_ENVELOPE;
+
 /// The executor the transports hand their messages to.
 pub struct Ingress {
     state: AppState,
@@ -55,6 +59,17 @@ impl Ingress {
     /// opening it found come back with the result, for the reply.
     async fn execute(&self, message: &Message, request_id: &str) -> Executed {
         let security = &self.state.ingress;
+        if message.payload.len() > MAX_PAYLOAD {
+            let error = ApiError::new(
+                axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                format!(
+                    "{}: the payload is {} bytes, over the {MAX_PAYLOAD}-byte limit; split the manifests",
+                    message.channel,
+                    message.payload.len()
+                ),
+            );
+            return Executed { result: Err(error), format: Format::Text, opened: None };
+        }
         let opened = match security.open(message) {
             Ok(opened) => opened,
             Err(error) => {

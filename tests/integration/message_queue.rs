@@ -167,3 +167,33 @@ fn a_queue_the_system_does_not_allow_fails_the_start_with_the_limit_named() {
         .unwrap();
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a queue name"));
 }
+
+#[test]
+fn garbage_floods_and_half_sent_chunks_on_the_queue_leave_berth_serving() {
+    use nix::mqueue::{mq_open, mq_send, MQ_OFlag};
+    let Some(python) = venv_python() else { return };
+    let queue = QueueName::new();
+    let server = berth_on(&queue, &["--mq-msgsize", "1KiB", "--mq-maxmsg", "10"]);
+    let sender = mq_open(queue.0.as_str(), MQ_OFlag::O_WRONLY, nix::sys::stat::Mode::empty(), None).unwrap();
+    let mut rng = fastrand::Rng::with_seed(16);
+    let frames: Vec<Vec<u8>> = (0..200)
+        .map(|i| match i % 5 {
+            0 => (0..rng.usize(1..1024)).map(|_| rng.u8(..)).collect(),
+            1 => format!("berth/1 apply reply=/nonexistent-{i}\n{{").into_bytes(),
+            2 => format!("berth/1 apply id=half-{i} chunk=1/3\nkind: Container").into_bytes(),
+            3 => vec![b'x'; 1024],
+            _ => b"berth/1 status reply=/x/y chunk=0/0 id=\n".to_vec(),
+        })
+        .collect();
+    for frame in &frames {
+        // Blocking sends: berth drains the queue as fast as it can.
+        mq_send(&sender, frame, 0).unwrap();
+    }
+    nix::mqueue::mq_close(sender).unwrap();
+    let reply = mq(&python, &queue, &["--verb", "status", "--text", ""]);
+    assert_eq!(reply["code"], 200, "{reply}");
+    assert!(server.cli().args(["get", "containers"]).output().unwrap().status.success());
+    let log = server.log();
+    assert!(log.contains("reply queue /nonexistent-1 does not exist"), "{log}");
+    assert!(log.lines().count() < 1000, "a flood of log lines: {}", log.lines().count());
+}

@@ -169,6 +169,8 @@ pub(crate) fn reply_frames(
 /// Requests being assembled from chunks, by id.
 pub(crate) struct Assembler {
     partial: HashMap<String, Partial>,
+    /// Bytes held by every partial request together.
+    held: usize,
     max_bytes: usize,
     max_partial: usize,
     timeout: Duration,
@@ -192,9 +194,10 @@ pub(crate) enum Assembled {
 
 impl Assembler {
     /// At most `max_partial` requests in assembly, each at most
-    /// `max_bytes`, each given up after `timeout`.
+    /// `max_bytes` and all together at most twice that, each given up
+    /// after `timeout`.
     pub fn new(max_bytes: usize, max_partial: usize, timeout: Duration) -> Assembler {
-        Assembler { partial: HashMap::new(), max_bytes, max_partial, timeout }
+        Assembler { partial: HashMap::new(), held: 0, max_bytes, max_partial, timeout }
     }
 
     /// Adds one chunk (its header has `chunk` and `id`).
@@ -214,18 +217,26 @@ impl Assembler {
             bytes: 0,
             started: now,
         });
-        if partial.pieces.len() != count {
-            self.partial.remove(&id);
-            return Err(format!("request `{id}`: chunks disagree on their count; send every chunk with the same N"));
-        }
-        if partial.pieces[index - 1].is_some() {
+        let problem = if partial.pieces.len() != count {
+            Some(format!("request `{id}`: chunks disagree on their count; send every chunk with the same N"))
+        } else if partial.pieces[index - 1].is_some() {
             return Err(format!("request `{id}`: chunk {index}/{count} came twice"));
+        } else if partial.bytes + payload.len() > self.max_bytes {
+            Some(format!("request `{id}`: over {} bytes in chunks; send a smaller request", self.max_bytes))
+        } else if self.held + payload.len() > 2 * self.max_bytes {
+            Some(format!(
+                "request `{id}`: the requests in assembly hold {} bytes already; send one request's chunks at a time",
+                self.held
+            ))
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            self.drop_partial(&id);
+            return Err(problem);
         }
         partial.bytes += payload.len();
-        if partial.bytes > self.max_bytes {
-            self.partial.remove(&id);
-            return Err(format!("request `{id}`: over {} bytes in chunks; send a smaller request", self.max_bytes));
-        }
+        self.held += payload.len();
         partial.pieces[index - 1] = Some(payload);
         if index == 1 {
             partial.first = Some(header);
@@ -233,9 +244,15 @@ impl Assembler {
         if partial.pieces.iter().any(Option::is_none) {
             return Ok(Assembled::Waiting);
         }
-        let partial = self.partial.remove(&id).expect("present");
+        let partial = self.drop_partial(&id).expect("present");
         let first = partial.first.expect("chunk 1 is among the pieces");
         Ok(Assembled::Complete(first, partial.pieces.into_iter().flatten().flatten().collect()))
+    }
+
+    fn drop_partial(&mut self, id: &str) -> Option<Partial> {
+        let partial = self.partial.remove(id)?;
+        self.held -= partial.bytes;
+        Some(partial)
     }
 
     /// Drops requests whose chunks stopped coming; their headers (to answer).
@@ -249,7 +266,7 @@ impl Assembler {
         expired
             .into_iter()
             .map(|id| {
-                let first = self.partial.remove(&id).and_then(|p| p.first);
+                let first = self.drop_partial(&id).and_then(|p| p.first);
                 (id, first)
             })
             .collect()
@@ -337,6 +354,14 @@ mod tests {
         assembler.add(chunk(1, 2, "c"), vec![], now).unwrap();
         assert!(assembler.add(chunk(1, 2, "d"), vec![], now).unwrap_err().contains("being assembled"));
         let expired = assembler.expire(now + Duration::from_secs(31));
+        assert_eq!(assembler.held, 0);
+
+        // Together, requests in assembly hold at most twice one's limit.
+        let mut assembler = Assembler::new(100, 4, Duration::from_secs(30));
+        assembler.add(chunk(1, 2, "x"), vec![0; 90], now).unwrap();
+        assembler.add(chunk(1, 2, "y"), vec![0; 90], now).unwrap();
+        assert!(assembler.add(chunk(1, 2, "z"), vec![0; 30], now).unwrap_err().contains("hold 180 bytes"));
+        assert_eq!(assembler.held, 180);
         assert_eq!(expired.len(), 2);
         assert!(assembler.add(chunk(1, 2, "d"), vec![], now).is_ok());
     }

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::ingress::execute::Ingress;
 use crate::ingress::message::{Answer, Handler, Message, Transport};
-use crate::server::{ApiError, MAX_BODY_BYTES};
+use crate::server::ApiError;
 
 pub use args::MqArgs;
 pub(crate) use args::MqConfig;
@@ -30,7 +30,8 @@ use queue::Queue;
 /// How long the chunks of one request may take to arrive.
 const CHUNK_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How many chunked requests may be in assembly at once.
+/// How many chunked requests may be in assembly at once (their bytes
+/// together are held to twice one request's limit).
 const MAX_PARTIAL: usize = 16;
 
 /// How long berth waits for room in a full reply queue.
@@ -53,7 +54,7 @@ impl Listening {
     /// Serves requests until `stop`.
     pub(crate) async fn run(self, ingress: Arc<Ingress>, stop: impl Future<Output = ()>) {
         tracing::info!(msgsize = self.queue.msgsize, "POSIX message queue requests on {}", self.name);
-        let mut assembler = Assembler::new(MAX_BODY_BYTES, MAX_PARTIAL, CHUNK_TIMEOUT);
+        let mut assembler = Assembler::new(crate::ingress::execute::MAX_PAYLOAD, MAX_PARTIAL, CHUNK_TIMEOUT);
         let mut stop = std::pin::pin!(stop);
         let mut sweep = tokio::time::interval(CHUNK_TIMEOUT / 2);
         loop {
