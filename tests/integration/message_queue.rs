@@ -173,7 +173,8 @@ fn garbage_floods_and_half_sent_chunks_on_the_queue_leave_berth_serving() {
     use nix::mqueue::{mq_open, mq_send, MQ_OFlag};
     let Some(python) = venv_python() else { return };
     let queue = QueueName::new();
-    let server = berth_on(&queue, &["--mq-msgsize", "1KiB", "--mq-maxmsg", "10"]);
+    // The system's default size and depth (created without --mq-msgsize).
+    let server = berth_on(&queue, &[]);
     let sender = mq_open(queue.0.as_str(), MQ_OFlag::O_WRONLY, nix::sys::stat::Mode::empty(), None).unwrap();
     let mut rng = fastrand::Rng::with_seed(16);
     let frames: Vec<Vec<u8>> = (0..200)

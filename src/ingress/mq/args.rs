@@ -29,8 +29,9 @@ pub struct MqArgs {
 pub(crate) struct MqConfig {
     pub name: String,
     pub mode: u32,
-    /// (msgsize, maxmsg) to create it with, when the flags give either.
-    pub attr: Option<(usize, usize)>,
+    /// (msgsize, maxmsg) to create it with: the flags', else the system's
+    /// defaults (always given: without them mq_open would take no mode).
+    pub attr: (usize, usize),
 }
 
 fn parse_mode(text: &str) -> Result<u32, String> {
@@ -52,12 +53,10 @@ impl MqArgs {
     pub(crate) fn config(&self) -> Result<Option<MqConfig>, String> {
         let Some(name) = &self.mq else { return Ok(None) };
         check_queue_name(name).map_err(|e| format!("--mq: {e}"))?;
-        let attr = (self.mq_msgsize.is_some() || self.mq_maxmsg.is_some()).then(|| {
-            (
-                self.mq_msgsize.map_or_else(|| system_default("msgsize_default", 8192), |s| s as usize),
-                self.mq_maxmsg.map_or_else(|| system_default("msg_default", 10), |n| n as usize),
-            )
-        });
+        let attr = (
+            self.mq_msgsize.map_or_else(|| system_default("msgsize_default", 8192), |s| s as usize),
+            self.mq_maxmsg.map_or_else(|| system_default("msg_default", 10), |n| n as usize),
+        );
         Ok(Some(MqConfig { name: name.clone(), mode: self.mq_mode, attr }))
     }
 }

@@ -39,18 +39,15 @@ fn limit(name: &str) -> String {
 }
 
 /// Why a queue could not be opened, in the terms of the flags.
-fn open_error(name: &str, errno: Errno, attr: Option<(usize, usize)>) -> String {
+fn open_error(name: &str, errno: Errno, (msgsize, maxmsg): (usize, usize)) -> String {
     match errno {
-        Errno::EINVAL => match attr {
-            Some((msgsize, maxmsg)) => format!(
-                "--mq {name}: the system does not allow {maxmsg} messages of {msgsize} bytes (limits: \
-                 fs.mqueue.msg_max = {}, fs.mqueue.msgsize_max = {}); give a smaller --mq-msgsize or \
-                 --mq-maxmsg, or raise the limits (sysctl -w fs.mqueue.msgsize_max=...)",
-                limit("msg_max"),
-                limit("msgsize_max")
-            ),
-            None => format!("--mq {name}: not a queue name; give /NAME"),
-        },
+        Errno::EINVAL => format!(
+            "--mq {name}: the system does not allow {maxmsg} messages of {msgsize} bytes (limits: \
+             fs.mqueue.msg_max = {}, fs.mqueue.msgsize_max = {}); give a smaller --mq-msgsize or \
+             --mq-maxmsg, or raise the limits (sysctl -w fs.mqueue.msgsize_max=...)",
+            limit("msg_max"),
+            limit("msgsize_max")
+        ),
         Errno::EACCES => format!("--mq {name}: permission denied (the queue exists and is not berth's to read)"),
         Errno::ENOSPC | Errno::EMFILE => format!(
             "--mq {name}: the system's queue limit is reached (fs.mqueue.queues_max = {}, or RLIMIT_MSGQUEUE)",
@@ -62,13 +59,15 @@ fn open_error(name: &str, errno: Errno, attr: Option<(usize, usize)>) -> String 
 }
 
 impl Queue {
-    /// Opens (creating it with `mode` and, if given, `(msgsize, maxmsg)`)
-    /// the queue berth receives requests on.
-    pub fn listen(name: &str, mode: u32, attr: Option<(usize, usize)>) -> Result<Queue, String> {
+    /// Opens (creating it with `mode` and `(msgsize, maxmsg)`) the queue
+    /// berth receives requests on. The attributes are always passed: nix's
+    /// `mq_open` without them passes no mode either, and O_CREAT then
+    /// reads garbage.
+    pub fn listen(name: &str, mode: u32, (msgsize, maxmsg): (usize, usize)) -> Result<Queue, String> {
         let flags = MQ_OFlag::O_CREAT | MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK | MQ_OFlag::O_CLOEXEC;
-        let wanted = attr.map(|(msgsize, maxmsg)| MqAttr::new(0, maxmsg as _, msgsize as _, 0));
+        let wanted = MqAttr::new(0, maxmsg as _, msgsize as _, 0);
         let mode = Mode::from_bits_truncate(mode as _);
-        let queue = mq_open(name, flags, mode, wanted.as_ref()).map_err(|e| open_error(name, e, attr))?;
+        let queue = mq_open(name, flags, mode, Some(&wanted)).map_err(|e| open_error(name, e, (msgsize, maxmsg)))?;
         Queue::wrap(queue, Interest::READABLE).map_err(|e| format!("--mq {name}: {e}"))
     }
 
