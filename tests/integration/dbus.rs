@@ -194,3 +194,21 @@ fn the_shipped_system_bus_policy_lets_root_in_and_keeps_others_out() {
     let (ok, _, stderr) = bus.busctl_as(Some("nobody"), "Status", "sss", &["", "", ""]);
     assert!(!ok && stderr.contains("ccess denied"), "nobody got through: {stderr}");
 }
+
+#[test]
+fn a_restarted_bus_is_reconnected_and_the_name_served_again() {
+    let Some(mut bus) = Bus::permissive() else { return };
+    let server = berth_on(&bus, &[]);
+    bus.restart();
+    let started = std::time::Instant::now();
+    loop {
+        let (ok, stdout, _) = bus.busctl("Status", "sss", &["", "", ""]);
+        if ok {
+            assert!(string_reply(&stdout)["items"].is_array(), "{stdout}");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "berth did not come back on the bus:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.log().contains("D-Bus: connected again"), "{}", server.log());
+}

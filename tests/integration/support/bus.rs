@@ -69,13 +69,19 @@ impl Bus {
              <auth>EXTERNAL</auth>\n  {rules}\n</busconfig>\n",
             socket.display()
         );
-        let config_file = dir.path().join("bus.conf");
-        std::fs::write(&config_file, config).unwrap();
+        std::fs::write(dir.path().join("bus.conf"), config).unwrap();
+        let child = Bus::spawn(dir.path());
+        Bus { child, dir }
+    }
+
+    fn spawn(dir: &std::path::Path) -> Child {
+        let socket = dir.join("bus");
+        let _ = std::fs::remove_file(&socket);
         let child = Command::new("dbus-daemon")
-            .arg(format!("--config-file={}", config_file.display()))
+            .arg(format!("--config-file={}", dir.join("bus.conf").display()))
             .args(["--nofork", "--nopidfile"])
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("daemon.log")).unwrap())
+            .stderr(std::fs::File::create(dir.join("daemon.log")).unwrap())
             .spawn()
             .expect("dbus-daemon starts");
         let started = Instant::now();
@@ -83,7 +89,15 @@ impl Bus {
             assert!(started.elapsed() < Duration::from_secs(10), "dbus-daemon did not listen");
             std::thread::sleep(Duration::from_millis(20));
         }
-        Bus { child, dir }
+        child
+    }
+
+    /// Kills the bus and starts it again at the same address: every
+    /// connection to it is lost, as when the system bus restarts.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Bus::spawn(self.dir.path());
     }
 
     /// Its address, `unix:path=...`.
