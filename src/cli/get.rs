@@ -53,10 +53,8 @@ pub fn parse_kind(text: &str) -> anyhow::Result<Kind> {
 }
 
 /// Runs `berth get`.
+/// (`berth get sources` is [`super::sources::run`]'s: `cli` dispatches.)
 pub fn run(args: GetArgs) -> anyhow::Result<ExitCode> {
-    if super::sources::is_sources(&args.kind) {
-        return super::sources::run(args);
-    }
     let kind = parse_kind(&args.kind).map_err(|e| anyhow::anyhow!("{e}; or `sources`"))?;
     let client = args.client.client()?;
     block_on(async move {

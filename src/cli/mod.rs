@@ -119,6 +119,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Crds(args) => crds::run(args),
         Command::Apply(args) => apply::run(args),
         Command::Diff(args) => apply::run_diff(args),
+        Command::Get(args) if sources::is_sources(&args.kind) => sources::run(args),
         Command::Get(args) => get::run(args),
         Command::Describe(args) => describe::run(args),
         Command::Delete(args) => delete::run(args),

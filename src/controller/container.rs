@@ -38,11 +38,6 @@ const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 /// Grace period for containers whose object is gone.
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
-/// Running, not being stopped, and healthy when it has a check.
-pub(super) fn replica_is_ready(info: &ContainerInfo) -> bool {
-    info.state == ContainerState::Running && !info.stopping && matches!(info.health, None | Some(Health::Healthy))
-}
-
 pub(super) fn replica_of(info: &ContainerInfo) -> Option<u32> {
     info.labels.get(labels::REPLICA)?.parse().ok()
 }
@@ -185,7 +180,7 @@ async fn converge(
                         }
                     }
                 }
-                if replica_is_ready(&replica) {
+                if replica.is_ready() {
                     for old in &stale {
                         remove(ctx, &key, old, grace, &reason, "replaced").await?;
                         touched = true;
@@ -311,7 +306,7 @@ fn write_status(
         })
         .collect();
     statuses.sort_by(|a, b| (a.index, &a.container_id).cmp(&(b.index, &b.container_id)));
-    let ready = current.iter().filter(|r| replica_is_ready(r)).count() as u32;
+    let ready = current.iter().filter(|r| r.is_ready()).count() as u32;
     let failing: Vec<String> = current
         .iter()
         .filter(|r| {

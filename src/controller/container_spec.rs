@@ -22,7 +22,6 @@ use crate::api::container::{DependencyCondition, RestartPolicy};
 use crate::api::{AnyObject, Container, ContainerSpec, HostPort, Kind, ObjectKey};
 use crate::engine::{self, labels, ContainerConfig, HealthConfig, Mount, MountSource, NetworkAttachment, PortBinding};
 
-use super::container::replica_is_ready;
 use super::context::Context;
 use super::network::engine_name;
 
@@ -391,7 +390,7 @@ async fn engine_has(
         .iter()
         .filter(|r| match condition {
             DependencyCondition::Started => r.state == engine::ContainerState::Running,
-            DependencyCondition::Healthy => replica_is_ready(r),
+            DependencyCondition::Healthy => r.is_ready(),
         })
         .count();
     Ok(meeting >= wanted)

@@ -269,6 +269,14 @@ pub struct ContainerInfo {
     pub host_ports: BTreeMap<String, u16>,
 }
 
+impl ContainerInfo {
+    /// Running, not being stopped, and healthy when it has a check: a
+    /// replica that may take traffic and satisfies `dependsOn: Healthy`.
+    pub fn is_ready(&self) -> bool {
+        self.state == ContainerState::Running && !self.stopping && matches!(self.health, None | Some(Health::Healthy))
+    }
+}
+
 /// Everything needed to create a volume.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VolumeConfig {

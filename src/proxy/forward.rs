@@ -15,11 +15,8 @@ use hyper::Uri;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::pool::{Pool, SendError};
+use super::pool::{Pool, ProxyBody, SendError};
 use super::table::RouteTable;
-
-/// Bodies in both directions: streamed, never buffered.
-pub type ProxyBody = http_body_util::combinators::BoxBody<Bytes, hyper::Error>;
 
 /// What the request handlers of one worker share.
 pub(super) struct Forwarder {

@@ -25,7 +25,8 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::forward::ProxyBody;
+/// Bodies in both directions: streamed, never buffered.
+pub type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
 
 /// How long an unused connection is kept.
 const IDLE: Duration = Duration::from_secs(60);

@@ -61,6 +61,7 @@ mod git_source;
 mod hostile_yaml;
 mod kube_rs;
 mod kubectl;
+mod layout;
 mod limits;
 mod loading;
 mod message_queue;
