@@ -14,9 +14,10 @@ pub struct CrdsArgs {
     /// Directory to write into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
-    /// Also refresh the generated manifest reference in this README.
+    /// Also refresh the generated manifest reference in this file
+    /// (docs/manifests.md).
     #[arg(long, value_name = "FILE", hide = true)]
-    pub readme: Option<PathBuf>,
+    pub reference: Option<PathBuf>,
 }
 
 /// Writes the files and lists them.
@@ -25,18 +26,18 @@ pub fn run(args: CrdsArgs) -> anyhow::Result<ExitCode> {
     for path in written {
         println!("wrote {}", path.display());
     }
-    if let Some(readme) = args.readme {
-        let text = std::fs::read_to_string(&readme).with_context(|| format!("reading {}", readme.display()))?;
-        let updated = reference::update_readme(&text).with_context(|| {
+    if let Some(file) = args.reference {
+        let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+        let updated = reference::update_document(&text).with_context(|| {
             format!(
                 "{} has no generated-reference markers; add {} and {}",
-                readme.display(),
+                file.display(),
                 reference::BEGIN,
                 reference::END
             )
         })?;
-        std::fs::write(&readme, updated).with_context(|| format!("writing {}", readme.display()))?;
-        println!("updated {}", readme.display());
+        std::fs::write(&file, updated).with_context(|| format!("writing {}", file.display()))?;
+        println!("updated {}", file.display());
     }
     Ok(ExitCode::SUCCESS)
 }

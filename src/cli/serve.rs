@@ -581,7 +581,11 @@ async fn connect(
         }
         let delay = Duration::from_millis(800).saturating_mul(1 << attempt.min(5)).min(Duration::from_secs(30));
         attempt += 1;
-        tracing::warn!("no engine answers ({failures}); retrying in {delay:?}");
+        tracing::warn!(
+            "no engine answers ({failures}); retrying in {delay:?}. Start Docker (systemctl start docker) or \
+             Podman (systemctl start podman.socket), point DOCKER_HOST or CONTAINER_HOST at one, or try \
+             --engine fake to run berth against an in-memory engine"
+        );
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = shutdown.changed() => return Ok(None),

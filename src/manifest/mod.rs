@@ -7,7 +7,7 @@
 //! the input (a property test feeds it arbitrary bytes).
 //!
 //! The module also generates the CRDs and JSON Schemas of the kinds
-//! ([`crd`]) and the manifest reference of the README ([`reference`]).
+//! ([`crd`]) and the manifest reference of docs/manifests.md ([`reference`]).
 
 mod context;
 pub mod crd;

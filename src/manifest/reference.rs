@@ -1,16 +1,16 @@
-//! The manifest reference of the README, generated from the schemas.
+//! The manifest reference (docs/manifests.md), generated from the schemas.
 //!
 //! Each kind gets a table of its fields (path, type, description), walked
-//! from the same structural schema the CRDs embed, so the README cannot
+//! from the same structural schema the CRDs embed, so the reference cannot
 //! describe a field that does not exist or miss one that does. A test
-//! compares the README's section with this output.
+//! compares the committed section with this output.
 
 use serde_json::Value;
 
 use crate::api::Kind;
 
-/// Marks the start of the generated section in the README.
-pub const BEGIN: &str = "<!-- BEGIN GENERATED REFERENCE (berth crds --out crds --readme README.md) -->";
+/// Marks the start of the generated section in docs/manifests.md.
+pub const BEGIN: &str = "<!-- BEGIN GENERATED REFERENCE (berth crds --out crds --reference docs/manifests.md) -->";
 /// Marks its end.
 pub const END: &str = "<!-- END GENERATED REFERENCE -->";
 
@@ -66,10 +66,10 @@ fn walk(schema: &Value, path: &str, required: bool, out: &mut String) {
     }
 }
 
-/// `readme` with its generated section replaced by the current reference;
-/// `None` when the markers are missing.
-pub fn update_readme(readme: &str) -> Option<String> {
-    let start = readme.find(BEGIN)? + BEGIN.len();
-    let end = readme[start..].find(END)? + start;
-    Some(format!("{}\n\n{}{}", &readme[..start], markdown(), &readme[end..]))
+/// `document` with its generated section replaced by the current
+/// reference; `None` when the markers are missing.
+pub fn update_document(document: &str) -> Option<String> {
+    let start = document.find(BEGIN)? + BEGIN.len();
+    let end = document[start..].find(END)? + start;
+    Some(format!("{}\n\n{}{}", &document[..start], markdown(), &document[end..]))
 }

@@ -1,13 +1,13 @@
 //! Generated files stay in step with the types: `crds/` (CRDs and editor
-//! schemas) and the README's manifest reference. Regenerate both with
-//! `cargo run -- crds --out crds --readme README.md`.
+//! schemas) and the manifest reference in docs/manifests.md. Regenerate
+//! both with `cargo run -- crds --out crds --reference docs/manifests.md`.
 
 use berth::manifest::{crd, reference};
 use serde_json::Value;
 
 use crate::support::repo_path;
 
-const REGENERATE: &str = "regenerate with `cargo run -- crds --out crds --readme README.md`";
+const REGENERATE: &str = "regenerate with `cargo run -- crds --out crds --reference docs/manifests.md`";
 
 #[test]
 fn crds_match_the_types() {
@@ -24,10 +24,38 @@ fn crds_match_the_types() {
 }
 
 #[test]
-fn readme_reference_matches_the_types() {
+fn the_manifest_reference_matches_the_types() {
+    let document = std::fs::read_to_string(repo_path("docs/manifests.md")).unwrap();
+    let updated = reference::update_document(&document).expect("docs/manifests.md has the generated-reference markers");
+    assert!(updated == document, "docs/manifests.md's reference is out of date; {REGENERATE}");
+}
+
+/// The README stays a newcomer's page: short, quick start first, and every
+/// doc it links exists.
+#[test]
+fn the_readme_is_short_starts_with_the_quick_start_and_links_docs_that_exist() {
     let readme = std::fs::read_to_string(repo_path("README.md")).unwrap();
-    let updated = reference::update_readme(&readme).expect("README.md has the generated-reference markers");
-    assert!(updated == readme, "README.md's manifest reference is out of date; {REGENERATE}");
+    assert!(readme.lines().count() <= 200, "README.md has {} lines; move references to docs/", readme.lines().count());
+    let sections: Vec<&str> = readme.lines().filter(|l| l.starts_with("## ")).collect();
+    assert!(sections.iter().position(|s| *s == "## Quick start") <= Some(1), "{sections:?}");
+    let mut checked = 0;
+    for document in std::iter::once("README.md".to_string()).chain(
+        std::fs::read_dir(repo_path("docs"))
+            .unwrap()
+            .map(|e| format!("docs/{}", e.unwrap().file_name().to_string_lossy())),
+    ) {
+        let text = std::fs::read_to_string(repo_path(&document)).unwrap();
+        let base = repo_path(&document).parent().unwrap().to_path_buf();
+        for link in text.split("](").skip(1).filter_map(|rest| rest.split(')').next()) {
+            let target = link.split('#').next().unwrap();
+            if target.is_empty() || target.starts_with("http") {
+                continue;
+            }
+            assert!(base.join(target).exists(), "{document} links {link}, which does not exist");
+            checked += 1;
+        }
+    }
+    assert!(checked > 10, "only {checked} links checked");
 }
 
 fn editor_validator(kind: &str) -> jsonschema::Validator {
