@@ -67,9 +67,13 @@ class Rest:
     name = "rest"
 
     def __init__(self, url, token):
-        host, port = url.replace("http://", "").split(":")
-        self.conn = http.client.HTTPConnection(host, int(port))
+        self.host, self.port = url.replace("http://", "").split(":")
         self.token = token
+        self.reset()
+
+    def reset(self):
+        """A fresh connection: berth closes one idle past --header-timeout."""
+        self.conn = http.client.HTTPConnection(self.host, int(self.port))
 
     def call(self, verb, payload):
         if verb == "status":
@@ -96,6 +100,8 @@ class Mqtt:
         self.client.on_subscribe = lambda *a: subscribed.set()
         self.client.on_message = self.on_message
         self.client.connect("127.0.0.1", port)
+        # paho leaves Nagle on: a small publish would wait for a delayed ACK.
+        self.client.socket().setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client.loop_start()
         self.client.subscribe(self.topic, qos=1)
         subscribed.wait(10)
@@ -146,7 +152,7 @@ def main():
     work = tempfile.mkdtemp(prefix="berth-bench-ingress-")
     port = free_port()
     with open(os.path.join(work, "mosquitto.conf"), "w") as conf:
-        conf.write("listener %d 127.0.0.1\nallow_anonymous true\n" % port)
+        conf.write("listener %d 127.0.0.1\nallow_anonymous true\nset_tcp_nodelay true\n" % port)
     broker = subprocess.Popen(["/usr/sbin/mosquitto", "-c", os.path.join(work, "mosquitto.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     queue_name = "/bench-" + uuid.uuid4().hex[:8]
@@ -167,6 +173,9 @@ def main():
         counter = 1
         for verb in ("status", "apply"):
             for transport in transports:
+                getattr(transport, "reset", lambda: None)()
+                transport.call(verb, STATUS if verb == "status" else CONTAINER.format(n=counter))
+                counter += 1
                 samples = []
                 for _ in range(args.n):
                     payload = STATUS if verb == "status" else CONTAINER.format(n=counter)

@@ -40,6 +40,10 @@ fn options(config: &MqttConfig, topics: &Topics) -> MqttOptions {
         .set_max_packet_size(Some(config.max_packet))
         .set_manual_acks(true)
         .set_last_will(LastWill::new(topics.online(), "offline", QoS::AtLeastOnce, true, None));
+    // Commands and replies are small and wait on each other: no Nagle delay.
+    let mut network = rumqttc::NetworkOptions::new();
+    network.set_tcp_nodelay(true);
+    options.set_network_options(network);
     if let Some((user, password)) = &config.credentials {
         options.set_credentials(user.clone(), password.clone());
     }
