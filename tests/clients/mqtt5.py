@@ -5,7 +5,7 @@ checks the correlation data came back, and prints the reply as JSON:
 
     mqtt5.py --port P --topic berth/NODE/cmd/apply [-f FILE | --text TEXT]
              [--protobuf] [--id ID] [--property NAME=VALUE ...]
-             [--keyring FILE [--algorithm A] [--key-id ID] [--channel CH]]
+             [--keyring FILE [--algorithm A] [--key-id ID] [--channel CH] [--tamper] [--stale]]
              [--retain]
 """
 
@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import threading
+import time
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -38,6 +39,8 @@ def main():
     parser.add_argument("--key-id")
     parser.add_argument("--channel")
     parser.add_argument("--retain", action="store_true")
+    parser.add_argument("--tamper", action="store_true")
+    parser.add_argument("--stale", action="store_true")
     parser.add_argument("--timeout", type=float, default=30)
     args = parser.parse_args()
 
@@ -46,8 +49,11 @@ def main():
     payload, content_type = peer.request(verb, text, protobuf=args.protobuf, request_id=args.id)
     if args.keyring:
         channel = args.channel or "mqtt:" + args.topic
-        payload = peer.seal(payload, channel, args.keyring, args.protobuf, args.algorithm, args.key_id)
+        fields = {"issued_at_ms": int((time.time() - 3600) * 1000)} if args.stale else {}
+        payload = peer.seal(payload, channel, args.keyring, args.protobuf, args.algorithm, args.key_id, **fields)
         content_type = peer.ENCRYPTED
+        if args.tamper:
+            payload = payload[:-1] + bytes([payload[-1] ^ 1])
 
     correlation = uuid.uuid4().bytes
     response_topic = "test/replies/" + uuid.uuid4().hex

@@ -185,6 +185,16 @@ fn an_mqtt5_client_gets_replies_on_its_response_topic_in_json_protobuf_and_encry
             .collect::<Vec<_>>(),
     );
     assert_eq!(reply["code"], 403, "{reply}");
+    // Tampered, stale, an unknown key: each refused, nothing applied.
+    let never = file_with(dir.path(), "never.yaml", &crate::support::api::container("never", "1"));
+    for (extra, expected) in [("--tamper", "authenticate"), ("--stale", "ago"), ("--key-id=k9", "k9")] {
+        let keys = keys.to_str().unwrap();
+        let reply =
+            mqtt5(&python, &broker, &["--topic", &apply, "-f", never.to_str().unwrap(), "--keyring", keys, extra]);
+        assert_eq!(reply["code"], 403, "{extra}: {reply}");
+        assert!(reply["json"]["message"].as_str().unwrap().contains(expected), "{extra}: {reply}");
+    }
+    assert!(!exists(&server, "container", "never"), "a refused request applied something");
     let reply =
         mqtt5(&python, &broker, &["--topic", &apply, "-f", stack.to_str().unwrap(), "--property", "prune=true"]);
     assert_eq!(reply["code"], 400, "{reply}");
