@@ -97,6 +97,15 @@ impl Ingress {
         format: Format,
         request_id: &str,
     ) -> Result<Outcome, ApiError> {
+        if opened.key_id.is_some() && message.options != super::message::ApplyOptions::default() {
+            // Options outside the envelope are not authenticated: whoever
+            // relays the message could add or drop them.
+            return Err(ApiError::bad_request(format!(
+                "{}: dryRun, force and source given outside an encrypted payload are refused (they are not \
+                 authenticated); put them in the protobuf Request inside the envelope, or use the plan verb",
+                message.channel
+            )));
+        }
         let id = opened.id.clone().or_else(|| message.id.clone());
         let request = decode(&opened.plaintext, format, message.verb, &message.options, id, &message.channel)?;
         if opened.id.is_none() {
@@ -158,7 +167,11 @@ impl Ingress {
                 .filter(|i| i.action != crate::controller::plan::PlanAction::Unchanged)
                 .map(|i| i.object.as_str())
                 .collect();
-            self.record(&changed, request.verb, who)?;
+            // The objects are written: a failure to audit them is logged,
+            // not answered as a failed apply.
+            if let Err(error) = self.record(&changed, request.verb, who) {
+                tracing::error!(request_id = %who.request_id, "applied, but the audit entries could not be written: {}", error.message);
+            }
         }
         Ok(Outcome::Applied(applied))
     }
@@ -237,9 +250,17 @@ impl Handler for Ingress {
         let request_id = format!("{:016x}", fastrand::u64(..));
         let Executed { result, format, opened } = self.execute(&message, &request_id).await;
         if let Err(error) = &result {
+            // The message of an encrypted request's error may quote its
+            // plaintext (a manifest's value): only the reason is logged.
+            let encrypted = opened.as_ref().is_some_and(|o| o.key_id.is_some());
+            let said = if encrypted {
+                format!("{} (an encrypted request: the message is for the key holder)", error.status)
+            } else {
+                error.message.clone()
+            };
             tracing::info!(
                 transport = %message.transport, channel = %message.channel, request_id = %request_id,
-                "refused: {}", error.message
+                "refused: {said}"
             );
         }
         let rendered = render(result, format, &request_id);

@@ -98,7 +98,12 @@ pub(crate) fn decode(
     channel: &str,
 ) -> Result<Request, ApiError> {
     match format {
-        Format::Protobuf => decode_protobuf(payload, verb, options, channel),
+        Format::Protobuf => {
+            let mut request = decode_protobuf(payload, verb, options, channel)?;
+            // The Request's own id, else the channel's (a topic level, a queue header).
+            request.id = request.id.or(id);
+            Ok(request)
+        }
         Format::Text => {
             let verb = verb.ok_or_else(|| {
                 ApiError::bad_request(format!(

@@ -28,8 +28,11 @@ pub fn is_encrypted(payload: &[u8]) -> bool {
 pub struct Security {
     /// The keys encrypted payloads are opened with, if any.
     keyring: Option<Keyring>,
-    /// Envelope ids and plaintext request ids seen within the window.
+    /// Envelope ids seen within the window.
     replay: ReplayGuard,
+    /// Plaintext request ids seen within the window: apart, so that
+    /// unauthenticated ids cannot fill the envelopes' guard.
+    plain_ids: ReplayGuard,
     /// Transports whose plaintext requests are refused.
     required: BTreeSet<Transport>,
 }
@@ -67,7 +70,12 @@ impl Security {
     /// Settings with `keyring`, a replay `window`, refusing plaintext on
     /// `required`.
     pub(crate) fn new(keyring: Option<Keyring>, window: Duration, required: BTreeSet<Transport>) -> Security {
-        Security { keyring, replay: ReplayGuard::new(window, DEFAULT_CAPACITY), required }
+        Security {
+            keyring,
+            replay: ReplayGuard::new(window, DEFAULT_CAPACITY),
+            plain_ids: ReplayGuard::new(window, DEFAULT_CAPACITY),
+            required,
+        }
     }
 
     /// Settings read from the keyring file at `keyring`, if given.
@@ -140,7 +148,7 @@ impl Security {
 
     /// Refuses a plaintext request id seen within the replay window.
     pub(crate) fn check_request_id(&self, id: &str) -> Result<(), ApiError> {
-        self.replay.check_id(id, now_ms()).map_err(|e| {
+        self.plain_ids.check_id(id, now_ms()).map_err(|e| {
             ApiError::new(StatusCode::CONFLICT, format!("request `{id}`: {e}; it was executed once already"))
         })
     }

@@ -52,15 +52,17 @@ pub async fn context(request: Request, next: Next) -> Response {
     response
 }
 
-/// Rewrites an error response that is not JSON (an axum rejection) into an [`ApiError`].
+/// Rewrites an error response in plain text or none (an axum rejection)
+/// into an [`ApiError`]. Errors in another form are the answer itself: a
+/// protobuf `Reply`, or one sealed for the key holder.
 async fn as_json_error(response: Response) -> Response {
     let status = response.status();
-    let is_json = response
+    let plain = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
         return response;
     }
     let bytes = axum::body::to_bytes(response.into_body(), MAX_REWRITTEN_BODY).await.unwrap_or_default();

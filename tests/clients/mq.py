@@ -92,7 +92,7 @@ def main():
         fields = {}
         if args.stale:
             fields["issued_at_ms"] = int((time.time() - 3600) * 1000)
-        payload = peer.seal(payload, args.channel or "mq:" + args.queue, args.keyring, args.protobuf,
+        payload = peer.seal(payload, args.channel or "mq:%s/%s" % (args.queue, args.verb), args.keyring, args.protobuf,
                             args.algorithm, args.key_id, **fields)
         content_type = peer.ENCRYPTED
         if args.tamper:

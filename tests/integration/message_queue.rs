@@ -127,6 +127,11 @@ fn encrypted_queue_requests_are_opened_and_every_bad_one_is_refused_with_nothing
         assert!(message.contains(expected) && message.contains("nothing was applied"), "{extra:?}: {message}");
     }
     assert!(!exists(&server, "container", "web"), "a refused request applied something");
+    // The verb is bound too: a `get` sealed for this queue, sent as `delete`.
+    let channel = format!("mq:{}/get", queue.0);
+    let args = ["--verb", "delete", "--text", "{kind: Container, name: web}", "--keyring", keys, "--channel", &channel];
+    let reply = mq(&python, &queue, &args);
+    assert_eq!(reply["code"], 403, "{reply}");
 
     // AES-256-GCM and ChaCha20-Poly1305 from `cryptography`, chunked:
     // applied once; the same bytes again are a replay.
@@ -142,9 +147,10 @@ fn encrypted_queue_requests_are_opened_and_every_bad_one_is_refused_with_nothing
         assert!(again["json"]["message"].as_str().unwrap().contains("replay"), "{again}");
     }
     assert!(exists(&server, "container", "web"));
-    // Refused unopened: the plaintext, the four bad envelopes, the two replays.
+    // Refused unopened: the plaintext, the four bad envelopes, the verb
+    // sealed for another, the two replays.
     let (_, metrics) = server.http_get("/metrics");
-    assert!(metrics.contains(r#"berth_ingress_requests_total{transport="mq",outcome="undecryptable"} 7"#), "{metrics}");
+    assert!(metrics.contains(r#"berth_ingress_requests_total{transport="mq",outcome="undecryptable"} 8"#), "{metrics}");
     assert!(metrics.contains(r#"berth_ingress_requests_total{transport="mq",outcome="ok"} 2"#), "{metrics}");
 }
 

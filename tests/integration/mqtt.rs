@@ -207,6 +207,46 @@ fn an_mqtt5_client_gets_replies_on_its_response_topic_in_json_protobuf_and_encry
 }
 
 #[test]
+fn a_reply_over_the_packet_limit_is_answered_413_and_options_outside_an_envelope_are_refused() {
+    let Some(broker) = Broker::start() else { return };
+    let Some(python) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let keys = keyring(dir.path());
+    let server = berth_on(&broker, &["--mqtt-max-packet", "2KiB", "--keyring", keys.to_str().unwrap()]);
+    let stack = file_with(dir.path(), "stack.yaml", &example_stack());
+    let applied = server.cli().args(["apply", "-f"]).arg(&stack).output().unwrap();
+    assert!(applied.status.success(), "{}", String::from_utf8_lossy(&applied.stderr));
+    let apply = format!("berth/{NODE}/cmd/apply");
+    // Every object's status is over 2 KiB: a 413 that says the request ran.
+    let all = format!("berth/{NODE}/cmd/status");
+    let reply = mqtt5(&python, &broker, &["--topic", &all, "--text", ""]);
+    assert_eq!(reply["code"], 413, "{reply}");
+    assert!(reply["json"]["message"].as_str().unwrap().contains("was executed"), "{reply}");
+    // Still connected and serving: the oversized reply was never sent.
+    let status = format!("berth/{NODE}/cmd/status");
+    let reply = mqtt5(&python, &broker, &["--topic", &status, "--text", "{kind: Container, name: web}"]);
+    assert_eq!(reply["code"], 200, "{reply}");
+    assert_eq!(server.log().matches("MQTT connected").count(), 1, "{}", server.log());
+
+    // dryRun as a user property is outside the envelope: not authenticated, refused.
+    let one = file_with(dir.path(), "one.yaml", &crate::support::api::container("outside", "1"));
+    let args = [
+        "--topic",
+        &apply,
+        "-f",
+        one.to_str().unwrap(),
+        "--keyring",
+        keys.to_str().unwrap(),
+        "--property",
+        "dryRun=true",
+    ];
+    let reply = mqtt5(&python, &broker, &args);
+    assert_eq!(reply["code"], 400, "{reply}");
+    assert!(reply["json"]["message"].as_str().unwrap().contains("not authenticated"), "{reply}");
+    assert!(!exists(&server, "container", "outside"));
+}
+
+#[test]
 fn require_encryption_refuses_plaintext_over_mqtt() {
     let Some(broker) = Broker::start() else { return };
     let Some(python) = venv_python() else { return };

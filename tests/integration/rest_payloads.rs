@@ -57,6 +57,10 @@ fn python_sealed_and_protobuf_requests_are_applied_and_answered_in_kind() {
         assert_eq!(reply["json"]["items"].as_array().unwrap().len(), EXAMPLE_OBJECTS, "{reply}");
     }
     assert!(exists(&server, "container", "web"));
+    // ?dryRun outside an encrypted body is not authenticated: refused.
+    let reply = rest(&python, &server, &["-f", stack, "--keyring", keys, "--query", "dryRun=true"]);
+    assert_eq!(reply["status"], 400, "{reply}");
+    assert!(reply["json"]["message"].as_str().unwrap().contains("not authenticated"), "{reply}");
     let reply = rest(&python, &server, &["-f", stack, "--protobuf", "--keyring", keys]);
     assert_eq!(reply["encrypted"], true, "{reply}");
     assert_eq!(reply["protobuf"], true, "{reply}");

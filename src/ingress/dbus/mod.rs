@@ -129,8 +129,13 @@ pub(crate) async fn run(
                 if alive(&connection).await {
                     continue;
                 }
-                // The bus went away: connect again, with backoff.
+                // The bus went away (or is slow): connect again, with
+                // backoff, unless the old connection answers again (a
+                // fresh one cannot own the name while the old one does).
                 loop {
+                    if alive(&connection).await {
+                        break;
+                    }
                     match connect(&bus, ingress.clone()).await {
                         Ok(fresh) => {
                             reconnect.succeeded();

@@ -96,9 +96,12 @@ impl Listening {
                     continue;
                 }
             };
+            // The verb is part of the channel, so that an encrypted payload
+            // cannot be replayed under another verb (the header is outside it).
+            let verb_name = header.verb.map_or("", |v| v.name());
             let message = Message {
                 transport: Transport::Mq,
-                channel: self.channel(),
+                channel: format!("{}/{verb_name}", self.channel()),
                 verb: header.verb,
                 options: header.options.clone(),
                 content_type: header.content_type.clone(),

@@ -3,8 +3,9 @@
 //! in arrival order and answers each, and the retained online flag.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::v5::{Filter, LastWill, Packet, Publish, PublishProperties, RetainForwardRule};
@@ -12,9 +13,9 @@ use rumqttc::v5::mqttbytes::QoS;
 use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
 use tokio::sync::{mpsc, watch};
 
-use crate::backoff::Reconnect;
+use crate::backoff::{Reconnect, HEALTHY_FOR};
 use crate::ingress::execute::Ingress;
-use crate::ingress::message::{ApplyOptions, Handler, Message, Transport};
+use crate::ingress::message::{Answer, ApplyOptions, Handler, Message, Transport};
 use crate::server::ApiError;
 use crate::store::Store;
 
@@ -75,17 +76,31 @@ pub(crate) async fn run(config: MqttConfig, ingress: Arc<Ingress>, store: Store,
     let (commands, queued) = mpsc::channel(usize::from(RECEIVE_MAXIMUM) * 2);
     let (connected, sessions) = watch::channel(0u64);
     let (retained_tx, retained) = mpsc::channel(1024);
-    let worker = Worker { client: client.clone(), topics: topics.clone(), ingress, broker: broker.clone() };
+    // The largest packet berth may send: its own limit, or the broker's if smaller.
+    let max_send = Arc::new(AtomicU32::new(config.max_packet));
+    let worker = Worker {
+        client: client.clone(),
+        topics: topics.clone(),
+        ingress,
+        broker: broker.clone(),
+        max_send: max_send.clone(),
+    };
     let work = tokio::spawn(worker.run(queued));
-    let statuses = tokio::spawn(status::publish(client.clone(), topics.clone(), store, sessions, retained));
+    let statuses =
+        tokio::spawn(status::publish(client.clone(), topics.clone(), store, sessions, retained, max_send.clone()));
     let mut stop = std::pin::pin!(stop);
     let mut reconnect = Reconnect::new("MQTT broker");
+    // A connection counts as working only once it stayed up a while: one
+    // the broker drops at once (a packet it refuses) keeps backing off.
+    let mut connected_at: Option<Instant> = None;
     loop {
         tokio::select! {
             () = &mut stop => break,
             polled = events.poll() => match polled {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    reconnect.succeeded();
+                Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                    connected_at = Some(Instant::now());
+                    let broker_max = ack.properties.and_then(|p| p.max_packet_size).unwrap_or(u32::MAX);
+                    max_send.store(config.max_packet.min(broker_max), Ordering::Relaxed);
                     tracing::info!("MQTT connected to {broker}");
                     subscribe(&client, &topics);
                     connected.send_modify(|n| *n += 1);
@@ -94,12 +109,26 @@ pub(crate) async fn run(config: MqttConfig, ingress: Arc<Ingress>, store: Store,
                     if publish.topic.starts_with(topics.statuses().trim_end_matches('#').as_bytes()) {
                         // A retained status the broker holds: stale ones are cleared.
                         let _ = retained_tx.try_send(publish.topic);
-                    } else if commands.send(publish).await.is_err() {
-                        break;
+                    } else if let Err(error) = commands.try_send(publish) {
+                        // Never wait here: this loop is what sends and pings.
+                        // QoS 1 commands stay within the receive maximum; a
+                        // flood of QoS 0 ones (at most once) is dropped.
+                        match error {
+                            mpsc::error::TrySendError::Full(dropped) => tracing::warn!(
+                                "MQTT: {} commands are waiting; dropped one on {} (QoS {:?})",
+                                commands.max_capacity(),
+                                String::from_utf8_lossy(&dropped.topic),
+                                dropped.qos
+                            ),
+                            mpsc::error::TrySendError::Closed(_) => break,
+                        }
                     }
                 }
                 Ok(_) => {}
                 Err(error) => {
+                    if connected_at.take().is_some_and(|at| at.elapsed() >= HEALTHY_FOR) {
+                        reconnect.succeeded();
+                    }
                     let delay = reconnect.failed(&format_args!("{broker}: {error}"));
                     tokio::select! {
                         () = &mut stop => break,
@@ -166,6 +195,7 @@ struct Worker {
     topics: Topics,
     ingress: Arc<Ingress>,
     broker: String,
+    max_send: Arc<AtomicU32>,
 }
 
 impl Worker {
@@ -189,6 +219,7 @@ impl Worker {
             Err(error) => self.ingress.refuse(Transport::Mqtt, &format!("mqtt:{topic}"), error),
         };
         let reply_to = properties.response_topic.clone().unwrap_or_else(|| self.topics.reply(id.as_deref()));
+        let answer = self.fitting(answer, &reply_to);
         let reply = PublishProperties {
             content_type: Some(answer.content_type.clone()),
             correlation_data: properties.correlation_data.clone(),
@@ -208,6 +239,29 @@ impl Worker {
         if let Err(error) = self.client.ack(&publish).await {
             tracing::warn!("MQTT: cannot acknowledge a command: {error}");
         }
+    }
+
+    /// `answer`, or a 413 in its place when it would not fit a packet the
+    /// broker takes (a QoS 1 publish it refuses would be sent again on
+    /// every reconnect).
+    fn fitting(&self, answer: Answer, topic: &str) -> Answer {
+        let limit = self.max_send.load(Ordering::Relaxed) as usize;
+        // Fixed header, topic, packet id and properties: 512 bytes is ample.
+        if answer.payload.len() + topic.len() + 512 <= limit {
+            return answer;
+        }
+        let error = ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "mqtt:{topic}: the request {} (code {}), but its reply is {} bytes, over the {limit}-byte packet \
+                 limit (berth's --mqtt-max-packet or the broker's); ask for less (one object's status) or raise \
+                 the limits",
+                if answer.ok { "was executed" } else { "failed" },
+                answer.code,
+                answer.payload.len()
+            ),
+        );
+        self.ingress.refuse(Transport::Mqtt, &format!("mqtt:{topic}"), error)
     }
 
     /// The message a publish carries, or why berth refuses it.

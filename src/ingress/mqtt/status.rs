@@ -4,6 +4,8 @@
 //! when the broker holds the status of an object berth no longer has.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use rumqttc::v5::mqttbytes::QoS;
@@ -25,9 +27,10 @@ pub(crate) async fn publish(
     store: Store,
     mut sessions: watch::Receiver<u64>,
     mut retained: mpsc::Receiver<Bytes>,
+    max_send: Arc<AtomicU32>,
 ) {
     let mut changes = store.watch();
-    let mut published = Published { client, topics, last: HashMap::new() };
+    let mut published = Published { client, topics, last: HashMap::new(), max_send };
     loop {
         tokio::select! {
             changed = sessions.changed() => {
@@ -67,6 +70,8 @@ struct Published {
     client: AsyncClient,
     topics: Topics,
     last: HashMap<String, Vec<u8>>,
+    /// The largest packet the broker takes.
+    max_send: Arc<AtomicU32>,
 }
 
 impl Published {
@@ -85,6 +90,13 @@ impl Published {
         let topic = self.topics.status(&object.key());
         let payload = serde_json::to_vec(&status_of(object)).unwrap_or_default();
         if self.last.get(&topic) == Some(&payload) {
+            return;
+        }
+        if payload.len() + topic.len() + 512 > self.max_send.load(Ordering::Relaxed) as usize {
+            // A retained publish the broker refuses would be sent again on
+            // every reconnect: this status is left out, once per change.
+            tracing::warn!("MQTT status: {topic} is {} bytes, over the packet limit; not published", payload.len());
+            self.last.insert(topic, payload);
             return;
         }
         if self.client.publish(topic.clone(), QoS::AtLeastOnce, true, payload.clone()).await.is_ok() {
