@@ -393,16 +393,12 @@ fn berth_speaks_tls_with_credentials_and_a_refused_login_is_reported_and_retried
     let credentials = file_with(dir.path(), "credentials", "device:s3cret\n");
     let url = format!("mqtts://localhost:{}", broker.port);
     let ca_flag = ca.to_str().unwrap();
-    let server = ServedFake::start_with(&[
-        "--mqtt",
-        &url,
-        "--node",
-        NODE,
-        "--mqtt-ca",
-        ca_flag,
-        "--mqtt-credentials",
-        credentials.to_str().unwrap(),
-    ]);
+    let tls_berth = |credentials: &Path, ca: &[&str]| {
+        let mut args = vec!["--mqtt", &url, "--node", NODE, "--mqtt-credentials", credentials.to_str().unwrap()];
+        args.extend_from_slice(ca);
+        ServedFake::start_with(&args)
+    };
+    let server = tls_berth(&credentials, &["--mqtt-ca", ca_flag]);
     wait_for_log(&server, "MQTT connected to mqtts://localhost", 1);
     let manifest = file_with(dir.path(), "c.yaml", &crate::support::api::container("over-tls", "1"));
     let replies = broker.subscribe(&format!("berth/{NODE}/reply/t1"), 1, Duration::from_secs(20));
@@ -412,16 +408,7 @@ fn berth_speaks_tls_with_credentials_and_a_refused_login_is_reported_and_retried
     drop(server);
 
     let wrong = file_with(dir.path(), "wrong", "device:guess\n");
-    let server = ServedFake::start_with(&[
-        "--mqtt",
-        &url,
-        "--node",
-        NODE,
-        "--mqtt-ca",
-        ca_flag,
-        "--mqtt-credentials",
-        wrong.to_str().unwrap(),
-    ]);
+    let server = tls_berth(&wrong, &["--mqtt-ca", ca_flag]);
     std::thread::sleep(Duration::from_secs(3));
     let log = server.log();
     let refused = log.matches("MQTT broker unavailable").count();
@@ -431,8 +418,7 @@ fn berth_speaks_tls_with_credentials_and_a_refused_login_is_reported_and_retried
     drop(server);
 
     // Against the system's roots the test CA is unknown: no connection.
-    let server =
-        ServedFake::start_with(&["--mqtt", &url, "--node", NODE, "--mqtt-credentials", credentials.to_str().unwrap()]);
+    let server = tls_berth(&credentials, &[]);
     std::thread::sleep(Duration::from_secs(2));
     let log = server.log();
     assert!(!log.contains("MQTT connected") && log.contains("MQTT broker unavailable"), "{log}");
