@@ -113,7 +113,7 @@ def reply(data, content_type, keyring=None):
 
 def main(argv):
     """peer.py request --verb V [-f FILE | --text T] [--protobuf] [--id ID]
-                       [--keyring K [--channel CH] [--algorithm A] [--key-id ID]] -o OUT
+                       [--keyring K [--channel CH] [--algorithm A] [--key-id ID] [--tamper] [--stale]] -o OUT
        peer.py reply -i IN --type MEDIA [--keyring K]      (prints the reply as JSON)"""
     import argparse
 
@@ -129,6 +129,8 @@ def main(argv):
     build.add_argument("--channel", default="*")
     build.add_argument("--algorithm", default="aes-256-gcm")
     build.add_argument("--key-id")
+    build.add_argument("--tamper", action="store_true")
+    build.add_argument("--stale", action="store_true")
     build.add_argument("-o", "--output", required=True)
     read = commands.add_parser("reply")
     read.add_argument("-i", "--input", required=True)
@@ -139,8 +141,13 @@ def main(argv):
         text = open(args.file).read() if args.file else args.text
         payload, content_type = request(args.verb, text, protobuf=args.protobuf, request_id=args.id)
         if args.keyring:
-            payload = seal(payload, args.channel, args.keyring, args.protobuf, args.algorithm, args.key_id)
+            import time
+
+            fields = {"issued_at_ms": int((time.time() - 3600) * 1000)} if args.stale else {}
+            payload = seal(payload, args.channel, args.keyring, args.protobuf, args.algorithm, args.key_id, **fields)
             content_type = ENCRYPTED
+            if args.tamper:
+                payload = payload[:-1] + bytes([payload[-1] ^ 1])
         with open(args.output, "wb") as out:
             out.write(payload)
         print(content_type)

@@ -181,6 +181,28 @@ fn apply_bytes_takes_protobuf_and_encrypted_payloads_and_refuses_plaintext_when_
         assert!(again["json"]["message"].as_str().unwrap().contains("replayed"), "{again}");
     }
     assert!(exists(&server, "container", "web"));
+
+    // Tampered, stale, an unknown key: refused, in plain JSON, nothing applied.
+    let keys = keys.to_str().unwrap();
+    let never = file_with(dir.path(), "never.yaml", &crate::support::api::container("never", "1"));
+    for (extra, expected) in [("--tamper", "authenticate"), ("--stale", "ago"), ("--key-id=k9", "k9")] {
+        let args = [
+            "--verb",
+            "apply",
+            "-f",
+            never.to_str().unwrap(),
+            "--keyring",
+            keys,
+            "--channel",
+            "dbus:ApplyBytes",
+            extra,
+        ];
+        let sealed = payload(&python, dir.path(), &args);
+        let reply = read_reply(&python, dir.path(), &apply_bytes(&bus, &sealed, ""), "", None);
+        assert_eq!(reply["json"]["code"], 403, "{extra}: {reply}");
+        assert!(reply["json"]["message"].as_str().unwrap().contains(expected), "{extra}: {reply}");
+    }
+    assert!(!exists(&server, "container", "never"), "a refused request applied something");
 }
 
 #[test]
