@@ -72,7 +72,7 @@ fn huge_string() -> String {
 }
 
 /// Each hostile text, and what its error says.
-fn catalogue() -> Vec<(&'static str, String, &'static str)> {
+pub(crate) fn catalogue() -> Vec<(&'static str, String, &'static str)> {
     vec![
         ("alias bomb", alias_bomb(), "expanded-size limit, --max-manifest-expanded"),
         ("billion laughs", laughs(), "expanded-size limit, --max-manifest-expanded"),

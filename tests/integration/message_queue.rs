@@ -204,3 +204,21 @@ fn garbage_floods_and_half_sent_chunks_on_the_queue_leave_berth_serving() {
     assert!(log.contains("reply queue /nonexistent-1 does not exist"), "{log}");
     assert!(log.lines().count() < 1000, "a flood of log lines: {}", log.lines().count());
 }
+
+/// The hostile-YAML catalogue through the queue, chunked where it is
+/// large: each refused with its limit named, nothing applied.
+#[test]
+fn hostile_yaml_through_the_queue_is_refused_with_the_limit_named() {
+    let Some(python) = venv_python() else { return };
+    let queue = QueueName::new();
+    let server = berth_on(&queue, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    for (n, (what, text, expected)) in crate::hostile_yaml::catalogue().into_iter().enumerate() {
+        let file = file_with(dir.path(), "hostile.yaml", &text);
+        let id = format!("h{n}");
+        let reply = mq(&python, &queue, &["--verb", "apply", "-f", file.to_str().unwrap(), "--id", &id]);
+        assert_eq!(reply["code"], 422, "{what}: {reply}");
+        assert!(reply["json"].to_string().contains(expected), "{what}: {reply}");
+    }
+    assert!(!exists(&server, "container", "bomb"));
+}

@@ -423,3 +423,24 @@ fn berth_speaks_tls_with_credentials_and_a_refused_login_is_reported_and_retried
     let log = server.log();
     assert!(!log.contains("MQTT connected") && log.contains("MQTT broker unavailable"), "{log}");
 }
+
+/// The hostile-YAML catalogue (alias and merge-key bombs, 10,000
+/// documents, deep nesting, a 2 MiB string) sent as MQTT commands: each
+/// refused with its limit named, nothing applied, berth still serving.
+#[test]
+fn hostile_yaml_over_mqtt_is_refused_with_the_limit_named() {
+    let Some(broker) = Broker::start() else { return };
+    let Some(python) = venv_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let server = berth_on(&broker, &[]);
+    let apply = format!("berth/{NODE}/cmd/apply");
+    for (what, text, expected) in crate::hostile_yaml::catalogue() {
+        let file = file_with(dir.path(), "hostile.yaml", &text);
+        let reply = mqtt5(&python, &broker, &["--topic", &apply, "-f", file.to_str().unwrap()]);
+        assert_eq!(reply["code"], 422, "{what}: {reply}");
+        assert!(reply["json"].to_string().contains(expected), "{what}: {reply}");
+    }
+    assert!(!exists(&server, "container", "bomb"));
+    let reply = mqtt5(&python, &broker, &["--topic", &format!("berth/{NODE}/cmd/status"), "--text", ""]);
+    assert_eq!(reply["code"], 200, "{reply}");
+}
