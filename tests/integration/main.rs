@@ -35,6 +35,13 @@
 //!   converges when the engine returns).
 //! - `conformance`: what every `Engine` backend must do, one test per check
 //!   and engine (`conformance::docker::...`).
+//! - `mqtt`, `dbus`, `message_queue`, `rest_payloads`: the ways in against
+//!   real peers (a private mosquitto with mosquitto_pub/sub and a paho
+//!   MQTT 5 client; a private dbus-daemon with busctl and gdbus; a Python
+//!   posix_ipc client; a Python REST client), with protobuf and encrypted
+//!   payloads made by Python's `protobuf` and `cryptography`; one MQTT case
+//!   on real Docker.
+//! - `layout`: no two files of a module use each other around a circle.
 
 mod support;
 
