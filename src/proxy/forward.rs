@@ -170,7 +170,9 @@ pub(super) async fn handle(
                 outgoing.headers_mut().insert(header::HOST, host);
             }
         }
-        match tokio::time::timeout(shared.timeout, shared.pool.send(backend.address, outgoing)).await {
+        // A request another backend could take gets a short connect budget.
+        let quick = retryable && attempt == 0 && rule.has_other(backend.address);
+        match tokio::time::timeout(shared.timeout, shared.pool.send(backend.address, outgoing, quick)).await {
             Err(_) => {
                 let message =
                     format!("route {route}: backend {} did not answer within {:?}", backend.address, shared.timeout);

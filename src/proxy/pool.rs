@@ -25,6 +25,12 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+/// How long a new connection may take when another backend could take
+/// the request instead. Backends are containers on this host: one answers
+/// a connect at once, and one that does not is gone (a replica killed on
+/// Podman's networks leaves no RST, only silence until the full timeout).
+pub(super) const QUICK_CONNECT: Duration = Duration::from_millis(500);
+
 /// Bodies in both directions: streamed, never buffered.
 pub type ProxyBody = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
 
@@ -72,11 +78,14 @@ impl Pool {
     }
 
     /// Sends `request` (origin-form URI, Host set) to `backend` and returns
-    /// the response headers; the body streams on.
+    /// the response headers; the body streams on. `quick`: a new
+    /// connection gets [`QUICK_CONNECT`] at most, for a request that
+    /// another backend can take instead.
     pub(super) async fn send(
         &self,
         backend: SocketAddr,
         mut request: Request<ProxyBody>,
+        quick: bool,
     ) -> Result<Response<Incoming>, SendError> {
         while let Some(mut sender) = self.take(backend) {
             match sender.try_send_request(request).await {
@@ -90,7 +99,8 @@ impl Pool {
                 },
             }
         }
-        let mut sender = self.connect(backend).await?;
+        let budget = if quick { self.connect_timeout.min(QUICK_CONNECT) } else { self.connect_timeout };
+        let mut sender = self.connect(backend, budget).await?;
         let response = sender.send_request(request).await?;
         self.give_back(backend, sender);
         Ok(response)
@@ -122,11 +132,11 @@ impl Pool {
     }
 
     /// A new connection, its driver spawned on this worker.
-    async fn connect(&self, backend: SocketAddr) -> Result<SendRequest<ProxyBody>, SendError> {
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(backend)).await {
+    async fn connect(&self, backend: SocketAddr, budget: Duration) -> Result<SendRequest<ProxyBody>, SendError> {
+        let stream = match tokio::time::timeout(budget, TcpStream::connect(backend)).await {
             Ok(connected) => connected.map_err(SendError::Connect)?,
             Err(_) => {
-                let message = format!("no connection within {:?}", self.connect_timeout);
+                let message = format!("no connection within {budget:?}");
                 return Err(SendError::Connect(std::io::Error::new(std::io::ErrorKind::TimedOut, message)));
             }
         };

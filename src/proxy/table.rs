@@ -95,6 +95,11 @@ impl Rule {
         format!("{}/{}", self.route.namespace, self.route.name)
     }
 
+    /// Whether a backend other than `address` is up to take a request.
+    pub fn has_other(&self, address: SocketAddr) -> bool {
+        self.backends.iter().any(|b| b.weight > 0 && b.state.up() && b.address != address)
+    }
+
     /// Picks a backend by weight among those up and not in `exclude`;
     /// `None` when none is.
     pub fn pick(&self, exclude: Option<SocketAddr>) -> Option<&Backend> {
