@@ -89,14 +89,8 @@ def main():
     text = open(args.file).read() if args.file else args.text
     payload, content_type = peer.request(args.verb, text, protobuf=args.protobuf, request_id=args.id)
     if args.keyring:
-        fields = {}
-        if args.stale:
-            fields["issued_at_ms"] = int((time.time() - 3600) * 1000)
-        payload = peer.seal(payload, args.channel or "mq:%s/%s" % (args.queue, args.verb), args.keyring, args.protobuf,
-                            args.algorithm, args.key_id, **fields)
-        content_type = peer.ENCRYPTED
-        if args.tamper:
-            payload = payload[:-1] + bytes([payload[-1] ^ 1])
+        channel = args.channel or "mq:%s/%s" % (args.queue, args.verb)
+        payload, content_type = peer.sealed(payload, channel, args), peer.ENCRYPTED
 
     reply_name = "/berth-peer-" + uuid.uuid4().hex[:12]
     reply = posix_ipc.MessageQueue(reply_name, posix_ipc.O_CREX, mode=0o600, max_messages=10,

@@ -14,7 +14,6 @@ import json
 import os
 import sys
 import threading
-import time
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -49,11 +48,7 @@ def main():
     payload, content_type = peer.request(verb, text, protobuf=args.protobuf, request_id=args.id)
     if args.keyring:
         channel = args.channel or "mqtt:" + args.topic
-        fields = {"issued_at_ms": int((time.time() - 3600) * 1000)} if args.stale else {}
-        payload = peer.seal(payload, channel, args.keyring, args.protobuf, args.algorithm, args.key_id, **fields)
-        content_type = peer.ENCRYPTED
-        if args.tamper:
-            payload = payload[:-1] + bytes([payload[-1] ^ 1])
+        payload, content_type = peer.sealed(payload, channel, args), peer.ENCRYPTED
 
     correlation = uuid.uuid4().bytes
     response_topic = "test/replies/" + uuid.uuid4().hex

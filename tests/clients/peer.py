@@ -82,6 +82,17 @@ def seal(payload, channel, keyring, protobuf=False, algorithm="aes-256-gcm", key
     return envelope.seal(key_id, key, algorithm, "protobuf" if protobuf else "text", channel, payload, **fields)
 
 
+def sealed(payload, channel, args):
+    """`payload` sealed as the peers' shared flags say: `--keyring`,
+    `--protobuf`, `--algorithm`, `--key-id`; `--stale` dates it an hour
+    back and `--tamper` flips its last byte (the tests' bad envelopes)."""
+    import time
+
+    fields = {"issued_at_ms": int((time.time() - 3600) * 1000)} if args.stale else {}
+    data = seal(payload, channel, args.keyring, args.protobuf, args.algorithm, args.key_id, **fields)
+    return data[:-1] + bytes([data[-1] ^ 1]) if args.tamper else data
+
+
 def reply(data, content_type, keyring=None):
     """A reply as a dict: `json` (the REST shape), and for a protobuf
     reply `ok`, `code`, `items`, `error` too; `encrypted` says whether it
@@ -141,13 +152,7 @@ def main(argv):
         text = open(args.file).read() if args.file else args.text
         payload, content_type = request(args.verb, text, protobuf=args.protobuf, request_id=args.id)
         if args.keyring:
-            import time
-
-            fields = {"issued_at_ms": int((time.time() - 3600) * 1000)} if args.stale else {}
-            payload = seal(payload, args.channel, args.keyring, args.protobuf, args.algorithm, args.key_id, **fields)
-            content_type = ENCRYPTED
-            if args.tamper:
-                payload = payload[:-1] + bytes([payload[-1] ^ 1])
+            payload, content_type = sealed(payload, args.channel, args), ENCRYPTED
         with open(args.output, "wb") as out:
             out.write(payload)
         print(content_type)

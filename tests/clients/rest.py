@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import sys
-import time
 import urllib.error
 import urllib.request
 
@@ -64,12 +63,7 @@ def main():
         text = open(args.file).read() if args.file else args.text
         payload, content_type = peer.request("apply", text, protobuf=args.protobuf, request_id=args.id)
         if args.keyring:
-            fields = {"issued_at_ms": int((time.time() - 3600) * 1000)} if args.stale else {}
-            payload = peer.seal(payload, args.channel, args.keyring, args.protobuf, args.algorithm, args.key_id,
-                                **fields)
-            content_type = peer.ENCRYPTED
-            if args.tamper:
-                payload = payload[:-1] + bytes([payload[-1] ^ 1])
+            payload, content_type = peer.sealed(payload, args.channel, args), peer.ENCRYPTED
     url = args.url.rstrip("/") + "/apply" + ("?" + args.query if args.query else "")
     results = [post(url, token, payload, content_type, args.keyring) for _ in range(args.times)]
     print(json.dumps(results[0] if args.times == 1 else results))
