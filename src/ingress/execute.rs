@@ -43,16 +43,10 @@ impl Ingress {
     /// request (a malformed topic, an unknown option): counted and logged
     /// like every other refusal.
     pub(crate) fn refuse(&self, transport: Transport, channel: &str, error: ApiError) -> Answer {
-        let request_id = format!("{:016x}", fastrand::u64(..));
+        let request_id = crate::server::request::new_request_id();
         tracing::info!(%transport, %channel, request_id = %request_id, "refused: {}", error.message);
         self.state.metrics.ingress_request(transport.name(), false, false, std::time::Duration::ZERO);
-        let rendered = render(Err(error), Format::Text, &request_id);
-        Answer {
-            ok: false,
-            code: rendered.code,
-            content_type: rendered.content_type.to_string(),
-            payload: rendered.payload,
-        }
+        render(Err(error), Format::Text, &request_id).into()
     }
 
     /// Opens, decodes and runs `message`; the request's format and what
@@ -247,7 +241,7 @@ struct Executed {
 impl Handler for Ingress {
     async fn handle(&self, message: Message) -> Answer {
         let started = Instant::now();
-        let request_id = format!("{:016x}", fastrand::u64(..));
+        let request_id = crate::server::request::new_request_id();
         let Executed { result, format, opened } = self.execute(&message, &request_id).await;
         if let Err(error) = &result {
             // The message of an encrypted request's error may quote its
@@ -265,12 +259,7 @@ impl Handler for Ingress {
         }
         let rendered = render(result, format, &request_id);
         self.state.metrics.ingress_request(message.transport.name(), rendered.ok, opened.is_none(), started.elapsed());
-        let mut answer = Answer {
-            ok: rendered.ok,
-            code: rendered.code,
-            content_type: rendered.content_type.to_string(),
-            payload: rendered.payload,
-        };
+        let mut answer: Answer = rendered.into();
         // A reply to an encrypted request is encrypted (with the primary key).
         if let Some(opened) = opened.as_ref().filter(|o| o.key_id.is_some()) {
             match self.state.ingress.seal_reply(opened, format, &answer.payload) {

@@ -27,6 +27,17 @@ pub(crate) struct Rendered {
     pub payload: Vec<u8>,
 }
 
+impl From<Rendered> for super::message::Answer {
+    fn from(rendered: Rendered) -> Self {
+        super::message::Answer {
+            ok: rendered.ok,
+            code: rendered.code,
+            content_type: rendered.content_type.to_string(),
+            payload: rendered.payload,
+        }
+    }
+}
+
 /// Renders `result` as `format` asks.
 pub(crate) fn render(result: Result<Outcome, ApiError>, format: Format, request_id: &str) -> Rendered {
     let (ok, code, json, reply) = match result {

@@ -29,8 +29,13 @@ fn request_id(request: &Request) -> String {
         {
             id.to_string()
         }
-        _ => format!("{:016x}", fastrand::u64(..)),
+        _ => new_request_id(),
     }
+}
+
+/// A fresh request id: 16 hex digits, as the logs and replies show them.
+pub(crate) fn new_request_id() -> String {
+    format!("{:016x}", fastrand::u64(..))
 }
 
 /// The request middleware.
