@@ -544,8 +544,6 @@ async fn routes_and_dns_follow_the_replicas(kind: EngineKind) {
     let dns = stack.dns_address().await;
     let hostname = |id: &str| id[..12].to_string();
     let (web0, web1) = (hostname(&before["web#0"].id), hostname(&before["web#1"].id));
-    let served_by =
-        |body: &str| body.trim().trim_start_matches("<h1>hello from ").trim_end_matches("</h1>").to_string();
     let seen = stack
         .eventually(CONVERGE, "both web replicas answering through the proxy", || async {
             let mut seen = std::collections::BTreeSet::new();
@@ -582,8 +580,9 @@ async fn routes_and_dns_follow_the_replicas(kind: EngineKind) {
         tokio::spawn(async move {
             let mut answers = Vec::new();
             while running.load(std::sync::atomic::Ordering::Relaxed) {
+                let sent = Instant::now();
                 let (status, body) = get(proxy, "demo.berth.test", "/").await;
-                answers.push((Instant::now(), status, body));
+                answers.push(Answer { sent, at: Instant::now(), status, body });
             }
             answers
         })
@@ -605,36 +604,30 @@ async fn routes_and_dns_follow_the_replicas(kind: EngineKind) {
     tokio::time::sleep(Duration::from_millis(1500).saturating_sub(stopped.elapsed())).await;
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     let answers = load.await.expect("the load task");
-    let failed: Vec<&(Instant, u16, String)> = answers.iter().filter(|(_, status, _)| *status != 200).collect();
+    let failed: Vec<&Answer> = answers.iter().filter(|answer| answer.status != 200).collect();
     assert!(failed.is_empty(), "failed requests: {failed:?}");
-    let after: Vec<String> = answers.iter().filter(|(at, _, _)| *at > stopped).map(|(_, _, b)| served_by(b)).collect();
-    let timeline: Vec<String> = answers
-        .iter()
-        .map(|(at, status, body)| {
-            let since = match at.checked_duration_since(stopped) {
-                Some(after) => format!("+{}ms", after.as_millis()),
-                None => format!("-{}ms", stopped.duration_since(*at).as_millis()),
-            };
-            format!("{since}: {status} {}", served_by(body))
-        })
-        .collect();
-    assert!(after.len() > 5, "requests after the stop: {}; answers: {timeline:#?}", after.len());
+    let after: Vec<String> = answers.iter().filter(|answer| answer.at > stopped).map(|a| served_by(&a.body)).collect();
+    let timeline = Timeline(stopped, &answers);
+    assert!(after.len() > 5, "requests after the stop: {}; answers:\n{timeline}", after.len());
     // berth starts the stopped replica again (drift), and once it passes its
     // health check it may serve again; until then only web#0 answers.
     let back = after.iter().position(|name| *name != web0).unwrap_or(after.len());
-    assert!(back >= 5, "right after the stop only web#0 ({web0}) answers: {timeline:#?}");
-    assert!(after[back..].iter().all(|name| *name == web0 || *name == web1), "{timeline:#?}");
+    assert!(back >= 5, "right after the stop only web#0 ({web0}) answers:\n{timeline}");
+    assert!(after[back..].iter().all(|name| *name == web0 || *name == web1), "{timeline}");
     // Drained as soon as the stop was asked (Docker's `kill` event), not when
     // its grace ran out. Podman 4.3 sends no event when a stop begins, so
     // there the replica leaves when it exits; the passive retry covers the
     // requests its SIGKILL breaks.
     if kind == EngineKind::Docker {
         let drained = asked + Duration::from_millis(500);
-        let grace: Vec<&str> =
-            answers.iter().filter(|(at, _, _)| *at > drained && *at < stopped).map(|(_, _, b)| b.as_str()).collect();
-        assert!(grace.len() > 5, "requests during the grace period: {timeline:#?}");
+        let grace: Vec<&str> = answers
+            .iter()
+            .filter(|answer| answer.at > drained && answer.at < stopped)
+            .map(|answer| answer.body.as_str())
+            .collect();
+        assert!(grace.len() > 5, "requests during the grace period:\n{timeline}");
         let only_web0 = grace.iter().all(|body| served_by(body) == web0);
-        assert!(only_web0, "during the grace only web#0 answers: {timeline:#?}");
+        assert!(only_web0, "during the grace only web#0 answers:\n{timeline}");
     }
 
     stack.converged().await;
@@ -646,4 +639,44 @@ async fn routes_and_dns_follow_the_replicas(kind: EngineKind) {
     let record = store.get(&ObjectKey::new(berth::api::Kind::DnsRecord, &stack.namespace, "web")).unwrap().unwrap();
     let ready = record.status_common().unwrap().condition("Ready").unwrap().clone();
     assert_eq!(ready.reason, "Served", "{ready:?}");
+}
+/// Which replica served a proxied request: the example web page names its
+/// container's host name.
+fn served_by(body: &str) -> String {
+    body.trim().trim_start_matches("<h1>hello from ").trim_end_matches("</h1>").to_string()
+}
+
+/// One proxied request of a load loop: when it was sent and answered.
+#[derive(Debug)]
+struct Answer {
+    sent: Instant,
+    at: Instant,
+    status: u16,
+    body: String,
+}
+
+/// The answers around an instant in 100 ms buckets (by answer time): how
+/// many each replica gave, and the slowest, so that a failure shows a stall
+/// in a few dozen lines rather than a thousand.
+struct Timeline<'a>(Instant, &'a [Answer]);
+
+impl std::fmt::Display for Timeline<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Timeline(origin, answers) = *self;
+        let offset = |at: Instant| match at.checked_duration_since(origin) {
+            Some(after) => after.as_millis() as i64,
+            None => -(origin.duration_since(at).as_millis() as i64),
+        };
+        let mut buckets: BTreeMap<i64, (BTreeMap<String, usize>, Duration)> = BTreeMap::new();
+        for answer in answers {
+            let bucket = buckets.entry(offset(answer.at).div_euclid(100) * 100).or_default();
+            *bucket.0.entry(format!("{} {}", answer.status, served_by(&answer.body))).or_default() += 1;
+            bucket.1 = bucket.1.max(answer.at - answer.sent);
+        }
+        for (start, (counts, slowest)) in buckets {
+            let counts: Vec<String> = counts.iter().map(|(what, n)| format!("{what} x{n}")).collect();
+            writeln!(f, "{start:+}ms: {}; slowest {slowest:.0?}", counts.join(", "))?;
+        }
+        Ok(())
+    }
 }
