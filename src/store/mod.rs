@@ -11,6 +11,9 @@
 //! - `tombstones`: the last state of removed objects, for watchers that
 //!   resume from an older resourceVersion (see [`history`]).
 //!
+//! Reads of objects come from a decoded copy in memory that follows every
+//! commit ([`cache`]), not from sled.
+//!
 //! # Guarantees
 //! - A [`WriteBatch`] commits atomically (one sled transaction across trees)
 //!   and is flushed to disk before [`Store::commit`] returns: a crash after
@@ -23,6 +26,7 @@
 //! - One process per state directory: [`Store::open`] takes an exclusive
 //!   lock and refuses a directory written by a newer format.
 
+mod cache;
 mod db;
 mod events;
 mod history;
@@ -209,6 +213,8 @@ struct Inner {
     /// Why the last commit could not write to the disk (see
     /// [`Store::write_problem`]).
     write_problem: Mutex<Option<String>>,
+    /// The objects, decoded, as the database holds them (see [`cache`]).
+    cache: cache::ObjectCache,
     /// Dropped last: the lock outlives the database handle.
     _lock: state_dir::StateDirLock,
 }
@@ -247,6 +253,8 @@ impl Store {
         let (db, had_history) = Db::open(&state_dir.join("db"))?;
         state_dir::restrict_db(&state_dir.join("db"))?;
         let meta = db.meta.clone();
+        let cache = cache::ObjectCache::default();
+        cache.load(&db.objects)?;
         let mut inner = Inner {
             db: RwLock::new(Some(Arc::new(db))),
             last_recovery: Mutex::new(None),
@@ -256,6 +264,7 @@ impl Store {
             dir: state_dir.to_path_buf(),
             lost_instance: None,
             write_problem: Mutex::new(None),
+            cache,
             _lock: lock,
         };
         let recorded = state_dir::recorded_instance(state_dir)?;
@@ -376,6 +385,11 @@ impl Store {
                 return false;
             }
         };
+        // Whatever the failed writes left on disk is what the store holds.
+        if let Err(e) = self.inner.cache.load(&db.objects) {
+            tracing::warn!("reading the reopened database failed: {:#}", self.in_words(e));
+            return false;
+        }
         // A small durable write says whether writing works again: if it
         // does, the problem is over without waiting for a real write.
         let probe =
@@ -426,6 +440,8 @@ impl Store {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Db(e),
             })?;
+        // In sled now, whether or not the flush below succeeds.
+        inner.cache.apply(&commit.changes);
         if !batch.relaxed {
             db.db.flush()?;
         }
@@ -508,18 +524,10 @@ impl Store {
             return Err(StoreError::Expired { requested: resource_version, kept_from });
         }
         let mut changes = Vec::new();
-        for entry in db.objects.iter() {
-            let (key, bytes) = entry?;
-            let object = decode(&String::from_utf8_lossy(&key), &bytes)?;
-            let version = object.metadata().resource_version.unwrap_or(0);
-            if version > resource_version {
-                changes.push(Change {
-                    resource_version: version,
-                    change: ChangeType::Modified,
-                    object,
-                    status_only: false,
-                });
-            }
+        let newer = |object: &AnyObject| object.metadata().resource_version.unwrap_or(0) > resource_version;
+        for object in inner.cache.scan("", newer)? {
+            let resource_version = object.metadata().resource_version.unwrap_or(0);
+            changes.push(Change { resource_version, change: ChangeType::Modified, object, status_only: false });
         }
         for entry in db.tombstones.range(history::tombstone_key(resource_version.saturating_add(1), "")..) {
             let (key, bytes) = entry?;
@@ -612,7 +620,7 @@ impl Store {
 
     /// One object.
     pub fn get(&self, key: &ObjectKey) -> Result<Option<AnyObject>> {
-        self.db()?.objects.get(key.to_string().as_bytes())?.map(|bytes| decode(&key.to_string(), &bytes)).transpose()
+        self.inner.cache.get(&key.to_string())
     }
 
     /// Objects of a kind (every kind when `None`), in one namespace or all.
@@ -622,15 +630,7 @@ impl Store {
             (Some(kind), None) => format!("{kind}/"),
             (None, _) => String::new(),
         };
-        let mut objects = Vec::new();
-        for entry in self.db()?.objects.scan_prefix(prefix.as_bytes()) {
-            let (key, bytes) = entry?;
-            let object = decode(&String::from_utf8_lossy(&key), &bytes)?;
-            if namespace.is_none_or(|ns| object.metadata().namespace() == ns) {
-                objects.push(object);
-            }
-        }
-        Ok(objects)
+        self.inner.cache.scan(&prefix, |object| namespace.is_none_or(|ns| object.metadata().namespace() == ns))
     }
 
     /// Every source record.
