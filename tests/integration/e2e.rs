@@ -640,6 +640,7 @@ async fn routes_and_dns_follow_the_replicas(kind: EngineKind) {
     let ready = record.status_common().unwrap().condition("Ready").unwrap().clone();
     assert_eq!(ready.reason, "Served", "{ready:?}");
 }
+
 /// Which replica served a proxied request: the example web page names its
 /// container's host name.
 fn served_by(body: &str) -> String {
