@@ -47,8 +47,9 @@ use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, Engine, EngineError, EngineEvent, EngineInfo, ImageInfo,
-    Labels, NetworkConfig, NetworkInfo, Result, VolumeConfig, VolumeInfo,
+    BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, Engine, EngineError, EngineEvent, EngineInfo,
+    ExecOutput, ExecRequest, ExecSession, ImageInfo, Labels, NetworkConfig, NetworkInfo, Result, TerminalSize,
+    VolumeConfig, VolumeInfo,
 };
 
 /// The socket Docker listens on when `DOCKER_HOST` is unset.
@@ -402,6 +403,62 @@ impl Engine for DockerEngine {
             }
             other => other.map_err(self.fail("disconnect", &what)),
         }
+    }
+
+    async fn exec(&self, container: &str, request: &ExecRequest) -> Result<ExecSession> {
+        use bollard::exec::{StartExecOptions, StartExecResults};
+        let what = format!("container {container}");
+        let config = bollard::models::ExecConfig {
+            attach_stdin: Some(request.stdin),
+            attach_stdout: Some(true),
+            attach_stderr: Some(true),
+            tty: Some(request.tty),
+            cmd: Some(request.command.clone()),
+            console_size: request.size.map(|size| vec![usize::from(size.rows), usize::from(size.cols)]),
+            ..Default::default()
+        };
+        let created = self.client.create_exec(container, config).await.map_err(self.fail("exec in", &what))?;
+        let options = StartExecOptions { detach: false, tty: request.tty, output_capacity: None };
+        let started = self.client.start_exec(&created.id, Some(options)).await.map_err(self.fail("exec in", &what))?;
+        let StartExecResults::Attached { output, input } = started else {
+            return Err(EngineError::Failed { operation: format!("exec in {what}"), message: "not attached".into() });
+        };
+        // API 1.41 ignores the console size at creation: size the terminal
+        // now, as the docker CLI does (the exec may take a moment to start).
+        if let Some(size) = request.size.filter(|_| request.tty) {
+            let mut delay = Duration::from_millis(10);
+            while let Err(error) = self.resize_exec(&created.id, size).await {
+                if delay > Duration::from_millis(500) {
+                    tracing::debug!(exec = %created.id, %error, "the exec's terminal was not sized");
+                    break;
+                }
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+        }
+        let endpoint = self.endpoint.clone();
+        let output = output.filter_map(move |chunk| {
+            let mapped = match chunk {
+                Ok(bollard::container::LogOutput::StdErr { message }) => Some(Ok(ExecOutput::Stderr(message))),
+                Ok(bollard::container::LogOutput::StdIn { .. }) => None,
+                Ok(other) => Some(Ok(ExecOutput::Stdout(other.into_bytes()))),
+                Err(e) => Some(Err(engine_error(e, &endpoint, "read the output of", &what))),
+            };
+            async move { mapped }
+        });
+        Ok(ExecSession { id: created.id, output: output.boxed(), input })
+    }
+
+    async fn resize_exec(&self, exec: &str, size: TerminalSize) -> Result<()> {
+        let what = format!("exec {exec}");
+        let options = bollard::exec::ResizeExecOptions { height: size.rows, width: size.cols };
+        self.client.resize_exec(exec, options).await.map_err(self.fail("resize", &what))
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        let what = format!("exec {exec}");
+        let inspected = self.client.inspect_exec(exec).await.map_err(self.fail("inspect", &what))?;
+        Ok(if inspected.running == Some(true) { None } else { inspected.exit_code })
     }
 
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {

@@ -19,6 +19,7 @@ pub mod build_context;
 pub mod docker;
 pub mod endpoint;
 mod error;
+mod exec;
 pub mod fake;
 pub mod labels;
 mod log_lines;
@@ -32,6 +33,7 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 pub use error::{EngineError, Result};
+pub use exec::{ExecOutput, ExecRequest, ExecSession, TerminalSize};
 pub use log_lines::lines_of;
 pub use types::*;
 
@@ -92,6 +94,13 @@ pub trait Engine: Send + Sync + 'static {
     async fn connect_network(&self, network: &str, container: &str, aliases: &[String]) -> Result<()>;
     /// Detaches a container from a network.
     async fn disconnect_network(&self, network: &str, container: &str) -> Result<()>;
+
+    /// Starts `request` in a running container, attached.
+    async fn exec(&self, container: &str, request: &ExecRequest) -> Result<ExecSession>;
+    /// Resizes an exec's terminal.
+    async fn resize_exec(&self, exec: &str, size: TerminalSize) -> Result<()>;
+    /// An exec's exit code: `None` while it runs.
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>>;
 
     /// Engine events from now on. The stream ends (or yields an error) when
     /// the connection drops; the caller reconnects and resyncs.

@@ -48,8 +48,8 @@ use podman_api::opts::{
 use self::libpod::{query_escape, Libpod, LibpodError};
 use super::{
     BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, ContainerState, Engine, EngineError, EngineEvent,
-    EngineInfo, EventAction, EventSubject, Health, ImageInfo, Labels, NetworkConfig, NetworkInfo, Result, VolumeConfig,
-    VolumeInfo,
+    EngineInfo, EventAction, EventSubject, ExecOutput, ExecRequest, ExecSession, Health, ImageInfo, Labels,
+    NetworkConfig, NetworkInfo, Result, TerminalSize, VolumeConfig, VolumeInfo,
 };
 
 /// The rootful service's socket.
@@ -234,8 +234,9 @@ fn engine_error(
         Some(status) if status == 409 || CONFLICTS.iter().any(|words| message.contains(words)) => {
             EngineError::Conflict { what: what.into(), message }
         }
-        // Starting a container that is being stopped or removed: Docker's 409.
-        Some(_) if verb == "start" && message.contains("state improper") => {
+        // Starting a container that is being stopped or removed, or an exec in
+        // one that is not running: Docker's 409.
+        Some(_) if (verb == "start" || verb == "exec in") && message.contains("state improper") => {
             EngineError::Conflict { what: what.into(), message }
         }
         Some(_) => EngineError::Failed { operation: format!("{verb} {what}"), message },
@@ -539,6 +540,57 @@ impl Engine for PodmanEngine {
             }
             other => other,
         }
+    }
+
+    async fn exec(&self, container: &str, request: &ExecRequest) -> Result<ExecSession> {
+        use podman_api::opts::{ExecCreateOpts, ExecStartOpts};
+        use tokio_util::compat::FuturesAsyncWriteCompatExt;
+        let what = format!("container {container}");
+        let options = ExecCreateOpts::builder()
+            .command(request.command.clone())
+            .attach_stdin(request.stdin)
+            .attach_stdout(true)
+            .attach_stderr(true)
+            .tty(request.tty)
+            .build();
+        let exec =
+            self.client.containers().get(container).create_exec(&options).await.map_err(self.fail("exec in", &what))?;
+        let mut start = ExecStartOpts::builder().tty(request.tty);
+        if let Some(size) = request.size.filter(|_| request.tty) {
+            start = start.width(usize::from(size.cols)).height(usize::from(size.rows));
+        }
+        let attached = exec.start(&start.build()).await.map_err(self.fail("exec in", &what))?;
+        let Some(attached) = attached else {
+            return Err(EngineError::Failed { operation: format!("exec in {what}"), message: "not attached".into() });
+        };
+        let (output, input) = attached.split();
+        let endpoint = self.endpoint.clone();
+        let output = output.filter_map(move |chunk| {
+            use podman_api::conn::TtyChunk;
+            let mapped = match chunk {
+                Ok(TtyChunk::StdOut(bytes)) => Some(Ok(ExecOutput::Stdout(bytes.into()))),
+                Ok(TtyChunk::StdErr(bytes)) => Some(Ok(ExecOutput::Stderr(bytes.into()))),
+                Ok(TtyChunk::StdIn(_)) => None,
+                Err(e) => Some(Err(EngineError::Unavailable { endpoint: endpoint.clone(), source: Box::new(e) })),
+            };
+            async move { mapped }
+        });
+        Ok(ExecSession { id: exec.id().to_string(), output: output.boxed(), input: Box::pin(input.compat_write()) })
+    }
+
+    async fn resize_exec(&self, exec: &str, size: TerminalSize) -> Result<()> {
+        let what = format!("exec {exec}");
+        let resize = self.client.execs().get(exec).resize(usize::from(size.cols), usize::from(size.rows)).await;
+        resize.map_err(self.fail("resize", &what))
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        let what = format!("exec {exec}");
+        let inspected = self.client.execs().get(exec).inspect().await.map_err(self.fail("inspect", &what))?;
+        if inspected.get("Running").and_then(serde_json::Value::as_bool) == Some(true) {
+            return Ok(None);
+        }
+        Ok(inspected.get("ExitCode").and_then(serde_json::Value::as_i64))
     }
 
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {

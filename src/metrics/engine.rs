@@ -14,8 +14,9 @@ use tokio::time::Instant;
 use super::families::EngineLabels;
 use super::Metrics;
 use crate::engine::{
-    BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, Engine, EngineError, EngineEvent, EngineInfo, ImageInfo,
-    Labels, NetworkConfig, NetworkInfo, Result, VolumeConfig, VolumeInfo,
+    BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, Engine, EngineError, EngineEvent, EngineInfo,
+    ExecRequest, ExecSession, ImageInfo, Labels, NetworkConfig, NetworkInfo, Result, TerminalSize, VolumeConfig,
+    VolumeInfo,
 };
 
 /// An [`Engine`] that delegates to another and records the duration and
@@ -86,6 +87,9 @@ metered! {
     fn remove_network(&self, name: &str) -> ();
     fn connect_network(&self, network: &str, container: &str, aliases: &[String]) -> ();
     fn disconnect_network(&self, network: &str, container: &str) -> ();
+    fn exec(&self, container: &str, request: &ExecRequest) -> ExecSession;
+    fn resize_exec(&self, exec: &str, size: TerminalSize) -> ();
+    fn exec_exit_code(&self, exec: &str) -> Option<i64>;
     fn events(&self) -> BoxStream<'static, Result<EngineEvent>>;
 }
 

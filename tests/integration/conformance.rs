@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use berth::engine::{
-    BuildOutput, BuildRequest, ContainerConfig, ContainerState, Engine, EngineError, EngineEvent, EventAction, Health,
-    HealthConfig, Labels, Mount, MountSource, NetworkAttachment, NetworkConfig, NetworkInfo, PortBinding, Protocol,
-    Result, VolumeConfig, VolumeInfo,
+    BuildOutput, BuildRequest, ContainerConfig, ContainerState, Engine, EngineError, EngineEvent, EventAction,
+    ExecOutput, ExecRequest, ExecSession, Health, HealthConfig, Labels, Mount, MountSource, NetworkAttachment,
+    NetworkConfig, NetworkInfo, PortBinding, Protocol, Result, TerminalSize, VolumeConfig, VolumeInfo,
 };
 use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
@@ -36,7 +36,7 @@ use crate::support::engines::{busybox_tar, unique_suffix, TEST_LABEL};
 /// `impl Future<Output = Option<Arc<dyn Engine>>>`; `None` means the engine
 /// is skipped (the connect function has said why).
 macro_rules! conformance_suite {
-    ($engine:ident, $connect:expr) => {
+    ($engine:ident, $connect:expr $(, also: $($extra:ident),*)?) => {
         conformance_suite!(@tests $engine, $connect;
             info_answers,
             missing_objects_are_not_found,
@@ -52,6 +52,8 @@ macro_rules! conformance_suite {
             stop_waits_for_grace,
             connect_and_disconnect_are_idempotent,
             streams_logs_and_follows,
+            exec_runs_commands_and_reports_exit_codes,
+            $($($extra,)*)?
         );
     };
     (@tests $engine:ident, $connect:expr; $($check:ident),* $(,)?) => {
@@ -72,12 +74,14 @@ macro_rules! conformance_suite {
     };
 }
 
+// The real engines also run interactive terminals; the fake's shell reads
+// no input.
 conformance_suite!(docker, async {
     crate::support::engines::berth_docker().await.map(|engine| Arc::new(engine) as Arc<dyn Engine>)
-});
+}, also: exec_with_a_tty_is_interactive_and_resizes);
 conformance_suite!(podman, async {
     crate::support::engines::berth_podman().await.map(|engine| Arc::new(engine) as Arc<dyn Engine>)
-});
+}, also: exec_with_a_tty_is_interactive_and_resizes);
 // The fake runs the suite's containers with its process model (a small
 // shell over in-memory files and its networks; see `engine::fake`).
 conformance_suite!(fake, async { Some(Arc::new(berth::engine::fake::FakeEngine::new()) as Arc<dyn Engine>) });
@@ -808,6 +812,92 @@ pub async fn streams_logs_and_follows(engine: &dyn Engine, prefix: &str) {
             assert_eq!((info.state, info.exit_code), (ContainerState::Exited, Some(3)), "{info:?}");
             let missing = format!("{prefix}-missing");
             assert_not_found("stream logs", engine.stream_logs(&missing, 10, false).await.map(|_| ()));
+        })
+        .await;
+}
+
+/// Reads an exec's output until it contains `wanted` (or the deadline).
+async fn read_until(session: &mut ExecSession, seen: &mut String, wanted: &str) {
+    let reading = async {
+        while !seen.contains(wanted) {
+            match session.output.next().await {
+                Some(Ok(ExecOutput::Stdout(bytes) | ExecOutput::Stderr(bytes))) => {
+                    seen.push_str(&String::from_utf8_lossy(&bytes));
+                }
+                Some(Err(error)) => panic!("exec output failed: {error:#}"),
+                None => panic!("the exec ended before {wanted:?}; output: {seen:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, reading).await.unwrap_or_else(|_| panic!("no {wanted:?} in {seen:?}"));
+}
+
+/// The exit code of an exec whose output has ended: engines record it a
+/// moment after the stream closes.
+async fn exit_code_of(engine: &dyn Engine, exec: &str) -> i64 {
+    eventually("the exec's exit code", || async {
+        let code = engine.exec_exit_code(exec).await.expect("exec exit code");
+        (code, code)
+    })
+    .await
+}
+
+pub async fn exec_runs_commands_and_reports_exit_codes(engine: &dyn Engine, prefix: &str) {
+    let scratch = Scratch::new(engine, prefix);
+    scratch
+        .run(async {
+            let image = scratch.busybox(scratch.labels()).await;
+            let id = scratch.run_container(&scratch.config("shell", &image, "sleep 600")).await;
+            let request = ExecRequest {
+                command: vec!["sh".into(), "-c".into(), "echo out $HOSTNAME; exit 7".into()],
+                ..Default::default()
+            };
+            let session = engine.exec(&id, &request).await.expect("exec");
+            let exec = session.id.clone();
+            let mut stdout = Vec::new();
+            let mut output = session.output;
+            while let Some(chunk) = tokio::time::timeout(DEADLINE, output.next()).await.expect("exec output") {
+                if let ExecOutput::Stdout(bytes) = chunk.expect("exec output") {
+                    stdout.extend_from_slice(&bytes);
+                }
+            }
+            let hostname = engine.inspect_container(&id).await.expect("inspect").id[..12].to_string();
+            assert_eq!(String::from_utf8_lossy(&stdout), format!("out {hostname}\n"));
+            assert_eq!(exit_code_of(engine, &exec).await, 7);
+            assert_not_found("exec in a missing container", engine.exec(&format!("{prefix}-missing"), &request).await);
+            engine.stop_container(&id, Duration::from_secs(1)).await.expect("stop");
+            assert_conflict("exec in a stopped container", engine.exec(&id, &request).await);
+        })
+        .await;
+}
+
+pub async fn exec_with_a_tty_is_interactive_and_resizes(engine: &dyn Engine, prefix: &str) {
+    let scratch = Scratch::new(engine, prefix);
+    scratch
+        .run(async {
+            let image = scratch.busybox(scratch.labels()).await;
+            let id = scratch.run_container(&scratch.config("shell", &image, "sleep 600")).await;
+            let request = ExecRequest {
+                command: vec!["sh".into()],
+                tty: true,
+                stdin: true,
+                size: Some(TerminalSize { cols: 91, rows: 27 }),
+            };
+            let mut session = engine.exec(&id, &request).await.expect("exec");
+            let mut seen = String::new();
+            use tokio::io::AsyncWriteExt;
+            session.input.write_all(b"echo $((6*7))\n").await.expect("type");
+            read_until(&mut session, &mut seen, "42").await;
+            session.input.write_all(b"stty size\n").await.expect("type");
+            read_until(&mut session, &mut seen, "27 91").await;
+            engine.resize_exec(&session.id, TerminalSize { cols: 120, rows: 33 }).await.expect("resize");
+            session.input.write_all(b"stty size\n").await.expect("type");
+            read_until(&mut session, &mut seen, "33 120").await;
+            assert_eq!(engine.exec_exit_code(&session.id).await.expect("exit code"), None, "still running");
+            session.input.write_all(b"exit 5\n").await.expect("type");
+            let rest = tokio::time::timeout(DEADLINE, session.output.count()).await.expect("the shell exits");
+            eprintln!("{rest} chunks after exit; output: {seen:?}");
+            assert_eq!(exit_code_of(engine, &session.id).await, 5);
         })
         .await;
 }

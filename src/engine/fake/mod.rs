@@ -35,8 +35,9 @@ use futures::stream::{BoxStream, StreamExt};
 use tokio::sync::broadcast;
 
 use super::{
-    BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, Engine, EngineError, EngineEvent, EngineInfo, Health,
-    ImageInfo, Labels, NetworkConfig, NetworkInfo, Result, VolumeConfig, VolumeInfo,
+    BuildOutput, BuildRequest, ContainerConfig, ContainerInfo, Engine, EngineError, EngineEvent, EngineInfo,
+    ExecOutput, ExecRequest, ExecSession, Health, ImageInfo, Labels, NetworkConfig, NetworkInfo, Result, TerminalSize,
+    VolumeConfig, VolumeInfo,
 };
 use state::World;
 
@@ -72,7 +73,12 @@ struct Inner {
     /// An outage: every call fails, and `events` answers a stream that
     /// fails on its first poll, as Docker's does with its socket gone.
     down: std::sync::atomic::AtomicBool,
+    /// Exit codes of the latest execs, at most [`EXECS_KEPT`].
+    execs: Mutex<VecDeque<(String, Option<i64>)>>,
 }
+
+/// How many execs' exit codes the fake remembers.
+const EXECS_KEPT: usize = 256;
 
 /// A handle on an in-memory engine.
 #[derive(Clone)]
@@ -102,6 +108,7 @@ impl FakeEngine {
                 latency: Mutex::new(Duration::ZERO),
                 stream_epoch: AtomicU64::new(0),
                 down: Default::default(),
+                execs: Mutex::default(),
             }),
         }
     }
@@ -401,6 +408,39 @@ impl Engine for FakeEngine {
     async fn disconnect_network(&self, network: &str, container: &str) -> Result<()> {
         self.enter("disconnect_network", &format!("{network}/{container}"), true).await?;
         self.mutate(|world| world.disconnect_network(network, container).map(|events| ((), events)))
+    }
+
+    /// Runs the command with the fake's shell, which reads no input: the
+    /// whole output arrives when the command ends. A TTY merges stderr into
+    /// stdout, as a terminal does; its size is accepted and not used.
+    async fn exec(&self, container: &str, request: &ExecRequest) -> Result<ExecSession> {
+        self.enter("exec", container, false).await?;
+        let exec_id = format!("exec-{}", uuid::Uuid::new_v4().simple());
+        let (code, output) = self.run_exec(container, &request.command).await?;
+        {
+            let mut execs = lock(&self.inner.execs);
+            if execs.len() == EXECS_KEPT {
+                execs.pop_front();
+            }
+            execs.push_back((exec_id.clone(), Some(i64::from(code))));
+        }
+        let chunks = if output.is_empty() { Vec::new() } else { vec![Ok(ExecOutput::Stdout(output.into()))] };
+        Ok(ExecSession {
+            id: exec_id,
+            output: futures::stream::iter(chunks).boxed(),
+            input: Box::pin(tokio::io::sink()),
+        })
+    }
+
+    async fn resize_exec(&self, exec: &str, _size: TerminalSize) -> Result<()> {
+        self.enter("resize_exec", exec, false).await?;
+        self.exec_exit_code(exec).await.map(drop)
+    }
+
+    async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>> {
+        let execs = lock(&self.inner.execs);
+        let found = execs.iter().find(|(id, _)| id == exec);
+        found.map(|(_, code)| *code).ok_or_else(|| EngineError::NotFound { what: format!("exec {exec}") })
     }
 
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {

@@ -275,7 +275,7 @@ impl FakeEngine {
                     tokio::time::sleep(interval).await;
                     let host = RunHost { engine: engine.clone(), id: id_owned.clone(), run };
                     // An exec's output is not the container's.
-                    let quiet = NoOutput(&host);
+                    let quiet = ExecHost { host: &host, captured: None };
                     let mut shell = Shell::new(&quiet, env.clone(), working_dir.as_deref());
                     let passed =
                         matches!(tokio::time::timeout(health.timeout, shell.run_argv(&health.command)).await, Ok(0));
@@ -291,6 +291,32 @@ impl FakeEngine {
             // Stopped in between: nothing may keep running.
             None => tasks.iter().for_each(|task| task.abort()),
         }
+    }
+
+    /// Runs `argv` in the running container `id` as an exec runs: with the
+    /// container's environment and working directory, its output kept apart
+    /// from the container's log. Returns the exit code and the output.
+    pub(super) async fn run_exec(&self, id: &str, argv: &[String]) -> crate::engine::Result<(i32, Vec<u8>)> {
+        let (resolved, run, config) = {
+            let world = lock(&self.inner.world);
+            let resolved = world.container_id(id)?;
+            let container = &world.containers[&resolved];
+            if container.info.state != ContainerState::Running {
+                return Err(crate::engine::EngineError::Conflict {
+                    what: format!("container {id}"),
+                    message: "the container is not running".into(),
+                });
+            }
+            (resolved.clone(), container.run, container.config.clone())
+        };
+        let host = RunHost { engine: self.clone(), id: resolved, run };
+        let exec = ExecHost { host: &host, captured: Some(Default::default()) };
+        let mut env: BTreeMap<String, String> = config.env.iter().cloned().collect();
+        env.entry("PATH".into()).or_insert_with(|| "/bin".into());
+        env.entry("HOSTNAME".into()).or_insert_with(|| host.hostname());
+        let code = Shell::new(&exec, env, config.working_dir.as_deref()).run_argv(argv).await;
+        let output = exec.captured.map(|c| c.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
+        Ok((code, output))
     }
 
     /// Records a health check's outcome and publishes a change.
@@ -396,41 +422,49 @@ impl FakeEngine {
     }
 }
 
-/// A host whose output goes nowhere: health checks run like `docker exec`,
-/// their output is not the container's log.
-struct NoOutput<'a>(&'a RunHost);
+/// A host for a command run like `docker exec`: its output is not the
+/// container's log. A health check's goes nowhere; an exec's is kept for
+/// its caller.
+struct ExecHost<'a> {
+    host: &'a RunHost,
+    captured: Option<std::sync::Mutex<Vec<u8>>>,
+}
 
 #[async_trait]
-impl Host for NoOutput<'_> {
+impl Host for ExecHost<'_> {
     fn read(&self, path: &str) -> Option<Vec<u8>> {
-        self.0.read(path)
+        self.host.read(path)
     }
     fn write(&self, path: &str, data: &[u8], append: bool) -> Result<(), String> {
-        self.0.write(path, data, append)
+        self.host.write(path, data, append)
     }
     fn remove(&self, path: &str) -> Result<bool, String> {
-        self.0.remove(path)
+        self.host.remove(path)
     }
     fn mkdir(&self, path: &str) -> Result<(), String> {
-        self.0.mkdir(path)
+        self.host.mkdir(path)
     }
     fn ids(&self) -> (String, String) {
-        self.0.ids()
+        self.host.ids()
     }
     fn hostname(&self) -> String {
-        self.0.hostname()
+        self.host.hostname()
     }
-    fn output(&self, _bytes: &[u8]) {}
+    fn output(&self, bytes: &[u8]) {
+        if let Some(captured) = &self.captured {
+            lock(captured).extend_from_slice(bytes);
+        }
+    }
     fn listen(&self, port: u16, root: &str) {
-        self.0.listen(port, root)
+        self.host.listen(port, root)
     }
     fn reachable(&self, host: &str, port: u16) -> bool {
-        self.0.reachable(host, port)
+        self.host.reachable(host, port)
     }
     fn fetch(&self, host: &str, port: u16, path: &str) -> Option<Option<Vec<u8>>> {
-        self.0.fetch(host, port, path)
+        self.host.fetch(host, port, path)
     }
     async fn sleep(&self, duration: Duration) {
-        self.0.sleep(duration).await
+        self.host.sleep(duration).await
     }
 }
