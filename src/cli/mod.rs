@@ -2,7 +2,7 @@
 //! offline tools (`validate`, `crds`, `completion`, and `keygen`, `encrypt`,
 //! `decrypt` for encrypted payloads) and the client commands
 //! that talk to a running server over its REST API (`apply`, `diff`, `get`,
-//! `describe`, `delete`, `events`, `logs`).
+//! `describe`, `delete`, `events`, `logs`, `exec`).
 //!
 //! Each subcommand lives in its own file and returns an exit code or an
 //! error; `main` prints errors with their causes and exits 1. clap exits 2
@@ -15,6 +15,7 @@ mod crypt;
 mod delete;
 mod describe;
 mod events;
+mod exec;
 mod get;
 mod keygen;
 mod kubeconfig;
@@ -72,6 +73,8 @@ pub enum Command {
     Events(events::EventsArgs),
     /// Show a Container replica's output.
     Logs(logs::LogsArgs),
+    /// Run a command in a Container replica (-i: pass stdin, -t: a terminal).
+    Exec(exec::ExecArgs),
     /// Print a kubeconfig for the server's TLS listener (for kubectl and other Kubernetes clients).
     Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Print a new keyring for encrypted payloads, or rotate one (--rotate FILE).
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => delete::run(args),
         Command::Events(args) => events::run(args),
         Command::Logs(args) => logs::run(args),
+        Command::Exec(args) => exec::run(args),
         Command::Kubeconfig(args) => kubeconfig::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Encrypt(args) => crypt::run_encrypt(args),

@@ -432,6 +432,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
         engine: engine_slot.clone(),
         git_hooks: hooks,
         ingress,
+        exec_sessions: Default::default(),
     });
     let executor = crate::ingress::Ingress::new(state.clone());
     if let Some(mqtt) = mqtt {

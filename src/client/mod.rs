@@ -18,6 +18,9 @@ use crate::server::ErrorBody;
 
 pub use sse::{sse_events, SseEvent};
 
+/// A WebSocket to the server (`berth exec`).
+pub type WebSocket = tokio_tungstenite::WebSocketStream<TokioIo<hyper::upgrade::Upgraded>>;
+
 /// Where the server is.
 #[derive(Clone, Debug)]
 enum Target {
@@ -118,6 +121,70 @@ impl Client {
         path: &str,
         body: Option<Body>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let request = self.request(method, path)?;
+        let request = match body {
+            Some(body) => request.header(hyper::header::CONTENT_TYPE, body.content_type).body(Full::new(body.bytes)),
+            None => request.body(Full::new(Bytes::new())),
+        }
+        .map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;
+        let response = self.round_trip(request).await?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        Err(Self::error_of(response).await)
+    }
+
+    /// Opens a WebSocket on `path` speaking `protocol`.
+    pub async fn websocket(&self, path: &str, protocol: &str) -> Result<WebSocket, ClientError> {
+        use tokio_tungstenite::tungstenite::handshake::{client::generate_key, derive_accept_key};
+        let key = generate_key();
+        let request = self
+            .request(Method::GET, path)?
+            .header(hyper::header::CONNECTION, "Upgrade")
+            .header(hyper::header::UPGRADE, "websocket")
+            .header(hyper::header::SEC_WEBSOCKET_VERSION, "13")
+            .header(hyper::header::SEC_WEBSOCKET_KEY, &key)
+            .header(hyper::header::SEC_WEBSOCKET_PROTOCOL, protocol)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;
+        let response = self.round_trip(request).await?;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            return Err(Self::error_of(response).await);
+        }
+        let header = |name| response.headers().get(name).and_then(|v: &hyper::header::HeaderValue| v.to_str().ok());
+        if header(hyper::header::SEC_WEBSOCKET_ACCEPT) != Some(derive_accept_key(key.as_bytes()).as_str())
+            || header(hyper::header::SEC_WEBSOCKET_PROTOCOL) != Some(protocol)
+        {
+            return Err(ClientError::Transport(format!(
+                "{} did not accept a {protocol} WebSocket; is it a berth of the same version?",
+                self.server()
+            )));
+        }
+        let upgraded = hyper::upgrade::on(response)
+            .await
+            .map_err(|e| ClientError::Transport(format!("the WebSocket upgrade failed: {e}")))?;
+        let role = tokio_tungstenite::tungstenite::protocol::Role::Client;
+        Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(TokioIo::new(upgraded), role, None).await)
+    }
+
+    /// A request to `path` with the host and the token.
+    fn request(&self, method: Method, path: &str) -> Result<hyper::http::request::Builder, ClientError> {
+        let host = match &self.target {
+            Target::Tcp(address) => address.clone(),
+            Target::Unix(_) => "localhost".into(),
+        };
+        let mut request = Request::builder().method(method).uri(path).header(hyper::header::HOST, host);
+        if let Some(token) = &self.token {
+            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        Ok(request)
+    }
+
+    /// Sends `request` on a fresh connection.
+    async fn round_trip(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let unreachable = |e: std::io::Error| {
             ClientError::Transport(format!(
                 "cannot reach berth at {}: {e}; is `berth serve` running? (--server / BERTH_SERVER)",
@@ -135,26 +202,14 @@ impl Client {
                 handshake(TokioIo::new(stream)).await?
             }
         };
-        let host = match &self.target {
-            Target::Tcp(address) => address.clone(),
-            Target::Unix(_) => "localhost".into(),
-        };
-        let mut request = Request::builder().method(method).uri(path).header(hyper::header::HOST, host);
-        if let Some(token) = &self.token {
-            request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
-        }
-        let request = match body {
-            Some(body) => request.header(hyper::header::CONTENT_TYPE, body.content_type).body(Full::new(body.bytes)),
-            None => request.body(Full::new(Bytes::new())),
-        }
-        .map_err(|e| ClientError::Transport(format!("bad request: {e}")))?;
-        let response = sender
+        sender
             .send_request(request)
             .await
-            .map_err(|e| ClientError::Transport(format!("request to {} failed: {e}", self.server())))?;
-        if response.status().is_success() {
-            return Ok(response);
-        }
+            .map_err(|e| ClientError::Transport(format!("request to {} failed: {e}", self.server())))
+    }
+
+    /// The server's error answer, as an error.
+    async fn error_of(response: hyper::Response<hyper::body::Incoming>) -> ClientError {
         let status = response.status();
         let bytes = response.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or_else(|_| ErrorBody {
@@ -167,7 +222,7 @@ impl Client {
             details: Default::default(),
             request_id: String::new(),
         });
-        Err(ClientError::Api { status, body: Box::new(body) })
+        ClientError::Api { status, body: Box::new(body) }
     }
 
     /// Sends a request and decodes the JSON answer.
@@ -224,7 +279,7 @@ where
         .await
         .map_err(|e| ClientError::Transport(format!("HTTP handshake failed: {e}")))?;
     tokio::spawn(async move {
-        let _ = connection.await;
+        let _ = connection.with_upgrades().await;
     });
     Ok(sender)
 }

@@ -85,8 +85,18 @@ pub fn read(path: &Path) -> anyhow::Result<String> {
 /// before doing anything.
 const OPEN_PATHS: [&str; 2] = ["/healthz", "/hooks/git"];
 
+/// Who a request comes from, in the audit log's words (`the API token`).
+#[derive(Clone, Debug)]
+pub struct Caller(pub Arc<str>);
+
+impl std::fmt::Display for Caller {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Requires the token on every request but [`OPEN_PATHS`].
-pub async fn require_token(State(token): State<Token>, request: Request, next: Next) -> Response {
+pub async fn require_token(State(token): State<Token>, mut request: Request, next: Next) -> Response {
     if OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
@@ -96,7 +106,10 @@ pub async fn require_token(State(token): State<Token>, request: Request, next: N
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")));
     match presented {
-        Some(presented) if token.matches(presented.trim()) => next.run(request).await,
+        Some(presented) if token.matches(presented.trim()) => {
+            request.extensions_mut().insert(Caller("the API token".into()));
+            next.run(request).await
+        }
         Some(_) => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "the bearer token is wrong; use the one in the server's state directory (`token`) or BERTH_TOKEN",

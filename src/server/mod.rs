@@ -14,11 +14,13 @@
 mod apply;
 pub mod auth;
 mod body;
+pub mod channels;
 mod core_events;
 mod deadline;
 mod discovery;
 pub mod error;
 mod events;
+mod exec;
 mod health;
 mod hooks;
 mod kube_openapi;
@@ -29,6 +31,7 @@ mod negotiate;
 mod objects;
 mod patch;
 mod query;
+mod replica;
 pub mod request;
 mod sources;
 mod table;
@@ -53,6 +56,7 @@ pub use auth::Token;
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, ErrorBody, StatusDetails};
 pub use events::{EventEntry, EventList};
+pub use exec::{ExecSessions, MAX_SESSIONS as MAX_EXEC_SESSIONS};
 pub use hooks::HookAccepted;
 pub use listen::{Bound, Listen};
 pub use query::DryRun;
@@ -75,6 +79,8 @@ pub struct ServerState {
     /// The keyring, replay window and plaintext policy of encrypted
     /// payloads, on `/apply` and every ingress transport.
     pub ingress: crate::ingress::Security,
+    /// The exec sessions' limit.
+    pub exec_sessions: ExecSessions,
 }
 
 /// The controller's view of the engine, once it is connected.
@@ -298,6 +304,8 @@ pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
     crate::manifest::crd::enums_as_strings(&mut document["components"]["schemas"]);
     let document = OpenApiDocument(document.to_string().into());
     router
+        // A WebSocket: not in the OpenAPI document (docs/rest-api.md).
+        .route(&format!("{object}/exec"), axum::routing::get(exec::exec))
         .route("/openapi.json", axum::routing::get(openapi))
         .route("/version", axum::routing::get(discovery::version))
         .route("/openapi/v2", axum::routing::get(kube_openapi::v2_document_handler))

@@ -41,6 +41,9 @@
 //!   posix_ipc client; a Python REST client), with protobuf and encrypted
 //!   payloads made by Python's `protobuf` and `cryptography`; one MQTT case
 //!   on real Docker.
+//! - `exec`: `berth exec` on real Docker and Podman (streams, exit codes,
+//!   stdin, a terminal through a real pty); the exec WebSocket's refusals
+//!   and session bound on the fake engine.
 //! - `layout`: no two files of a module use each other around a circle.
 
 mod support;
@@ -62,6 +65,7 @@ mod dns;
 mod e2e;
 mod engines;
 mod envelope_cli;
+mod exec;
 mod fuzz;
 mod generated;
 mod git_source;

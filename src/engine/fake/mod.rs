@@ -416,20 +416,26 @@ impl Engine for FakeEngine {
     async fn exec(&self, container: &str, request: &ExecRequest) -> Result<ExecSession> {
         self.enter("exec", container, false).await?;
         let exec_id = format!("exec-{}", uuid::Uuid::new_v4().simple());
-        let (code, output) = self.run_exec(container, &request.command).await?;
+        let running = self.start_exec(container, &request.command)?;
         {
             let mut execs = lock(&self.inner.execs);
             if execs.len() == EXECS_KEPT {
                 execs.pop_front();
             }
-            execs.push_back((exec_id.clone(), Some(i64::from(code))));
+            execs.push_back((exec_id.clone(), None));
         }
-        let chunks = if output.is_empty() { Vec::new() } else { vec![Ok(ExecOutput::Stdout(output.into()))] };
-        Ok(ExecSession {
-            id: exec_id,
-            output: futures::stream::iter(chunks).boxed(),
-            input: Box::pin(tokio::io::sink()),
+        let engine = self.clone();
+        let id = exec_id.clone();
+        let output = futures::stream::once(async move {
+            let (code, output) = running.await.unwrap_or((137, Vec::new()));
+            if let Some(entry) = lock(&engine.inner.execs).iter_mut().find(|(exec, _)| *exec == id) {
+                entry.1 = Some(i64::from(code));
+            }
+            output
         })
+        .filter(|output| std::future::ready(!output.is_empty()))
+        .map(|output| Ok(ExecOutput::Stdout(output.into())));
+        Ok(ExecSession { id: exec_id, output: output.boxed(), input: Box::pin(tokio::io::sink()) })
     }
 
     async fn resize_exec(&self, exec: &str, _size: TerminalSize) -> Result<()> {

@@ -293,30 +293,39 @@ impl FakeEngine {
         }
     }
 
-    /// Runs `argv` in the running container `id` as an exec runs: with the
+    /// Starts `argv` in the running container `id` as an exec runs: with the
     /// container's environment and working directory, its output kept apart
-    /// from the container's log. Returns the exit code and the output.
-    pub(super) async fn run_exec(&self, id: &str, argv: &[String]) -> crate::engine::Result<(i32, Vec<u8>)> {
-        let (resolved, run, config) = {
-            let world = lock(&self.inner.world);
-            let resolved = world.container_id(id)?;
-            let container = &world.containers[&resolved];
-            if container.info.state != ContainerState::Running {
-                return Err(crate::engine::EngineError::Conflict {
-                    what: format!("container {id}"),
-                    message: "the container is not running".into(),
-                });
-            }
-            (resolved.clone(), container.run, container.config.clone())
-        };
-        let host = RunHost { engine: self.clone(), id: resolved, run };
-        let exec = ExecHost { host: &host, captured: Some(Default::default()) };
-        let mut env: BTreeMap<String, String> = config.env.iter().cloned().collect();
-        env.entry("PATH".into()).or_insert_with(|| "/bin".into());
-        env.entry("HOSTNAME".into()).or_insert_with(|| host.hostname());
-        let code = Shell::new(&exec, env, config.working_dir.as_deref()).run_argv(argv).await;
-        let output = exec.captured.map(|c| c.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
-        Ok((code, output))
+    /// from the container's log. The task answers the exit code and the
+    /// output; it ends with the container's run.
+    pub(super) fn start_exec(
+        &self,
+        id: &str,
+        argv: &[String],
+    ) -> crate::engine::Result<tokio::task::JoinHandle<(i32, Vec<u8>)>> {
+        let mut world = lock(&self.inner.world);
+        let resolved = world.container_id(id)?;
+        let container = world.containers.get_mut(&resolved).expect("resolved ids exist");
+        if container.info.state != ContainerState::Running {
+            return Err(crate::engine::EngineError::Conflict {
+                what: format!("container {id}"),
+                message: "the container is not running".into(),
+            });
+        }
+        let (run, config) = (container.run, container.config.clone());
+        let (engine, argv) = (self.clone(), argv.to_vec());
+        let task = tokio::spawn(async move {
+            let host = RunHost { engine, id: resolved, run };
+            let exec = ExecHost { host: &host, captured: Some(Default::default()) };
+            let mut env: BTreeMap<String, String> = config.env.iter().cloned().collect();
+            env.entry("PATH".into()).or_insert_with(|| "/bin".into());
+            env.entry("HOSTNAME".into()).or_insert_with(|| host.hostname());
+            let code = Shell::new(&exec, env, config.working_dir.as_deref()).run_argv(&argv).await;
+            let output = exec.captured.map(|c| c.into_inner().unwrap_or_else(|p| p.into_inner())).unwrap_or_default();
+            (code, output)
+        });
+        container.tasks.retain(|task| !task.is_finished());
+        container.tasks.push(task.abort_handle());
+        Ok(task)
     }
 
     /// Records a health check's outcome and publishes a change.

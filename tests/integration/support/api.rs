@@ -96,6 +96,7 @@ impl Api {
             engine: slot,
             git_hooks,
             ingress: Default::default(),
+            exec_sessions: Default::default(),
         };
         let router = app(state, Token::from_secret(TOKEN));
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
@@ -113,6 +114,7 @@ impl Api {
             engine: EngineSlot::default(),
             git_hooks: Default::default(),
             ingress: Default::default(),
+            exec_sessions: Default::default(),
         };
         let router = app(state, Token::from_secret(TOKEN));
         Api { router, store, engine: FakeEngine::new(), shutdown: watch::channel(Shutdown::Running).0, _dir: dir }
