@@ -358,6 +358,18 @@ impl Engine for DockerEngine {
 
     async fn create_network(&self, config: &NetworkConfig) -> Result<NetworkInfo> {
         let what = format!("network {}", config.name);
+        // Ask first: a create that Docker turns into a duplicate and berth
+        // removes again emits a create and a destroy event, and a destroy
+        // wakes every Network object, this one too: a foreign network of the
+        // same name would have it retry at once, forever.
+        match self.inspect_network(&config.name).await {
+            Ok(existing) => {
+                let message = format!("a network named {} exists already ({})", config.name, existing.id);
+                return Err(EngineError::Conflict { what, message });
+            }
+            Err(error) if error.is_not_found() => {}
+            Err(error) => return Err(error),
+        }
         let created =
             self.client.create_network(convert::network_request(config)).await.map_err(self.fail("create", &what))?;
         // Before API 1.44 Docker creates a second network of the same name

@@ -681,3 +681,42 @@ impl std::fmt::Display for Timeline<'_> {
         Ok(())
     }
 }
+
+/// A network of the same name that berth did not make is refused, and the
+/// refusal backs off: Docker (before API 1.44) would create a duplicate that
+/// berth removes again, and the removal woke every Network object, this one
+/// too, so the reconcile retried at once, forever (a create and a destroy
+/// event twice a second). berth now asks before it creates.
+#[tokio::test]
+async fn a_foreign_network_of_the_same_name_is_refused_without_a_retry_storm() {
+    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
+    let name = stack.engine_name("app");
+    let made = std::process::Command::new("docker").args(["network", "create", &name]).output().expect("docker runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let stamp = || {
+        let now = chrono::Utc::now();
+        format!("{}.{:09}", now.timestamp(), now.timestamp_subsec_nanos())
+    };
+    let since = stamp();
+    stack.start();
+    let network_key = format!("Network/{}/app", stack.namespace);
+    stack
+        .eventually(CHANGE, "the Network to report the foreign network", || {
+            let log = stack.log();
+            let network_key = network_key.clone();
+            async move { log.contains(&format!("object={network_key}")).then_some(()) }
+        })
+        .await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let until = stamp();
+    let events = std::process::Command::new("docker")
+        .args(["events", "--since", &since, "--until", &until])
+        .args(["--filter", "type=network", "--filter", &format!("network={name}"), "--format", "{{.Action}}"])
+        .output()
+        .expect("docker events");
+    let _ = std::process::Command::new("docker").args(["network", "rm", &name]).output();
+    let actions = String::from_utf8_lossy(&events.stdout).to_string();
+    assert!(!actions.contains("create"), "berth created networks named {name}: {actions}");
+    let attempts = stack.log().matches(&format!("object={network_key} attempt=")).count();
+    assert!(attempts <= 12, "{attempts} attempts in about 5 s: the retries do not back off");
+}
