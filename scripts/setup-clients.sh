@@ -61,4 +61,22 @@ if ! [ -x "$tools/bin/promtool" ]; then
   install -m 0755 "$work/root/usr/bin/promtool" "$tools/bin/promtool"
 fi
 
+# The dashboard's browser test: Debian's Chromium (playwright-core drives
+# it; no browser is downloaded) and the pinned npm packages of
+# tests/browser and ui (whose copies in ui/assets/vendor a test compares).
+if ! [ -x /usr/bin/chromium ]; then
+  log "installing Debian's chromium"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+fi
+repo="$(cd "$(dirname "$0")/.." && pwd)"
+for dir in tests/browser ui; do
+  # The lockfile as installed last, to skip an install that would change nothing.
+  if ! cmp -s "$repo/$dir/package-lock.json" "$repo/$dir/node_modules/.berth-installed-lock" 2>/dev/null; then
+    log "installing the npm packages of $dir"
+    (cd "$repo/$dir" && npm ci --no-audit --no-fund --silent && cp package-lock.json node_modules/.berth-installed-lock)
+  fi
+done
+
 log "ready: $tools ($("$venv/bin/python" -c 'import kubernetes; print("kubernetes", kubernetes.__version__)'), $("$tools/bin/promtool" --version 2>&1 | head -1))"

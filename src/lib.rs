@@ -21,6 +21,8 @@
 //! - [`metrics`]: Prometheus metrics under controller-runtime's names, for
 //!   `/metrics`.
 //! - [`server`]: the REST API `berth serve` answers; [`client`]: its client.
+//! - [`dashboard`]: the web dashboard at `/ui/` (live objects, events, a
+//!   terminal in any replica).
 //! - [`cli`]: the `berth` command line.
 //! - [`backoff`]: the delays of every retry and reconnect loop.
 //! - [`connections`]: timeouts and connection limits of every listener.
@@ -31,6 +33,7 @@ pub mod cli;
 pub mod client;
 pub mod connections;
 pub mod controller;
+pub mod dashboard;
 pub mod dns;
 pub mod endpoints;
 pub mod engine;

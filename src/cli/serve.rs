@@ -433,6 +433,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
         git_hooks: hooks,
         ingress,
         exec_sessions: Default::default(),
+        dashboard: Default::default(),
     });
     let executor = crate::ingress::Ingress::new(state.clone());
     if let Some(mqtt) = mqtt {
@@ -459,7 +460,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
             crate::server::tls::write_url(&state_dir, address)?;
             tracing::info!("Kubernetes API (TLS) on https://{address}; `berth kubeconfig` writes a kubeconfig for it");
         }
-        let (app, shutdown) = (app.clone(), shutdown.clone());
+        let (app, shutdown) = (app.clone().layer(axum::Extension(crate::server::OverTls)), shutdown.clone());
         servers.push(tokio::spawn(async move {
             if let Err(e) = tls_listener.serve(app, api_limits, stopping(shutdown)).await {
                 tracing::error!("TLS listener: {e:#}");

@@ -61,7 +61,7 @@ impl Token {
     }
 
     /// Whether `presented` is the token, compared in constant time.
-    fn matches(&self, presented: &str) -> bool {
+    pub(crate) fn matches(&self, presented: &str) -> bool {
         let (a, b) = (self.secret.as_bytes(), presented.as_bytes());
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
@@ -95,11 +95,27 @@ impl std::fmt::Display for Caller {
     }
 }
 
-/// Requires the token on every request but [`OPEN_PATHS`].
-pub async fn require_token(State(token): State<Token>, mut request: Request, next: Next) -> Response {
-    if OPEN_PATHS.contains(&request.uri().path()) {
+/// What the token check needs: the token, and the dashboard's sessions,
+/// whose cookie stands for the token.
+#[derive(Clone)]
+pub struct Auth {
+    /// The token.
+    pub token: Token,
+    /// The dashboard's logins.
+    pub sessions: crate::dashboard::Sessions,
+}
+
+/// Requires the token on every request but [`OPEN_PATHS`] and the
+/// dashboard's pages (which check their session themselves, and send the
+/// browser to the login page without one). A dashboard session's cookie
+/// counts as the token, for requests from the dashboard's own origin when
+/// they change state or open a WebSocket.
+pub async fn require_token(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if OPEN_PATHS.contains(&path) || path == "/ui" || path.starts_with("/ui/") {
         return next.run(request).await;
     }
+    let token = auth.token;
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -115,10 +131,25 @@ pub async fn require_token(State(token): State<Token>, mut request: Request, nex
             "the bearer token is wrong; use the one in the server's state directory (`token`) or BERTH_TOKEN",
         )
         .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            format!("missing `Authorization: Bearer <token>`; the token is in {} on the server", token.path.display()),
-        )
-        .into_response(),
+        None => match auth.sessions.check(request.headers()) {
+            Some(_) if crate::dashboard::session::needs_same_origin(request.method(), request.headers())
+                && !crate::dashboard::session::same_origin(request.headers()) =>
+            {
+                ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "a dashboard session may change things or open a terminal only from the dashboard's own page (Origin must be this server)",
+                )
+                .into_response()
+            }
+            Some(session) => {
+                request.extensions_mut().insert(Caller(session.into()));
+                next.run(request).await
+            }
+            None => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                format!("missing `Authorization: Bearer <token>`; the token is in {} on the server", token.path.display()),
+            )
+            .into_response(),
+        },
     }
 }

@@ -81,7 +81,14 @@ pub struct ServerState {
     pub ingress: crate::ingress::Security,
     /// The exec sessions' limit.
     pub exec_sessions: ExecSessions,
+    /// The dashboard's logins.
+    pub dashboard: crate::dashboard::Sessions,
 }
+
+/// Marks a request that came over the TLS listener (the dashboard's cookie
+/// is `Secure` there).
+#[derive(Clone, Copy, Debug)]
+pub struct OverTls;
 
 /// The controller's view of the engine, once it is connected.
 #[derive(Clone)]
@@ -209,6 +216,7 @@ fn complete_responses(document: &mut serde_json::Value) {
 /// JSON errors.
 pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
     let state: AppState = state.into();
+    let dashboard = state.dashboard.clone();
     let object = format!("{API_PREFIX}/namespaces/{{namespace}}/{{plural}}/{{name}}");
     let router: ApiRouter<AppState> = ApiRouter::new()
         .api_route("/healthz", get_with(health::healthz, |op| op.id("healthz").summary("Liveness; needs no token")))
@@ -321,11 +329,13 @@ pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
         .route("/apis", axum::routing::get(discovery::groups))
         .route(&format!("/apis/{}", crate::api::GROUP), axum::routing::get(discovery::berth_group))
         .route(API_PREFIX, axum::routing::get(discovery::resources))
+        .merge(crate::dashboard::routes())
         .fallback(request::fallback)
         .layer(Extension(document))
+        .layer(Extension(token.clone()))
         .with_state(state)
         .layer(axum::middleware::from_fn(deadline::deadline))
-        .layer(axum::middleware::from_fn_with_state(token, auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(auth::Auth { token, sessions: dashboard }, auth::require_token))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(request::panicked))
         .layer(axum::middleware::from_fn(request::context))
 }

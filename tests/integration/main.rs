@@ -41,6 +41,8 @@
 //!   posix_ipc client; a Python REST client), with protobuf and encrypted
 //!   payloads made by Python's `protobuf` and `cryptography`; one MQTT case
 //!   on real Docker.
+//! - `dashboard`: the web dashboard in Debian's Chromium (playwright-core)
+//!   on real Docker; its login and origin rules over raw HTTP.
 //! - `exec`: `berth exec` on real Docker and Podman (streams, exit codes,
 //!   stdin, a terminal through a real pty); the exec WebSocket's refusals
 //!   and session bound on the fake engine.
@@ -58,6 +60,7 @@ mod clients;
 mod conformance;
 mod controller;
 mod crash_loop;
+mod dashboard;
 mod dbus;
 mod dir_model;
 mod dir_source;

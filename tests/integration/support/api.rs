@@ -97,6 +97,7 @@ impl Api {
             git_hooks,
             ingress: Default::default(),
             exec_sessions: Default::default(),
+            dashboard: Default::default(),
         };
         let router = app(state, Token::from_secret(TOKEN));
         let (shutdown, receiver) = watch::channel(Shutdown::Running);
@@ -115,6 +116,7 @@ impl Api {
             git_hooks: Default::default(),
             ingress: Default::default(),
             exec_sessions: Default::default(),
+            dashboard: Default::default(),
         };
         let router = app(state, Token::from_secret(TOKEN));
         Api { router, store, engine: FakeEngine::new(), shutdown: watch::channel(Shutdown::Running).0, _dir: dir }

@@ -1,0 +1,195 @@
+//! The web dashboard, served by `berth serve` at `/ui/` on the API's
+//! listeners: the objects live, one object's conditions, replicas, spec and
+//! events, the audit log, and a terminal in any replica.
+//!
+//! Pages are HTML rendered here ([`pages`]) with a small ES module each
+//! (`ui/assets`, embedded by [`assets`]); they read the REST API itself
+//! (watches as Server-Sent Events, the exec WebSocket) with the session
+//! cookie of [`session`] instead of the token, and one stream of their own,
+//! [`stream`], that merges every kind into table rows so the overview holds
+//! one connection rather than six (browsers allow six per host). Nothing
+//! polls: every page follows the store's changes.
+//!
+//! Everything under `/ui/` but the login page and the assets needs a
+//! session; without one a page redirects to the login.
+
+pub mod assets;
+mod pages;
+pub mod session;
+mod stream;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form, Router};
+use serde::Deserialize;
+
+use crate::api::{Kind, ObjectKey};
+use crate::server::{AppState, OverTls, Token};
+
+pub use session::Sessions;
+
+/// The dashboard's routes.
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(overview))
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/logout", post(logout))
+        .route("/ui/events", get(events))
+        .route("/ui/stream", get(stream::rows))
+        .route("/ui/objects/{namespace}/{plural}/{name}", get(object))
+        .route("/ui/terminal/{namespace}/{name}", get(terminal))
+        .route("/ui/assets/{*path}", get(assets::asset))
+}
+
+/// Whether the request has a live session; without one, a page answers
+/// [`to_login`].
+fn has_session(state: &AppState, headers: &HeaderMap) -> bool {
+    state.dashboard.check(headers).is_some()
+}
+
+/// The redirect to the login page.
+fn to_login() -> Response {
+    Redirect::to("/ui/login").into_response()
+}
+
+fn html(status: StatusCode, page: String) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+        (header::CACHE_CONTROL, "no-store"),
+        // Scripts, styles and connections from this origin only; no framing.
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    ];
+    (status, headers, page).into_response()
+}
+
+async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !has_session(&state, &headers) {
+        return to_login();
+    }
+    html(StatusCode::OK, pages::overview())
+}
+
+async fn login_page(tls: Option<Extension<OverTls>>) -> Response {
+    html(StatusCode::OK, pages::login(None, tls.is_some()))
+}
+
+/// The login form.
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    Extension(token): Extension<Token>,
+    tls: Option<Extension<OverTls>>,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Response {
+    let over_tls = tls.is_some();
+    // A login from another site's form would log the browser into
+    // whatever token that site chose.
+    if !session::same_origin(&headers) {
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::login(Some("this login did not come from berth's own page"), over_tls),
+        );
+    }
+    if !token.matches(form.token.trim()) {
+        tracing::info!("dashboard login refused: wrong token");
+        return html(
+            StatusCode::UNAUTHORIZED,
+            pages::login(Some("That is not the API token. Copy the whole token file."), over_tls),
+        );
+    }
+    let id = state.dashboard.open();
+    tracing::info!("dashboard login: session {}", &id[..8]);
+    let cookie = session::set_cookie(&id, over_tls);
+    (StatusCode::SEE_OTHER, [(header::SET_COOKIE, cookie), (header::LOCATION, "/ui/".to_string())]).into_response()
+}
+
+async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !session::same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "a logout must come from berth's own page").into_response();
+    }
+    state.dashboard.close(&headers);
+    (
+        StatusCode::SEE_OTHER,
+        [(header::SET_COOKIE, session::clear_cookie()), (header::LOCATION, "/ui/login".to_string())],
+    )
+        .into_response()
+}
+
+async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !has_session(&state, &headers) {
+        return to_login();
+    }
+    // The latest 200 entries, then what follows.
+    let newest = *state.store.watch_events().borrow();
+    html(StatusCode::OK, pages::events(newest.saturating_sub(200)))
+}
+
+/// `/ui/objects/{namespace}/{plural}/{name}`.
+#[derive(Deserialize)]
+struct ObjectPath {
+    namespace: String,
+    plural: String,
+    name: String,
+}
+
+async fn object(State(state): State<AppState>, headers: HeaderMap, Path(path): Path<ObjectPath>) -> Response {
+    if !has_session(&state, &headers) {
+        return to_login();
+    }
+    let not_found = |what: String| {
+        html(
+            StatusCode::NOT_FOUND,
+            pages::layout("Not found", true, &format!("<h1>Not found</h1><p>{}</p>", pages::escape(&what)), None),
+        )
+    };
+    let Some(kind) = Kind::ALL.into_iter().find(|k| k.plural() == path.plural) else {
+        return not_found(format!("no kind is called {}", path.plural));
+    };
+    let key = ObjectKey::new(kind, &path.namespace, &path.name);
+    match state.store.get(&key) {
+        Ok(Some(object)) => {
+            let spec = serde_yaml::to_string(&object.spec_json()).unwrap_or_default();
+            let source = object.metadata().source.as_ref().map_or("-".into(), |s| s.id());
+            html(StatusCode::OK, pages::object(&key, &source, &spec))
+        }
+        Ok(None) => not_found(format!("{key} is not in the store")),
+        Err(error) => html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::layout("Error", true, &pages::escape(&error.to_string()), None),
+        ),
+    }
+}
+
+/// `?replica=N&command=sh`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TerminalQuery {
+    #[serde(default)]
+    replica: u32,
+    command: Option<String>,
+}
+
+async fn terminal(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<TerminalQuery>,
+) -> Response {
+    if !has_session(&state, &headers) {
+        return to_login();
+    }
+    let command = query.command.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| "sh".into());
+    html(StatusCode::OK, pages::terminal(&namespace, &name, query.replica, &command))
+}

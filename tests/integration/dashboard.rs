@@ -1,0 +1,150 @@
+//! The web dashboard.
+//!
+//! In a real browser (`tests/browser/dashboard.mjs`: Debian's Chromium
+//! driven by playwright-core, both installed by `scripts/setup-clients.sh`)
+//! against `berth serve` on real Docker: log in, the stack Ready, a replica
+//! removed by hand and repaired without a reload, the object page, a
+//! terminal (`echo`, `stty size` following the window, exit), the events,
+//! and the refusals (no cookie, another origin, after logout). Screenshots
+//! go to `target/screenshots/dashboard/`.
+//!
+//! Without a browser, on the fake engine: the login and session rules over
+//! raw HTTP, and the embedded assets against the npm lockfile.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::support::api::ServedFake;
+use crate::support::engines::EngineKind;
+use crate::support::repo_path;
+use crate::support::serve::Stack;
+
+#[tokio::test]
+async fn the_dashboard_in_chromium_on_docker() {
+    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
+    assert!(
+        std::path::Path::new("/usr/bin/chromium").exists()
+            && repo_path("tests/browser/node_modules/playwright-core").exists(),
+        "the browser test needs Debian's chromium and tests/browser's npm packages: run scripts/setup-clients.sh"
+    );
+    stack.start();
+    stack.converged().await;
+    let url = stack.server_url().await;
+    let token = std::fs::read_to_string(stack.state_dir().join("token")).unwrap().trim().to_string();
+    let replica = stack
+        .replicas("web")
+        .await
+        .into_iter()
+        .find(|c| c.labels.get("berth.dev/replica").map(String::as_str) == Some("0"))
+        .expect("web replica 0");
+    let screenshots = repo_path("target/screenshots/dashboard");
+    let run = tokio::process::Command::new("node")
+        .arg(repo_path("tests/browser/dashboard.mjs"))
+        .current_dir(repo_path("tests/browser"))
+        .env("BERTH_URL", &url)
+        .env("BERTH_TOKEN", &token)
+        .env("NAMESPACE", &stack.namespace)
+        .env("KILL", &replica.name)
+        .env("SCREENSHOTS", &screenshots)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("the browser test finished").unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    eprintln!("{stdout}");
+    assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}\nberth's log:\n{}", stack.log());
+    for page in ["login", "overview", "object", "terminal", "events"] {
+        assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of the {page} page");
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: the status, the headers and
+/// the body.
+fn request(
+    server: &ServedFake,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let address = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut text = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        text.push_str(&format!("{name}: {value}\r\n"));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap_or((&answer, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_ascii_lowercase(), body.to_string())
+}
+
+#[test]
+fn logins_sessions_and_origins() {
+    let server = ServedFake::start();
+    let token = std::fs::read_to_string(server.state_dir().join("token")).unwrap().trim().to_string();
+    let origin = server.url.clone();
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    // Pages send a browser without a session to the login; assets need none.
+    let (status, head, _) = request(&server, "GET", "/ui/", &[], "");
+    assert_eq!((status, head.contains("location: /ui/login")), (303, true), "{head}");
+    let (status, head, body) = request(&server, "GET", "/ui/login", &[], "");
+    assert_eq!(status, 200);
+    assert!(body.contains("not encrypted") && head.contains("content-security-policy: default-src 'self'"), "{head}");
+    for asset in berth::dashboard::assets::names() {
+        let (status, _, _) = request(&server, "GET", &format!("/ui/assets/{asset}"), &[], "");
+        assert_eq!(status, 200, "{asset}");
+    }
+    assert_eq!(request(&server, "GET", "/ui/assets/../token", &[], "").0, 404);
+    // A wrong token, or a login from another site's form, gets no session.
+    let (status, head, _) = request(&server, "POST", "/ui/login", &[form, ("origin", &origin)], "token=wrong");
+    assert_eq!((status, head.contains("set-cookie")), (401, false));
+    let login = format!("token={token}");
+    let (status, head, _) = request(&server, "POST", "/ui/login", &[form, ("origin", "http://evil.example")], &login);
+    assert_eq!((status, head.contains("set-cookie")), (403, false));
+    let (status, head, _) = request(&server, "POST", "/ui/login", &[form, ("origin", &origin)], &login);
+    assert_eq!(status, 303, "{head}");
+    let set_cookie = head.lines().find(|l| l.starts_with("set-cookie:")).expect("a session cookie").to_string();
+    assert!(
+        set_cookie.contains("httponly") && set_cookie.contains("samesite=strict") && !set_cookie.contains("secure"),
+        "{set_cookie}"
+    );
+    let cookie = set_cookie.trim_start_matches("set-cookie:").trim().split(';').next().unwrap().to_string();
+    let with_cookie = [("cookie", cookie.as_str())];
+    // The cookie reads the API and the pages; what writes needs the origin too.
+    assert_eq!(request(&server, "GET", "/ui/", &with_cookie, "").0, 200);
+    assert_eq!(request(&server, "GET", "/apis/berth.dev/v1alpha1/containers", &with_cookie, "").0, 200);
+    let yaml = crate::support::api::container("web", "hi");
+    let apply = |headers: &[(&str, &str)]| request(&server, "POST", "/apply", headers, &yaml).0;
+    assert_eq!(apply(&[with_cookie[0], ("content-type", "application/yaml")]), 403, "no Origin");
+    assert_eq!(apply(&[with_cookie[0], ("content-type", "application/yaml"), ("origin", "http://evil.example")]), 403);
+    assert_eq!(apply(&[with_cookie[0], ("content-type", "application/yaml"), ("origin", &origin)]), 200);
+    assert_eq!(request(&server, "POST", "/ui/logout", &with_cookie, "").0, 403, "a logout from nowhere");
+    assert_eq!(request(&server, "POST", "/ui/logout", &[with_cookie[0], ("origin", &origin)], "").0, 303);
+    assert_eq!(request(&server, "GET", "/apis/berth.dev/v1alpha1/containers", &with_cookie, "").0, 401, "after logout");
+    assert_eq!(request(&server, "GET", "/ui/", &with_cookie, "").0, 303, "after logout");
+    // The one apply that came from the dashboard's origin was written.
+    let (_, _, events) = request(&server, "GET", "/events", &[("authorization", &format!("Bearer {token}"))], "");
+    assert!(events.contains("container/web") || events.contains("Container/default/web"), "{events}");
+}
+
+#[test]
+fn the_embedded_assets_are_the_lockfile_s() {
+    let check = std::process::Command::new(repo_path("scripts/ui-assets.sh"))
+        .arg("--check")
+        .output()
+        .expect("ui-assets.sh runs");
+    assert!(
+        check.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
