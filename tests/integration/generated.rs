@@ -42,7 +42,9 @@ fn the_readme_is_short_starts_with_the_quick_start_and_links_docs_that_exist() {
     for document in std::iter::once("README.md".to_string()).chain(
         std::fs::read_dir(repo_path("docs"))
             .unwrap()
-            .map(|e| format!("docs/{}", e.unwrap().file_name().to_string_lossy())),
+            .map(|e| e.unwrap())
+            .filter(|e| e.path().extension().is_some_and(|x| x == "md"))
+            .map(|e| format!("docs/{}", e.file_name().to_string_lossy())),
     ) {
         let text = std::fs::read_to_string(repo_path(&document)).unwrap();
         let base = repo_path(&document).parent().unwrap().to_path_buf();
