@@ -41,6 +41,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/stream", get(stream::rows))
         .route("/ui/objects/{namespace}/{plural}/{name}", get(object))
         .route("/ui/terminal/{namespace}/{name}", get(terminal))
+        .route("/ui/logs/{namespace}/{name}", get(logs))
         .route("/ui/assets/{*path}", get(assets::asset))
 }
 
@@ -192,4 +193,44 @@ async fn terminal(
     }
     let command = query.command.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| "sh".into());
     html(StatusCode::OK, pages::terminal(&namespace, &name, query.replica, &command))
+}
+
+/// `?replica=N`: one replica; without it, every replica the status lists.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    replica: Option<u32>,
+}
+
+/// Replicas followed at once on the logs page: each holds one of the six
+/// connections a browser opens to a host.
+const MAX_FOLLOWED: usize = 4;
+
+async fn logs(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<LogsQuery>,
+) -> Response {
+    if !has_session(&state, &headers) {
+        return to_login();
+    }
+    let key = ObjectKey::new(Kind::Container, &namespace, &name);
+    let replicas: Vec<u32> = match (query.replica, state.store.get(&key)) {
+        (Some(replica), _) => vec![replica],
+        (None, Ok(Some(crate::api::AnyObject::Container(container)))) => {
+            let mut indexes: Vec<u32> =
+                container.status.map(|s| s.replicas.iter().map(|r| r.index).collect()).unwrap_or_default();
+            indexes.sort_unstable();
+            indexes.dedup();
+            indexes.truncate(MAX_FOLLOWED);
+            if indexes.is_empty() {
+                vec![0]
+            } else {
+                indexes
+            }
+        }
+        _ => vec![0],
+    };
+    html(StatusCode::OK, pages::logs(&namespace, &name, &replicas))
 }

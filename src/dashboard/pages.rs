@@ -101,10 +101,11 @@ pub(super) fn overview() -> String {
 /// One object's page; `spec` is its YAML.
 pub(super) fn object(key: &crate::api::ObjectKey, source: &str, spec: &str) -> String {
     let terminal = if key.kind == crate::api::Kind::Container {
-        r#"<section><h2>Replicas</h2><div class="scroll"><table id="replicas"><thead><tr><th>Replica</th><th>State</th><th>Health</th><th>IPs</th><th>Host ports</th><th>Restarts</th><th>Container</th><th></th></tr></thead><tbody></tbody></table></div></section>"#
+        r#"<section><h2>Replicas <a class="small" href="/ui/logs/{namespace}/{name}">all logs</a></h2><div class="scroll"><table id="replicas"><thead><tr><th>Replica</th><th>State</th><th>Health</th><th>IPs</th><th>Host ports</th><th>Restarts</th><th>Container</th><th></th></tr></thead><tbody></tbody></table></div></section>"#
     } else {
         ""
     };
+    let terminal = terminal.replace("{namespace}", &escape(&key.namespace)).replace("{name}", &escape(&key.name));
     let body = format!(
         r#"<h1><span class="kind">{kind}</span> {name} <span id="ready" class="badge">…</span></h1>
 <p class="meta">Namespace <strong>{namespace}</strong> · source <strong>{source}</strong> · generation <span id="generation">…</span></p>
@@ -132,6 +133,26 @@ pub(super) fn events(after: u64) -> String {
 <div class="scroll"><table id="log" data-after="{after}"><thead><tr><th>Time</th><th>Object</th><th>Action</th><th>Reason</th><th>Message</th></tr></thead><tbody></tbody></table></div>"#
     );
     layout("Events", true, &body, Some("events.js"))
+}
+
+/// A Container's logs: `replicas` followed at once, interleaved.
+pub(super) fn logs(namespace: &str, name: &str, replicas: &[u32]) -> String {
+    let list: Vec<String> = replicas.iter().map(u32::to_string).collect();
+    let body = format!(
+        r#"<h1>Logs <span class="kind">Container</span> <a href="/ui/objects/{namespace}/containers/{name}">{name}</a></h1>
+<form class="filters" role="search" onsubmit="return false">
+<input id="filter-text" type="search" placeholder="Search the lines" aria-label="Search">
+<label><input id="follow" type="checkbox" checked> Follow</label>
+<button id="download" type="button">Download</button>
+</form>
+<p class="meta">Replicas {shown} · <span id="logs-state" aria-live="polite">connecting…</span></p>
+<pre id="logs" class="logs" tabindex="0" data-namespace="{namespace}" data-name="{name}" data-replicas="{replicas}"></pre>"#,
+        namespace = escape(namespace),
+        name = escape(name),
+        shown = escape(&list.join(", ")),
+        replicas = escape(&list.join(",")),
+    );
+    layout(&format!("Logs {name}"), true, &body, Some("logs.js"))
 }
 
 /// A terminal in replica `replica` of Container `name`, running `command`.

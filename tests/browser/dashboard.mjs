@@ -121,6 +121,23 @@ try {
   await page.screenshot({ path: `${shots}/events.png` });
   step("the events page shows the terminal session and who opened it");
 
+  // Logs: the api's output followed, searched, downloaded.
+  await page.goto(`${url}/ui/objects/${ns}/containers/api`);
+  await page.locator("#replicas a", { hasText: "Logs" }).first().click();
+  await page.locator("#logs-state", { hasText: "following 1 replica" }).waitFor();
+  await page.waitForFunction(() => document.querySelectorAll("#logs span").length > 0, null, { timeout: 30000 });
+  const first = (await page.locator("#logs span").first().textContent()).trim();
+  await page.fill("#filter-text", "no-such-text-in-any-line");
+  if (await page.locator("#logs span:not([hidden])").count()) fail("the search did not hide lines");
+  await page.fill("#filter-text", "");
+  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+  const saved = `${shots}/api.log`;
+  await download.saveAs(saved);
+  const { readFileSync } = await import("node:fs");
+  if (!readFileSync(saved, "utf8").includes(first)) fail("the download lacks the lines shown");
+  await page.screenshot({ path: `${shots}/logs.png` });
+  step(`the logs page follows the api (first line ${JSON.stringify(first.slice(0, 60))}), searches and downloads`);
+
   // Refusals: no cookie, another origin, no origin.
   const session = `berth_session=${cookie.value}`;
   const api = `${url}/apis/berth.dev/v1alpha1/namespaces/${ns}/containers`;

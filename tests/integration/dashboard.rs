@@ -52,7 +52,7 @@ async fn the_dashboard_in_chromium_on_docker() {
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     eprintln!("{stdout}");
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}\nberth's log:\n{}", stack.log());
-    for page in ["login", "overview", "object", "terminal", "events"] {
+    for page in ["login", "overview", "object", "terminal", "events", "logs"] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of the {page} page");
     }
 }
