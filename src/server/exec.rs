@@ -40,7 +40,7 @@ pub const MAX_SESSIONS: usize = 16;
 /// The largest message a client may send (a big paste).
 const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// The longest command line, all arguments together.
-const MAX_COMMAND_BYTES: usize = 64 * 1024;
+const MAX_COMMAND_BYTES: usize = 16 * 1024;
 /// How often berth pings the client.
 const PING_EVERY: Duration = Duration::from_secs(30);
 /// A client heard from less recently than this is gone.
