@@ -2,7 +2,7 @@
 //! offline tools (`validate`, `crds`, `completion`, and `keygen`, `encrypt`,
 //! `decrypt` for encrypted payloads) and the client commands
 //! that talk to a running server over its REST API (`apply`, `diff`, `get`,
-//! `describe`, `delete`, `events`, `logs`, `exec`).
+//! `describe`, `delete`, `events`, `logs`, `exec`, `cp`).
 //!
 //! Each subcommand lives in its own file and returns an exit code or an
 //! error; `main` prints errors with their causes and exits 1. clap exits 2
@@ -10,6 +10,7 @@
 
 mod apply;
 mod client_args;
+mod cp;
 mod crds;
 mod crypt;
 mod delete;
@@ -75,6 +76,8 @@ pub enum Command {
     Logs(logs::LogsArgs),
     /// Run a command in a Container replica (-i: pass stdin, -t: a terminal).
     Exec(exec::ExecArgs),
+    /// Copy files to or from a Container replica (NAME:/PATH on the replica's side).
+    Cp(cp::CpArgs),
     /// Print a kubeconfig for the server's TLS listener (for kubectl and other Kubernetes clients).
     Kubeconfig(kubeconfig::KubeconfigArgs),
     /// Print a new keyring for encrypted payloads, or rotate one (--rotate FILE).
@@ -129,6 +132,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Exec(args) => exec::run(args),
+        Command::Cp(args) => cp::run(args),
         Command::Kubeconfig(args) => kubeconfig::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Encrypt(args) => crypt::run_encrypt(args),

@@ -14,6 +14,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ("overview.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/assets/overview.js")),
     ("object.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/assets/object.js")),
     ("events.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/assets/events.js")),
+    ("files.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/assets/files.js")),
     ("logs.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/assets/logs.js")),
     ("terminal.js", "text/javascript; charset=utf-8", include_bytes!("../../ui/assets/terminal.js")),
     ("vendor/xterm.mjs", "text/javascript; charset=utf-8", include_bytes!("../../ui/assets/vendor/xterm.mjs")),

@@ -42,6 +42,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/ui/objects/{namespace}/{plural}/{name}", get(object))
         .route("/ui/terminal/{namespace}/{name}", get(terminal))
         .route("/ui/logs/{namespace}/{name}", get(logs))
+        .route("/ui/files/{namespace}/{name}", get(files))
         .route("/ui/assets/{*path}", get(assets::asset))
 }
 
@@ -233,4 +234,26 @@ async fn logs(
         _ => vec![0],
     };
     html(StatusCode::OK, pages::logs(&namespace, &name, &replicas))
+}
+
+/// `?replica=N&path=/DIR`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilesQuery {
+    #[serde(default)]
+    replica: u32,
+    path: Option<String>,
+}
+
+async fn files(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((namespace, name)): Path<(String, String)>,
+    Query(query): Query<FilesQuery>,
+) -> Response {
+    if !has_session(&state, &headers) {
+        return to_login();
+    }
+    let path = query.path.filter(|p| p.starts_with('/')).unwrap_or_else(|| "/".into());
+    html(StatusCode::OK, pages::files(&namespace, &name, query.replica, &path))
 }

@@ -81,7 +81,7 @@ pub(super) fn overview() -> String {
     let body = format!(
         r#"<h1>Objects</h1>
 <p id="counts" class="counts" aria-live="polite">Loading…</p>
-<form class="filters" role="search" onsubmit="return false">
+<form class="filters" role="search">
 <input id="filter-text" type="search" placeholder="Filter by name, reason, source or label=value" aria-label="Filter">
 <select id="filter-namespace" aria-label="Namespace"><option value="">All namespaces</option></select>
 <select id="filter-kind" aria-label="Kind"><option value="">All kinds</option>{kinds}</select>
@@ -129,7 +129,7 @@ pub(super) fn object(key: &crate::api::ObjectKey, source: &str, spec: &str) -> S
 pub(super) fn events(after: u64) -> String {
     let body = format!(
         r#"<h1>Events</h1>
-<form class="filters" role="search" onsubmit="return false"><input id="filter-text" type="search" placeholder="Filter by object, action, reason or message" aria-label="Filter"></form>
+<form class="filters" role="search"><input id="filter-text" type="search" placeholder="Filter by object, action, reason or message" aria-label="Filter"></form>
 <div class="scroll"><table id="log" data-after="{after}"><thead><tr><th>Time</th><th>Object</th><th>Action</th><th>Reason</th><th>Message</th></tr></thead><tbody></tbody></table></div>"#
     );
     layout("Events", true, &body, Some("events.js"))
@@ -140,7 +140,7 @@ pub(super) fn logs(namespace: &str, name: &str, replicas: &[u32]) -> String {
     let list: Vec<String> = replicas.iter().map(u32::to_string).collect();
     let body = format!(
         r#"<h1>Logs <span class="kind">Container</span> <a href="/ui/objects/{namespace}/containers/{name}">{name}</a></h1>
-<form class="filters" role="search" onsubmit="return false">
+<form class="filters" role="search">
 <input id="filter-text" type="search" placeholder="Search the lines" aria-label="Search">
 <label><input id="follow" type="checkbox" checked> Follow</label>
 <button id="download" type="button">Download</button>
@@ -153,6 +153,27 @@ pub(super) fn logs(namespace: &str, name: &str, replicas: &[u32]) -> String {
         replicas = escape(&list.join(",")),
     );
     layout(&format!("Logs {name}"), true, &body, Some("logs.js"))
+}
+
+/// A replica's files at `path`: a listing the module fills, and an upload.
+pub(super) fn files(namespace: &str, name: &str, replica: u32, path: &str) -> String {
+    let body = format!(
+        r#"<h1>Files <span class="kind">Container</span> <a href="/ui/objects/{namespace}/containers/{name}">{name}</a> replica {replica}</h1>
+<nav id="crumbs" class="crumbs" aria-label="Path"></nav>
+<p id="files-state" class="meta" aria-live="polite">loading…</p>
+<div class="scroll"><table id="files" data-namespace="{namespace}" data-name="{name}" data-replica="{replica}" data-path="{path}">
+<thead><tr><th>Name</th><th>Type</th><th>Size</th><th>Mode</th><th>Modified</th><th></th></tr></thead><tbody></tbody></table></div>
+<section id="upload" class="drop" tabindex="0" aria-label="Upload files">
+<h2>Upload into this directory</h2>
+<p>Drop files here, or <label class="button" for="upload-input">choose files</label> (at most 64 MiB each).</p>
+<input id="upload-input" type="file" multiple hidden>
+<p id="upload-state" aria-live="polite"></p>
+</section>"#,
+        namespace = escape(namespace),
+        name = escape(name),
+        path = escape(path),
+    );
+    layout(&format!("Files {name}"), true, &body, Some("files.js"))
 }
 
 /// A terminal in replica `replica` of Container `name`, running `command`.

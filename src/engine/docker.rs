@@ -116,6 +116,103 @@ impl DockerEngine {
         move |error| engine_error(error, &self.endpoint, verb, what)
     }
 
+    /// Whether `path` is on a tmpfs mount of the container. Docker's
+    /// archive API reads and writes the container's own filesystem, under
+    /// such a mount, where the running container never sees the files; the
+    /// copy goes through `tar` in the container then, as `kubectl cp` does.
+    async fn in_tmpfs(&self, container: &str, path: &str) -> Result<bool> {
+        let what = format!("container {container}");
+        let inspected = self
+            .client
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await
+            .map_err(self.fail("inspect", &what))?;
+        let mut targets: Vec<String> =
+            inspected.host_config.and_then(|h| h.tmpfs).map(|t| t.into_keys().collect()).unwrap_or_default();
+        targets.extend(
+            inspected
+                .mounts
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m.typ.as_deref() == Some("tmpfs"))
+                .filter_map(|m| m.destination),
+        );
+        let under = |target: &String| {
+            let target = target.trim_end_matches('/');
+            path == target || path.starts_with(&format!("{target}/"))
+        };
+        Ok(targets.iter().any(under))
+    }
+
+    /// Runs `tar` in the container: `input` (an archive) on its stdin, its
+    /// stdout (an archive, for `-c`) as the stream. A failure (a missing
+    /// path, no `tar` in the image) is the stream's error, with tar's words;
+    /// a path tar cannot find is [`EngineError::NotFound`].
+    async fn tar_by_exec(
+        &self,
+        container: &str,
+        command: Vec<String>,
+        input: Option<bytes::Bytes>,
+        what: &str,
+    ) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        use tokio::io::AsyncWriteExt;
+        let request = ExecRequest { command, tty: false, stdin: input.is_some(), size: None };
+        let session = self.exec(container, &request).await?;
+        if let Some(input) = input {
+            let mut stdin = session.input;
+            tokio::spawn(async move {
+                let _ = stdin.write_all(&input).await;
+                let _ = stdin.shutdown().await;
+            });
+        }
+        let (engine, exec, what) = (self.clone(), session.id.clone(), what.to_string());
+        let mut output = session.output;
+        let stream = async_stream_of(move |sender| async move {
+            let mut errors = Vec::new();
+            while let Some(chunk) = output.next().await {
+                match chunk {
+                    Ok(ExecOutput::Stdout(bytes)) => {
+                        if sender.send(Ok(bytes)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(ExecOutput::Stderr(bytes)) if errors.len() < 4096 => errors.extend_from_slice(&bytes),
+                    Ok(ExecOutput::Stderr(_)) => {}
+                    Err(error) => return drop(sender.send(Err(error)).await),
+                }
+            }
+            let mut code = None;
+            for _ in 0..20 {
+                code = engine.exec_exit_code(&exec).await.ok().flatten();
+                if code.is_some() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            if code != Some(0) {
+                let message = String::from_utf8_lossy(&errors).trim().to_string();
+                let error =
+                    if message.contains("No such file") || message.contains("can't") && message.contains("not found") {
+                        EngineError::NotFound { what }
+                    } else {
+                        EngineError::Failed {
+                            operation: format!("copy {what} with tar in the container (exit {code:?})"),
+                            message,
+                        }
+                    };
+                let _ = sender.send(Err(error)).await;
+            }
+        });
+        // A missing path is an error now, not after the first bytes.
+        let mut stream = stream.peekable();
+        if let Some(Err(_)) = std::pin::Pin::new(&mut stream).peek().await {
+            if let Some(Err(error)) = stream.next().await {
+                return Err(error);
+            }
+        }
+        Ok(stream.boxed())
+    }
+
     async fn inspect_network(&self, name: &str) -> Result<NetworkInfo> {
         let what = format!("network {name}");
         let network = self
@@ -125,6 +222,28 @@ impl DockerEngine {
             .map_err(self.fail("inspect", &what))?;
         Ok(convert::network_info(network))
     }
+}
+
+/// A path's parent and last part: `/www/a` is `/www` and `a`.
+fn split_path(path: &str) -> (String, String) {
+    let trimmed = path.trim_end_matches('/');
+    match trimmed.rsplit_once('/') {
+        Some(("", name)) => ("/".into(), name.into()),
+        Some((parent, name)) => (parent.into(), name.into()),
+        None => ("/".into(), trimmed.into()),
+    }
+}
+
+/// The items `produce` sends, as a stream (a bounded channel between them).
+fn async_stream_of<T, F, Fut>(produce: F) -> impl futures::Stream<Item = T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(8);
+    tokio::spawn(produce(sender));
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
 }
 
 /// Label filters as the list endpoints take them: `label=key=value`.
@@ -471,6 +590,59 @@ impl Engine for DockerEngine {
         let what = format!("exec {exec}");
         let inspected = self.client.inspect_exec(exec).await.map_err(self.fail("inspect", &what))?;
         Ok(if inspected.running == Some(true) { None } else { inspected.exit_code })
+    }
+
+    async fn copy_from(&self, container: &str, path: &str) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        let what = format!("{path} in container {container}");
+        if self.in_tmpfs(container, path).await? {
+            // tar reports a missing path after its (empty) archive: ask first.
+            let exists = vec!["test".into(), "-e".into(), path.to_string()];
+            let missing = |error| match error {
+                EngineError::Failed { .. } => EngineError::NotFound { what: what.clone() },
+                other => other,
+            };
+            let mut check = self.tar_by_exec(container, exists, None, &what).await.map_err(missing)?;
+            while let Some(chunk) = check.next().await {
+                chunk.map_err(missing)?;
+            }
+            let (parent, name) = split_path(path);
+            return self
+                .tar_by_exec(
+                    container,
+                    vec!["tar".into(), "-c".into(), "-f".into(), "-".into(), "-C".into(), parent, name],
+                    None,
+                    &what,
+                )
+                .await;
+        }
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new().path(path).build();
+        let mut archive = self.client.download_from_container(container, Some(options)).boxed();
+        // The first chunk carries the answer's status: a missing path is an
+        // error now, not in the middle of a download.
+        let first = match archive.next().await {
+            Some(chunk) => Some(chunk.map_err(self.fail("copy", &what))?),
+            None => None,
+        };
+        let endpoint = self.endpoint.clone();
+        let rest = archive.map(move |chunk| chunk.map_err(|e| engine_error(e, &endpoint, "copy", &what)));
+        Ok(futures::stream::iter(first.map(Ok)).chain(rest).boxed())
+    }
+
+    async fn copy_to(&self, container: &str, directory: &str, tar: bytes::Bytes) -> Result<()> {
+        let what = format!("{directory} in container {container}");
+        if self.in_tmpfs(container, directory).await? {
+            let command = vec!["tar".into(), "-x".into(), "-f".into(), "-".into(), "-C".into(), directory.to_string()];
+            let mut output = self.tar_by_exec(container, command, Some(tar), &what).await?;
+            while let Some(chunk) = output.next().await {
+                chunk?;
+            }
+            return Ok(());
+        }
+        let options = bollard::query_parameters::UploadToContainerOptionsBuilder::new().path(directory).build();
+        self.client
+            .upload_to_container(container, Some(options), bollard::body_full(tar))
+            .await
+            .map_err(self.fail("copy into", &what))
     }
 
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {

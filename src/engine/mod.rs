@@ -102,6 +102,13 @@ pub trait Engine: Send + Sync + 'static {
     /// An exec's exit code: `None` while it runs.
     async fn exec_exit_code(&self, exec: &str) -> Result<Option<i64>>;
 
+    /// A tar archive of `path` in a container, as `docker cp` reads one: a
+    /// file as one entry, a directory as its name and everything under it.
+    async fn copy_from(&self, container: &str, path: &str) -> Result<BoxStream<'static, Result<bytes::Bytes>>>;
+    /// Extracts the tar archive `tar` into the directory `directory` of a
+    /// container, which must exist.
+    async fn copy_to(&self, container: &str, directory: &str, tar: bytes::Bytes) -> Result<()>;
+
     /// Engine events from now on. The stream ends (or yields an error) when
     /// the connection drops; the caller reconnects and resyncs.
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>>;

@@ -593,6 +593,30 @@ impl Engine for PodmanEngine {
         Ok(inspected.get("ExitCode").and_then(serde_json::Value::as_i64))
     }
 
+    async fn copy_from(&self, container: &str, path: &str) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        let what = format!("{path} in container {container}");
+        let query = format!("containers/{}/archive?path={}", query_escape(container), query_escape(path));
+        let archive = self.raw.stream(&query).await.map_err(self.fail_raw("copy", &what))?;
+        let endpoint = self.endpoint.clone();
+        Ok(archive
+            .map(move |chunk| {
+                chunk.map_err(|error| match error {
+                    LibpodError::Transport(source) => EngineError::Unavailable { endpoint: endpoint.clone(), source },
+                    LibpodError::Status { message, .. } => {
+                        EngineError::Failed { operation: format!("copy {what}"), message }
+                    }
+                })
+            })
+            .boxed())
+    }
+
+    async fn copy_to(&self, container: &str, directory: &str, tar: bytes::Bytes) -> Result<()> {
+        let what = format!("{directory} in container {container}");
+        let query = format!("containers/{}/archive?path={}", query_escape(container), query_escape(directory));
+        let put = self.raw.call(hyper::Method::PUT, &query, "application/x-tar", tar.to_vec()).await;
+        put.map(drop).map_err(self.fail_raw("copy into", &what))
+    }
+
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {
         // `since` now: libpod replays what happens before the stream is
         // read, so the caller sees everything after this call returns.

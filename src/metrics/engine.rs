@@ -90,6 +90,8 @@ metered! {
     fn exec(&self, container: &str, request: &ExecRequest) -> ExecSession;
     fn resize_exec(&self, exec: &str, size: TerminalSize) -> ();
     fn exec_exit_code(&self, exec: &str) -> Option<i64>;
+    fn copy_from(&self, container: &str, path: &str) -> BoxStream<'static, Result<bytes::Bytes>>;
+    fn copy_to(&self, container: &str, directory: &str, tar: bytes::Bytes) -> ();
     fn events(&self) -> BoxStream<'static, Result<EngineEvent>>;
 }
 

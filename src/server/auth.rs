@@ -112,6 +112,11 @@ pub struct Auth {
 /// they change state or open a WebSocket.
 pub async fn require_token(State(auth): State<Auth>, mut request: Request, next: Next) -> Response {
     let path = request.uri().path();
+    // Paths are routed as they are written; `.` and `..` segments would only
+    // blur what the checks below see.
+    if path.split('/').any(|segment| segment == "." || segment == "..") {
+        return ApiError::bad_request("the path has `.` or `..` segments; send it without them").into_response();
+    }
     if OPEN_PATHS.contains(&path) || path == "/ui" || path.starts_with("/ui/") {
         return next.run(request).await;
     }

@@ -12,6 +12,7 @@
 //! gets a 500 with its id and the server goes on.
 
 mod apply;
+mod archive;
 pub mod auth;
 mod body;
 pub mod channels;
@@ -21,6 +22,7 @@ mod discovery;
 pub mod error;
 mod events;
 mod exec;
+mod files;
 mod health;
 mod hooks;
 mod kube_openapi;
@@ -52,11 +54,13 @@ use crate::store::Store;
 
 pub(crate) use apply::apply_objects;
 pub use apply::{ApplyQuery, ApplyResponse};
+pub use archive::MAX_UPLOAD_BYTES;
 pub use auth::Token;
 pub use body::MAX_BODY_BYTES;
 pub use error::{ApiError, ErrorBody, StatusDetails};
 pub use events::{EventEntry, EventList};
 pub use exec::{ExecSessions, MAX_SESSIONS as MAX_EXEC_SESSIONS};
+pub use files::{FileEntry, FileListing};
 pub use hooks::HookAccepted;
 pub use listen::{Bound, Listen};
 pub use query::DryRun;
@@ -314,6 +318,9 @@ pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
     router
         // A WebSocket: not in the OpenAPI document (docs/rest-api.md).
         .route(&format!("{object}/exec"), axum::routing::get(exec::exec))
+        .route(&format!("{object}/archive"), axum::routing::get(archive::download).put(archive::upload))
+        .route(&format!("{object}/files"), axum::routing::get(files::listing))
+        .route(&format!("{object}/file"), axum::routing::get(files::download).put(files::upload))
         .route("/openapi.json", axum::routing::get(openapi))
         .route("/version", axum::routing::get(discovery::version))
         .route("/openapi/v2", axum::routing::get(kube_openapi::v2_document_handler))

@@ -4,11 +4,14 @@
 // example stack and passes:
 //   BERTH_URL, BERTH_TOKEN, NAMESPACE, KILL (the engine name of web's
 //   replica 0, removed with `docker rm -f` mid-test), SCREENSHOTS (a dir).
+// Steps: login, overview, drift repaired live, object page, files (upload,
+// list, download), terminal (echo, stty size through a resize, cat of the
+// upload, exit code), events, logs, refusals, logout.
 // Exits non-zero with the step that failed; prints each step as it passes.
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
 import http from "node:http";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 
 const { BERTH_URL: url, BERTH_TOKEN: token, NAMESPACE: ns, KILL: kill, SCREENSHOTS: shots } = process.env;
 mkdirSync(shots, { recursive: true });
@@ -62,6 +65,7 @@ try {
   }, `Container/${ns}/web`);
   const loads = [];
   page.on("load", () => loads.push(page.url()));
+  await page.press("#filter-text", "Enter"); // filters filter; Enter submits nothing
   execFileSync("docker", ["rm", "-f", kill]);
   await page.waitForFunction(() => window.seen.some((s) => !s.startsWith("true") || !s.endsWith("2/2")), null, { timeout: 30000 });
   await page.waitForFunction(() => window.seen.length && window.seen[window.seen.length - 1] === "true 2/2", null, { timeout: 60000 });
@@ -77,7 +81,25 @@ try {
   await page.screenshot({ path: `${shots}/object.png`, fullPage: true });
   step("the object page shows conditions, replicas, spec and events");
 
+  // Files: upload into replica 0's /www, see it listed, download it back.
+  const uploaded = `${shots}/uploaded.txt`;
+  writeFileSync(uploaded, "uploaded through the dashboard\n");
+  await page.goto(`${url}/ui/files/${ns}/web?replica=0&path=/www`);
+  await page.locator("#files-state", { hasText: "entries" }).waitFor();
+  await page.setInputFiles("#upload-input", uploaded);
+  await page.locator("#upload-state", { hasText: "uploaded uploaded.txt" }).waitFor();
+  await page.locator("#files tr[data-name='uploaded.txt']").waitFor();
+  const [fileDownload] = await Promise.all([
+    page.waitForEvent("download"),
+    page.locator("#files tr[data-name='uploaded.txt'] a", { hasText: "Download" }).click(),
+  ]);
+  await fileDownload.saveAs(`${shots}/downloaded.txt`);
+  if (readFileSync(`${shots}/downloaded.txt`, "utf8") !== "uploaded through the dashboard\n") fail("the download differs");
+  await page.screenshot({ path: `${shots}/files.png`, fullPage: true });
+  step("uploaded a file into /www, saw it listed, downloaded it back");
+
   // The terminal: a shell in replica 0.
+  await page.goto(`${url}/ui/objects/${ns}/containers/web`);
   await page.locator("#replicas tr[data-replica='0'] a", { hasText: "Terminal" }).click();
   await page.locator("#terminal-state", { hasText: "connected" }).waitFor();
   const screen = () => page.evaluate(() => {
@@ -108,8 +130,9 @@ try {
   await waitFor(after, "stty size after the resize");
   step(`stty size followed the window: ${before} then ${after}`);
   await page.setViewportSize({ width: 1280, height: 800 });
-  await page.keyboard.type("echo pasted-text-ok\n");
-  await waitFor("\npasted-text-ok", "a second command");
+  await page.keyboard.type("cat /www/uploaded.txt\n");
+  await waitFor("\nuploaded through the dashboard", "the uploaded file, read in the terminal");
+  step("cat in the terminal reads the uploaded file");
   await page.screenshot({ path: `${shots}/terminal.png` });
   await page.keyboard.type("exit 3\n");
   await page.locator("#terminal-state", { hasText: "exited with code 3" }).waitFor();
@@ -133,7 +156,6 @@ try {
   const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
   const saved = `${shots}/api.log`;
   await download.saveAs(saved);
-  const { readFileSync } = await import("node:fs");
   if (!readFileSync(saved, "utf8").includes(first)) fail("the download lacks the lines shown");
   await page.screenshot({ path: `${shots}/logs.png` });
   step(`the logs page follows the api (first line ${JSON.stringify(first.slice(0, 60))}), searches and downloads`);

@@ -53,6 +53,7 @@ macro_rules! conformance_suite {
             connect_and_disconnect_are_idempotent,
             streams_logs_and_follows,
             exec_runs_commands_and_reports_exit_codes,
+            copies_files_in_and_out,
             $($($extra,)*)?
         );
     };
@@ -898,6 +899,65 @@ pub async fn exec_with_a_tty_is_interactive_and_resizes(engine: &dyn Engine, pre
             let rest = tokio::time::timeout(DEADLINE, session.output.count()).await.expect("the shell exits");
             eprintln!("{rest} chunks after exit; output: {seen:?}");
             assert_eq!(exit_code_of(engine, &session.id).await, 5);
+        })
+        .await;
+}
+
+/// The files of a tar archive: path and content, directories left out.
+fn tar_files(tar: &[u8]) -> Vec<(String, String)> {
+    let mut archive = tar::Archive::new(tar);
+    let mut files = Vec::new();
+    for entry in archive.entries().expect("a tar archive") {
+        let mut entry = entry.expect("an entry");
+        if entry.header().entry_type().is_file() {
+            let path = entry.path().unwrap().to_string_lossy().to_string();
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut text).unwrap();
+            files.push((path, text));
+        }
+    }
+    files.sort();
+    files
+}
+
+async fn archive_of(engine: &dyn Engine, id: &str, path: &str) -> Result<Vec<u8>> {
+    let mut archive = engine.copy_from(id, path).await?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = archive.next().await {
+        bytes.extend_from_slice(&chunk?);
+    }
+    Ok(bytes)
+}
+
+pub async fn copies_files_in_and_out(engine: &dyn Engine, prefix: &str) {
+    let scratch = Scratch::new(engine, prefix);
+    scratch
+        .run(async {
+            let image = scratch.busybox(scratch.labels()).await;
+            let id = scratch.run_container(&scratch.config("files", &image, "sleep 600")).await;
+            let mut tar = tar::Builder::new(Vec::new());
+            for (path, text) in [("bc/a.txt", "alpha\n"), ("b.txt", "beta\n")] {
+                let mut header = tar::Header::new_gnu();
+                header.set_size(text.len() as u64);
+                header.set_mode(0o644);
+                header.set_cksum();
+                tar.append_data(&mut header, path, text.as_bytes()).unwrap();
+            }
+            engine.copy_to(&id, "/", tar.into_inner().unwrap().into()).await.expect("copy in");
+            let request = ExecRequest { command: vec!["cat".into(), "/bc/a.txt".into()], ..Default::default() };
+            let mut output = engine.exec(&id, &request).await.expect("exec").output;
+            let mut read = Vec::new();
+            while let Some(chunk) = output.next().await {
+                if let ExecOutput::Stdout(bytes) = chunk.expect("output") {
+                    read.extend_from_slice(&bytes);
+                }
+            }
+            assert_eq!(String::from_utf8_lossy(&read), "alpha\n", "the copied file, read in the container");
+            let file = archive_of(engine, &id, "/b.txt").await.expect("copy a file out");
+            assert_eq!(tar_files(&file), [("b.txt".to_string(), "beta\n".to_string())]);
+            let directory = archive_of(engine, &id, "/bc").await.expect("copy a directory out");
+            assert_eq!(tar_files(&directory), [("bc/a.txt".to_string(), "alpha\n".to_string())]);
+            assert_not_found("copy a missing path", archive_of(engine, &id, "/no-such-file").await);
         })
         .await;
 }

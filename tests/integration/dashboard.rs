@@ -52,7 +52,7 @@ async fn the_dashboard_in_chromium_on_docker() {
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     eprintln!("{stdout}");
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}\nberth's log:\n{}", stack.log());
-    for page in ["login", "overview", "object", "terminal", "events", "logs"] {
+    for page in ["login", "overview", "object", "files", "terminal", "events", "logs"] {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of the {page} page");
     }
 }
@@ -102,7 +102,8 @@ fn logins_sessions_and_origins() {
         let (status, _, _) = request(&server, "GET", &format!("/ui/assets/{asset}"), &[], "");
         assert_eq!(status, 200, "{asset}");
     }
-    assert_eq!(request(&server, "GET", "/ui/assets/../token", &[], "").0, 404);
+    assert_eq!(request(&server, "GET", "/ui/assets/../token", &[], "").0, 400);
+    assert_eq!(request(&server, "GET", "/ui/../apis/berth.dev/v1alpha1/containers", &[], "").0, 400);
     // A wrong token, or a login from another site's form, gets no session.
     let (status, head, _) = request(&server, "POST", "/ui/login", &[form, ("origin", &origin)], "token=wrong");
     assert_eq!((status, head.contains("set-cookie")), (401, false));

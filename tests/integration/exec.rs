@@ -1,4 +1,5 @@
-//! `berth exec` and the exec WebSocket behind it.
+//! `berth exec` and the exec WebSocket behind it; `berth cp` and the
+//! archive endpoints behind it.
 //!
 //! On real Docker and Podman (one scenario list per engine): the command's
 //! stdout and stderr stay apart, its exit code is berth's, stdin reaches it
@@ -31,6 +32,10 @@ macro_rules! exec_scenarios {
             #[tokio::test]
             async fn berth_exec_it_is_a_terminal_that_follows_the_window() {
                 super::berth_exec_it_is_a_terminal_that_follows_the_window($kind).await
+            }
+            #[tokio::test]
+            async fn berth_cp_copies_files_and_directories_both_ways() {
+                super::berth_cp_copies_files_and_directories_both_ways($kind).await
             }
         }
     };
@@ -112,6 +117,54 @@ async fn berth_exec_it_is_a_terminal_that_follows_the_window(kind: EngineKind) {
     let shown = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{shown}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(shown.contains("exit=4"), "berth exits with the shell's code: {shown}");
+}
+
+/// Runs `berth` with `args` off the async runtime.
+async fn blocking(mut command: assert_cmd::Command) -> assert_cmd::assert::Assert {
+    tokio::task::spawn_blocking(move || command.assert()).await.expect("berth ran")
+}
+
+async fn berth_cp_copies_files_and_directories_both_ways(kind: EngineKind) {
+    let Some((stack, berth)) = converged_stack(kind).await else { return };
+    let local = tempfile::tempdir().unwrap();
+    let (file, dir) = (local.path().join("note.txt"), local.path().join("site"));
+    std::fs::write(&file, "hello from the host\n").unwrap();
+    std::fs::create_dir_all(dir.join("css")).unwrap();
+    std::fs::write(dir.join("index.html"), "<h1>copied</h1>\n").unwrap();
+    std::fs::write(dir.join("css/a.css"), "h1 {}\n").unwrap();
+    let path = |p: &std::path::Path| p.display().to_string();
+    // In: a file into a directory (it keeps its name), a directory to a new name.
+    blocking(berth(&["cp", &path(&file), "web:/www/"])).await.success();
+    blocking(berth(&["cp", &path(&dir), "web:/www/new-site"])).await.success();
+    let read =
+        berth(&["exec", "web", "--", "sh", "-c", "cat /www/note.txt /www/new-site/index.html /www/new-site/css/a.css"]);
+    blocking(read).await.success().stdout("hello from the host\n<h1>copied</h1>\nh1 {}\n");
+    // Out: a file to a new name, a directory into an existing directory.
+    let out = local.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    blocking(berth(&["cp", "web:/www/note.txt", &path(&out.join("copy.txt"))])).await.success();
+    assert_eq!(std::fs::read_to_string(out.join("copy.txt")).unwrap(), "hello from the host\n");
+    blocking(berth(&["cp", "web:/www/new-site", &path(&out)])).await.success();
+    assert_eq!(std::fs::read_to_string(out.join("new-site/css/a.css")).unwrap(), "h1 {}\n");
+    let leftovers: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(leftovers.len(), 2, "no staging directory is left: {leftovers:?}");
+    // `-`: the archive itself.
+    let tar = blocking(berth(&["cp", "web:/www/note.txt", "-"])).await.success();
+    let mut archive = tar::Archive::new(tar.get_output().stdout.as_slice());
+    let names: Vec<String> =
+        archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+    assert_eq!(names, ["note.txt"]);
+    // Mistakes, each said plainly.
+    blocking(berth(&["cp", "web:/www/missing", &path(&out)])).await.code(1).stderr(contains("/www/missing"));
+    blocking(berth(&["cp", &path(&file), "web:relative"])).await.code(1).stderr(contains("NAME:/PATH"));
+    blocking(berth(&["cp", &path(&file), "web:/www/", "--replica", "9"]))
+        .await
+        .code(1)
+        .stderr(contains("has no replica 9"));
+    let events = blocking(berth(&["events", "container", "web"])).await.success();
+    let events = String::from_utf8_lossy(&events.get_output().stdout).to_string();
+    assert!(events.contains("copied into /www of replica 0 by the API token"), "{events}");
+    drop(stack);
 }
 
 /// A fake server with one Container running `sleep`.
@@ -217,4 +270,36 @@ async fn open_exec_sessions_are_bounded_and_freed_on_close() {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+#[test]
+fn the_archive_endpoints_refuse_what_they_cannot_use() {
+    let server = fake_with_a_container();
+    let token = std::fs::read_to_string(server.state_dir().join("token")).unwrap().trim().to_string();
+    let path = "/apis/berth.dev/v1alpha1/namespaces/default/containers/sleeper/archive";
+    let send = |method: &str, query: &str, content_type: &str, body: &[u8]| {
+        use std::io::{Read, Write};
+        let address = server.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        let head = format!(
+            "{method} {path}?{query} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        let _ = stream.write_all(body);
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        let status: u16 = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, answer)
+    };
+    let (status, answer) = send("GET", "path=etc/hostname", "application/json", b"");
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("not an absolute path"), "{answer}");
+    let (status, answer) = send("GET", "path=/x&mode=fast", "application/json", b"");
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("unknown query parameter `mode`"), "{answer}");
+    let (status, answer) = send("PUT", "path=/", "application/json", b"{}");
+    assert_eq!(status, 415, "{answer}");
+    let (status, answer) = send("GET", "path=/no-such-file", "application/json", b"");
+    assert_eq!(status, 404, "{answer}");
 }

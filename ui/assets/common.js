@@ -33,3 +33,8 @@ export function follow(url, handlers, state) {
   source.onerror = () => { if (state) state.textContent = "Connection to berth lost; reconnecting…"; };
   return source;
 }
+
+// Filter forms filter as one types; Enter must not submit (and reload) them.
+for (const form of document.querySelectorAll("form.filters")) {
+  form.addEventListener("submit", (event) => event.preventDefault());
+}

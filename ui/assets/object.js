@@ -50,7 +50,7 @@ function show(object) {
       const terminal = `/ui/terminal/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}`;
       return `<tr data-replica="${r.index}"><td>${r.index}</td><td>${escapeHtml(r.state)}</td><td>${escapeHtml(r.health || "-")}</td>` +
         `<td>${ips}</td><td>${ports}</td><td>${r.restarts}</td><td><code>${escapeHtml(r.containerId.slice(0, 12))}</code></td>` +
-        `<td><a href="${terminal}">Terminal</a> <a href="/ui/logs/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}">Logs</a></td></tr>`;
+        `<td><a href="${terminal}">Terminal</a> <a href="/ui/logs/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}">Logs</a> <a href="/ui/files/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}">Files</a></td></tr>`;
     }).join("");
   }
 }

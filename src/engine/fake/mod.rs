@@ -20,6 +20,7 @@
 //! behaviour; the engine conformance suite runs the same checks on all
 //! three, and the fake passes them unchanged.
 
+mod archive;
 mod build;
 mod process;
 mod shell;
@@ -447,6 +448,17 @@ impl Engine for FakeEngine {
         let execs = lock(&self.inner.execs);
         let found = execs.iter().find(|(id, _)| id == exec);
         found.map(|(_, code)| *code).ok_or_else(|| EngineError::NotFound { what: format!("exec {exec}") })
+    }
+
+    async fn copy_from(&self, container: &str, path: &str) -> Result<BoxStream<'static, Result<bytes::Bytes>>> {
+        self.enter("copy_from", container, false).await?;
+        let archive = self.archive(container, path)?;
+        Ok(futures::stream::iter([Ok(bytes::Bytes::from(archive))]).boxed())
+    }
+
+    async fn copy_to(&self, container: &str, directory: &str, tar: bytes::Bytes) -> Result<()> {
+        self.enter("copy_to", container, true).await?;
+        self.extract(container, directory, &tar)
     }
 
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {

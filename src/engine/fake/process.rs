@@ -39,15 +39,15 @@ use crate::engine::{ContainerState, EventAction, EventSubject, Health, MountSour
 const RESTART_DELAY: Duration = Duration::from_millis(100);
 
 /// Where a path of a container lives: a store and the path inside it.
-struct Located {
-    store: String,
-    path: String,
-    writable: bool,
+pub(super) struct Located {
+    pub store: String,
+    pub path: String,
+    pub writable: bool,
 }
 
 impl World {
     /// Resolves `path` in container `id` through its mounts.
-    fn locate(&self, id: &str, path: &str) -> Option<Located> {
+    pub(super) fn locate(&self, id: &str, path: &str) -> Option<Located> {
         let container = self.containers.get(id)?;
         let under = |target: &str| path == target || path.starts_with(&format!("{}/", target.trim_end_matches('/')));
         let mount =
