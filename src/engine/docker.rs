@@ -645,6 +645,19 @@ impl Engine for DockerEngine {
             .map_err(self.fail("copy into", &what))
     }
 
+    async fn stats(&self, container: &str) -> Result<super::ContainerStats> {
+        let what = format!("container {container}");
+        // One sample, without the second one Docker waits a second for to
+        // compute a CPU percentage berth does not use.
+        let options = bollard::query_parameters::StatsOptions { stream: false, one_shot: true };
+        let sample = self.client.stats(container, Some(options)).next().await;
+        let sample = sample.ok_or_else(|| EngineError::Failed {
+            operation: format!("read stats of {what}"),
+            message: "no sample".into(),
+        })?;
+        Ok(convert::stats(sample.map_err(self.fail("read stats of", &what))?))
+    }
+
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {
         // The request goes out when the stream is first polled; `since` now
         // makes the daemon replay what happens in between, so the caller

@@ -24,6 +24,7 @@ pub mod fake;
 pub mod labels;
 mod log_lines;
 pub mod podman;
+mod stats;
 pub mod subscribe;
 pub mod types;
 
@@ -35,6 +36,7 @@ use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 pub use error::{EngineError, Result};
 pub use exec::{ExecOutput, ExecRequest, ExecSession, TerminalSize};
 pub use log_lines::lines_of;
+pub use stats::ContainerStats;
 pub use types::*;
 
 /// What berth needs from a container engine.
@@ -108,6 +110,9 @@ pub trait Engine: Send + Sync + 'static {
     /// Extracts the tar archive `tar` into the directory `directory` of a
     /// container, which must exist.
     async fn copy_to(&self, container: &str, directory: &str, tar: bytes::Bytes) -> Result<()>;
+
+    /// A running container's resource use now.
+    async fn stats(&self, container: &str) -> Result<ContainerStats>;
 
     /// Engine events from now on. The stream ends (or yields an error) when
     /// the connection drops; the caller reconnects and resyncs.

@@ -617,6 +617,39 @@ impl Engine for PodmanEngine {
         put.map(drop).map_err(self.fail_raw("copy into", &what))
     }
 
+    async fn stats(&self, container: &str) -> Result<super::ContainerStats> {
+        let what = format!("container {container}");
+        let query = format!("containers/stats?containers={}&stream=false", query_escape(container));
+        let answer = self.raw.call(hyper::Method::GET, &query, "application/json", Vec::new()).await;
+        let answer = answer.map_err(self.fail_raw("read stats of", &what))?;
+        let answer: serde_json::Value = serde_json::from_slice(&answer).map_err(|e| EngineError::Failed {
+            operation: format!("read stats of {what}"),
+            message: format!("libpod answered what does not decode: {e}"),
+        })?;
+        if let Some(error) = answer.get("Error").filter(|e| !e.is_null()) {
+            let message = error.as_str().map_or_else(|| error.to_string(), str::to_string);
+            return Err(engine_error(
+                Some(500),
+                message.clone(),
+                message.into(),
+                &self.endpoint,
+                "read stats of",
+                &what,
+            ));
+        }
+        let sample = answer["Stats"].get(0).cloned().unwrap_or_default();
+        let number = |field: &str| sample.get(field).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        Ok(super::ContainerStats {
+            cpu_seconds: number("CPUNano") as f64 / 1e9,
+            memory_bytes: number("MemUsage"),
+            memory_limit_bytes: number("MemLimit"),
+            network_receive_bytes: number("NetInput"),
+            network_transmit_bytes: number("NetOutput"),
+            block_read_bytes: number("BlockInput"),
+            block_write_bytes: number("BlockOutput"),
+        })
+    }
+
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {
         // `since` now: libpod replays what happens before the stream is
         // read, so the caller sees everything after this call returns.

@@ -92,6 +92,7 @@ metered! {
     fn exec_exit_code(&self, exec: &str) -> Option<i64>;
     fn copy_from(&self, container: &str, path: &str) -> BoxStream<'static, Result<bytes::Bytes>>;
     fn copy_to(&self, container: &str, directory: &str, tar: bytes::Bytes) -> ();
+    fn stats(&self, container: &str) -> crate::engine::ContainerStats;
     fn events(&self) -> BoxStream<'static, Result<EngineEvent>>;
 }
 

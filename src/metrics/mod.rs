@@ -27,6 +27,7 @@
 //! - [`runtime`]: what the reconcile runtime records.
 //! - [`MeteredEngine`]: the timing decorator around an engine.
 
+pub mod containers;
 mod engine;
 mod families;
 mod ingress;

@@ -150,7 +150,11 @@ async fn metrics(
         let refused = parts.clone().any(|p| p.replace(' ', "") == "q=0");
         parts.next() == Some("application/openmetrics-text") && !refused
     });
-    let text = state.metrics.render();
+    let mut text = state.metrics.render();
+    if let Some(connected) = state.engine.get() {
+        let replicas = crate::metrics::containers::render(&*connected.ctx.engine, &connected.ctx.instance).await;
+        text = crate::metrics::containers::spliced(text, &replicas);
+    }
     if openmetrics {
         ([(axum::http::header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response()
     } else {

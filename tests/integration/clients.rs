@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::support::api::{Api, ServedFake};
 
 /// Where the setup script put the tools, or `None` when skipped.
-fn tools() -> Option<PathBuf> {
+pub(crate) fn tools() -> Option<PathBuf> {
     if std::env::var_os("BERTH_SKIP_CLIENTS").is_some() {
         eprintln!("BERTH_SKIP_CLIENTS is set: skipping the client tests");
         return None;

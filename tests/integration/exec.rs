@@ -34,6 +34,10 @@ macro_rules! exec_scenarios {
                 super::berth_exec_it_is_a_terminal_that_follows_the_window($kind).await
             }
             #[tokio::test]
+            async fn replica_stats_are_prometheus_metrics() {
+                super::replica_stats_are_prometheus_metrics($kind).await
+            }
+            #[tokio::test]
             async fn berth_cp_copies_files_and_directories_both_ways() {
                 super::berth_cp_copies_files_and_directories_both_ways($kind).await
             }
@@ -165,6 +169,49 @@ async fn berth_cp_copies_files_and_directories_both_ways(kind: EngineKind) {
     let events = String::from_utf8_lossy(&events.get_output().stdout).to_string();
     assert!(events.contains("copied into /www of replica 0 by the API token"), "{events}");
     drop(stack);
+}
+
+async fn replica_stats_are_prometheus_metrics(kind: EngineKind) {
+    let Some((stack, _)) = converged_stack(kind).await else { return };
+    let url = stack.server_url().await;
+    let token = std::fs::read_to_string(stack.state_dir().join("token")).unwrap().trim().to_string();
+    let client = berth::client::Client::new(&url, Some(token)).unwrap();
+    let text = String::from_utf8(
+        futures::StreamExt::collect::<Vec<_>>(client.stream("/metrics").await.unwrap())
+            .await
+            .into_iter()
+            .flat_map(|chunk| chunk.unwrap().to_vec())
+            .collect(),
+    )
+    .unwrap();
+    let value = |family: &str, name: &str, replica: &str| -> f64 {
+        let wanted = format!("{family}{{namespace=\"{}\",name=\"{name}\",replica=\"{replica}\"}} ", stack.namespace);
+        let line = text.lines().find(|l| l.starts_with(&wanted)).unwrap_or_else(|| panic!("no {wanted} in\n{text}"));
+        line[wanted.len()..].parse().unwrap()
+    };
+    for (name, replica) in [("web", "0"), ("web", "1"), ("api", "0")] {
+        assert!(value("berth_container_memory_bytes", name, replica) > 0.0, "{name} {replica} uses memory");
+        assert!(value("berth_container_memory_limit_bytes", name, replica) > 0.0);
+        assert!(value("berth_container_cpu_seconds_total", name, replica) > 0.0, "{name} {replica} used CPU");
+        value("berth_container_network_receive_bytes_total", name, replica);
+        value("berth_container_block_write_bytes_total", name, replica);
+    }
+    assert!(
+        text.contains("# TYPE berth_container_cpu_seconds_total counter"),
+        "text format 0.0.4 names counters with _total"
+    );
+    let Some(tools) = crate::clients::tools() else { return };
+    let mut check = std::process::Command::new(tools.join("bin/promtool"))
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(check.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let checked = check.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&checked.stderr).to_string() + &String::from_utf8_lossy(&checked.stdout);
+    assert!(!said.contains("berth_container_"), "promtool on the replica families: {said}");
 }
 
 /// A fake server with one Container running `sleep`.

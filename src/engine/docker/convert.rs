@@ -328,6 +328,30 @@ pub(super) fn event(message: EventMessage) -> Option<EngineEvent> {
     Some(EngineEvent::from_actor(subject, action, actor.id.unwrap_or_default(), attributes, &EVENT_ATTRIBUTES))
 }
 
+/// berth's [`ContainerStats`](crate::engine::ContainerStats) from Docker's.
+pub(super) fn stats(sample: bollard::models::ContainerStatsResponse) -> crate::engine::ContainerStats {
+    let cpu = sample.cpu_stats.and_then(|c| c.cpu_usage).and_then(|u| u.total_usage).unwrap_or(0);
+    let memory = sample.memory_stats.unwrap_or_default();
+    let networks = sample.networks.unwrap_or_default();
+    let block = sample.blkio_stats.and_then(|b| b.io_service_bytes_recursive).unwrap_or_default();
+    let block_op = |op: &str| {
+        block
+            .iter()
+            .filter(|e| e.op.as_deref().is_some_and(|o| o.eq_ignore_ascii_case(op)))
+            .filter_map(|e| e.value)
+            .sum()
+    };
+    crate::engine::ContainerStats {
+        cpu_seconds: cpu as f64 / 1e9,
+        memory_bytes: memory.usage.unwrap_or(0),
+        memory_limit_bytes: memory.limit.unwrap_or(0),
+        network_receive_bytes: networks.values().filter_map(|n| n.rx_bytes).sum(),
+        network_transmit_bytes: networks.values().filter_map(|n| n.tx_bytes).sum(),
+        block_read_bytes: block_op("read"),
+        block_write_bytes: block_op("write"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

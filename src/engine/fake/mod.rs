@@ -461,6 +461,16 @@ impl Engine for FakeEngine {
         self.extract(container, directory, &tar)
     }
 
+    /// The fake's processes use nothing: every figure is 0 but the memory
+    /// limit, the container's or 1 GiB.
+    async fn stats(&self, container: &str) -> Result<super::ContainerStats> {
+        self.enter("stats", container, false).await?;
+        let world = lock(&self.inner.world);
+        let resolved = world.container_id(container)?;
+        let limit = world.containers[&resolved].config.memory_bytes.filter(|l| *l > 0).unwrap_or(1 << 30);
+        Ok(super::ContainerStats { memory_limit_bytes: limit, ..Default::default() })
+    }
+
     async fn events(&self) -> Result<BoxStream<'static, Result<EngineEvent>>> {
         self.enter("events", "", false).await?;
         if self.inner.down.load(Ordering::SeqCst) {
