@@ -15,7 +15,6 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use crate::engine::EngineError;
-use crate::store::{Event, WriteBatch};
 
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -116,19 +115,11 @@ pub async fn upload(
     })?;
     let size = tar.len();
     let replica = replica::find(&state, path, query.replica, "files").await?;
-    replica
-        .ctx
-        .engine
-        .copy_to(&replica.info.id, &directory, tar)
-        .await
-        .map_err(|e| engine_refused(&replica, query.replica, &directory, e))?;
-    let caller = caller.map_or_else(|| "an unauthenticated caller".to_string(), |Extension(c)| c.to_string());
-    let message = format!("{size} bytes of files copied into {directory} of replica {} by {caller}", query.replica);
-    tracing::info!(object = %replica.key, "{message}");
-    if let Err(error) =
-        state.store.commit(WriteBatch::new().event(Event::about(&replica.key, "copy", "FilesCopied", message)))
-    {
-        tracing::warn!(object = %replica.key, %error, "the copy was not recorded in the event log");
-    }
+    let message = format!(
+        "{size} bytes of files copied into {directory} of replica {} by {}",
+        query.replica,
+        replica::caller_name(caller)
+    );
+    replica::copy_in(&state, &replica, query.replica, &directory, tar, "FilesCopied", message).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

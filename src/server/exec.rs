@@ -27,7 +27,6 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::engine::{Engine, ExecOutput, ExecRequest, ExecSession, TerminalSize};
-use crate::store::{Event, WriteBatch};
 
 use super::auth::Caller;
 use super::channels::{self, Resize};
@@ -163,7 +162,7 @@ pub async fn exec(
             ),
         )
     })?;
-    let caller = caller.map_or_else(|| "an unauthenticated caller".to_string(), |Extension(c)| c.to_string());
+    let caller = replica::caller_name(caller);
     let audit = Audit {
         state: state.clone(),
         key: replica.key.clone(),
@@ -190,12 +189,7 @@ struct Audit {
 
 impl Audit {
     fn record(&self, action: &str, reason: &str, message: String) {
-        tracing::info!(object = %self.key, action, reason, "{message}");
-        if let Err(error) =
-            self.state.store.commit(WriteBatch::new().event(Event::about(&self.key, action, reason, message)))
-        {
-            tracing::warn!(object = %self.key, %error, "the exec was not recorded in the event log");
-        }
+        replica::audit(&self.state, &self.key, action, reason, message);
     }
 }
 

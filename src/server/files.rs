@@ -20,8 +20,6 @@ use futures::TryStreamExt;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::store::{Event, WriteBatch};
-
 use super::archive::{checked_path, engine_refused, ArchiveQuery, MAX_UPLOAD_BYTES};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
@@ -266,19 +264,12 @@ pub async fn upload(
     tar.append_data(&mut header, name, bytes.as_ref()).map_err(ApiError::internal)?;
     let tar = tar.into_inner().map_err(ApiError::internal)?;
     let replica = replica::find(&state, path, query.replica, "files").await?;
-    replica
-        .ctx
-        .engine
-        .copy_to(&replica.info.id, &directory, tar.into())
-        .await
-        .map_err(|e| engine_refused(&replica, query.replica, &directory, e))?;
-    let caller = caller.map_or_else(|| "an unauthenticated caller".to_string(), |Extension(c)| c.to_string());
-    let message = format!("{wanted} ({} bytes) written in replica {} by {caller}", bytes.len(), query.replica);
-    tracing::info!(object = %replica.key, "{message}");
-    if let Err(error) =
-        state.store.commit(WriteBatch::new().event(Event::about(&replica.key, "copy", "FileWritten", message)))
-    {
-        tracing::warn!(object = %replica.key, %error, "the write was not recorded in the event log");
-    }
+    let message = format!(
+        "{wanted} ({} bytes) written in replica {} by {}",
+        bytes.len(),
+        query.replica,
+        replica::caller_name(caller)
+    );
+    replica::copy_in(&state, &replica, query.replica, &directory, tar.into(), "FileWritten", message).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::api::{Kind, ObjectKey};
 use crate::controller::Context;
 use crate::engine::{labels, ContainerInfo};
+use crate::store::{Event, WriteBatch};
 
 use super::error::{ApiError, ApiResult};
 use super::objects::{checked_name, object_key, ObjectPath};
@@ -68,4 +69,39 @@ pub(super) async fn find(state: &AppState, path: ReplicaPath, index: u32, what: 
             Err(ApiError::not_found(format!("{key} has no replica {index}; {have}")))
         }
     }
+}
+
+/// Records what a caller did to a Container's replica (an exec, a copy) in
+/// the log and the event log. A failed record is logged, not an error: the
+/// action is done.
+pub(super) fn audit(state: &AppState, key: &ObjectKey, action: &str, reason: &str, message: String) {
+    tracing::info!(object = %key, action, reason, "{message}");
+    if let Err(error) = state.store.commit(WriteBatch::new().event(Event::about(key, action, reason, message))) {
+        tracing::warn!(object = %key, %error, "the {action} was not recorded in the event log");
+    }
+}
+
+/// Who made the request, as the audit log names them.
+pub(super) fn caller_name(caller: Option<axum::Extension<super::auth::Caller>>) -> String {
+    caller.map_or_else(|| "an unauthenticated caller".to_string(), |axum::Extension(c)| c.to_string())
+}
+
+/// Copies `tar` into `directory` of the replica and records who did.
+pub(super) async fn copy_in(
+    state: &AppState,
+    replica: &Replica,
+    index: u32,
+    directory: &str,
+    tar: bytes::Bytes,
+    reason: &str,
+    message: String,
+) -> ApiResult<()> {
+    replica
+        .ctx
+        .engine
+        .copy_to(&replica.info.id, directory, tar)
+        .await
+        .map_err(|e| super::archive::engine_refused(replica, index, directory, e))?;
+    audit(state, &replica.key, "copy", reason, message);
+    Ok(())
 }

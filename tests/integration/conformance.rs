@@ -833,6 +833,21 @@ async fn read_until(session: &mut ExecSession, seen: &mut String, wanted: &str) 
     tokio::time::timeout(DEADLINE, reading).await.unwrap_or_else(|_| panic!("no {wanted:?} in {seen:?}"));
 }
 
+/// Runs `command` in container `id` without a TTY; its stdout and the
+/// exec's id, once the output has ended.
+async fn stdout_of(engine: &dyn Engine, id: &str, command: &[&str]) -> (String, String) {
+    let request = ExecRequest { command: command.iter().map(|a| a.to_string()).collect(), ..Default::default() };
+    let session = engine.exec(id, &request).await.expect("exec");
+    let mut stdout = Vec::new();
+    let mut output = session.output;
+    while let Some(chunk) = tokio::time::timeout(DEADLINE, output.next()).await.expect("exec output") {
+        if let ExecOutput::Stdout(bytes) = chunk.expect("exec output") {
+            stdout.extend_from_slice(&bytes);
+        }
+    }
+    (String::from_utf8_lossy(&stdout).to_string(), session.id)
+}
+
 /// The exit code of an exec whose output has ended: engines record it a
 /// moment after the stream closes.
 async fn exit_code_of(engine: &dyn Engine, exec: &str) -> i64 {
@@ -849,21 +864,10 @@ pub async fn exec_runs_commands_and_reports_exit_codes(engine: &dyn Engine, pref
         .run(async {
             let image = scratch.busybox(scratch.labels()).await;
             let id = scratch.run_container(&scratch.config("shell", &image, "sleep 600")).await;
-            let request = ExecRequest {
-                command: vec!["sh".into(), "-c".into(), "echo out $HOSTNAME; exit 7".into()],
-                ..Default::default()
-            };
-            let session = engine.exec(&id, &request).await.expect("exec");
-            let exec = session.id.clone();
-            let mut stdout = Vec::new();
-            let mut output = session.output;
-            while let Some(chunk) = tokio::time::timeout(DEADLINE, output.next()).await.expect("exec output") {
-                if let ExecOutput::Stdout(bytes) = chunk.expect("exec output") {
-                    stdout.extend_from_slice(&bytes);
-                }
-            }
+            let (stdout, exec) = stdout_of(engine, &id, &["sh", "-c", "echo out $HOSTNAME; exit 7"]).await;
+            let request = ExecRequest { command: vec!["true".into()], ..Default::default() };
             let hostname = engine.inspect_container(&id).await.expect("inspect").id[..12].to_string();
-            assert_eq!(String::from_utf8_lossy(&stdout), format!("out {hostname}\n"));
+            assert_eq!(stdout, format!("out {hostname}\n"));
             assert_eq!(exit_code_of(engine, &exec).await, 7);
             assert_not_found("exec in a missing container", engine.exec(&format!("{prefix}-missing"), &request).await);
             engine.stop_container(&id, Duration::from_secs(1)).await.expect("stop");
@@ -944,15 +948,8 @@ pub async fn copies_files_in_and_out(engine: &dyn Engine, prefix: &str) {
                 tar.append_data(&mut header, path, text.as_bytes()).unwrap();
             }
             engine.copy_to(&id, "/", tar.into_inner().unwrap().into()).await.expect("copy in");
-            let request = ExecRequest { command: vec!["cat".into(), "/bc/a.txt".into()], ..Default::default() };
-            let mut output = engine.exec(&id, &request).await.expect("exec").output;
-            let mut read = Vec::new();
-            while let Some(chunk) = output.next().await {
-                if let ExecOutput::Stdout(bytes) = chunk.expect("output") {
-                    read.extend_from_slice(&bytes);
-                }
-            }
-            assert_eq!(String::from_utf8_lossy(&read), "alpha\n", "the copied file, read in the container");
+            let (read, _) = stdout_of(engine, &id, &["cat", "/bc/a.txt"]).await;
+            assert_eq!(read, "alpha\n", "the copied file, read in the container");
             let file = archive_of(engine, &id, "/b.txt").await.expect("copy a file out");
             assert_eq!(tar_files(&file), [("b.txt".to_string(), "beta\n".to_string())]);
             let directory = archive_of(engine, &id, "/bc").await.expect("copy a directory out");
