@@ -14,12 +14,10 @@ use futures::StreamExt;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::engine::EngineError;
-
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
-use super::replica::{self, Replica, ReplicaPath};
+use super::replica::{self, engine_refused, ReplicaPath};
 use super::AppState;
 
 /// The largest archive a `PUT` takes (it is held in memory).
@@ -46,16 +44,6 @@ pub(super) fn checked_path(path: &str) -> ApiResult<&str> {
         )));
     }
     Ok(path)
-}
-
-/// The API's answer to an engine error about `path` in `replica`.
-pub(super) fn engine_refused(replica: &Replica, index: u32, path: &str, error: EngineError) -> ApiError {
-    let status = match &error {
-        EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
-        EngineError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::BAD_REQUEST,
-    };
-    ApiError::new(status, format!("{path} in {} replica {index}: {error}", replica.key))
 }
 
 /// The archive of `path`, streamed.

@@ -20,11 +20,11 @@ use futures::TryStreamExt;
 use schemars::JsonSchema;
 use serde::Serialize;
 
-use super::archive::{checked_path, engine_refused, ArchiveQuery, MAX_UPLOAD_BYTES};
+use super::archive::{checked_path, ArchiveQuery, MAX_UPLOAD_BYTES};
 use super::auth::Caller;
 use super::error::{ApiError, ApiResult};
 use super::query::StrictQuery;
-use super::replica::{self, Replica, ReplicaPath};
+use super::replica::{self, engine_refused, Replica, ReplicaPath};
 use super::AppState;
 
 /// Entries a listing shows at most.

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::api::{Kind, ObjectKey};
 use crate::controller::Context;
-use crate::engine::{labels, ContainerInfo};
+use crate::engine::{labels, ContainerInfo, EngineError};
 use crate::store::{Event, WriteBatch};
 
 use super::error::{ApiError, ApiResult};
@@ -101,7 +101,17 @@ pub(super) async fn copy_in(
         .engine
         .copy_to(&replica.info.id, directory, tar)
         .await
-        .map_err(|e| super::archive::engine_refused(replica, index, directory, e))?;
+        .map_err(|e| engine_refused(replica, index, directory, e))?;
     audit(state, &replica.key, "copy", reason, message);
     Ok(())
+}
+
+/// The API's answer to an engine error about `path` in `replica`.
+pub(super) fn engine_refused(replica: &Replica, index: u32, path: &str, error: EngineError) -> ApiError {
+    let status = match &error {
+        EngineError::NotFound { .. } => StatusCode::NOT_FOUND,
+        EngineError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::BAD_REQUEST,
+    };
+    ApiError::new(status, format!("{path} in {} replica {index}: {error}", replica.key))
 }
