@@ -7,11 +7,11 @@
 #   - cp in and out of a SIZE MiB file into the replica's /www (a tmpfs:
 #     berth goes through tar in the container there, docker cp cannot);
 #     docker cp's baseline copies into / (its archive API), as it only can.
-# Usage: scripts/bench/exec-cp.sh [N=20] [SIZE=16]   (needs a built berth:
+# Usage: scripts/bench/exec-cp.sh [N=20] [SIZE=4] (the tmpfs holds 8 MiB)   (needs a built berth:
 # target/debug/berth, or BERTH=path; Docker; static /bin/busybox)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-n="${1:-20}" size="${2:-16}"
+n="${1:-20}" size="${2:-4}"
 berth="${BERTH:-target/debug/berth}"
 work="$(mktemp -d)"
 trap 'kill "${pid:-0}" 2>/dev/null || true; docker rm -f $(docker ps -aq --filter label=berth.dev/namespace=bench-exec) >/dev/null 2>&1 || true; docker network rm berth-bench-exec-app >/dev/null 2>&1 || true; docker volume rm berth-bench-exec-api-data >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
