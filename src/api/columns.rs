@@ -46,15 +46,22 @@ pub fn cells(object: &AnyObject) -> Vec<String> {
     let meta = object.metadata();
     let state = readiness(object);
     let mut row = vec![meta.name.clone(), state.status];
-    if let AnyObject::Container(c) = object {
-        let ready = c.status.as_ref().map_or(0, |s| s.ready_replicas);
-        row.push(format!("{ready}/{}", c.spec.replicas.unwrap_or(1)));
-    }
+    row.extend(replicas(object));
     row.push(state.reason);
     row.push(age(meta.creation_timestamp));
     row.push(meta.source.as_ref().map_or("-".into(), |s| s.id()));
     row.push(state.message.replace('\n', " "));
     row
+}
+
+/// A Container's `ready/declared` replicas; `None` for other kinds.
+pub fn replicas(object: &AnyObject) -> Option<String> {
+    match object {
+        AnyObject::Container(c) => {
+            Some(format!("{}/{}", c.status.as_ref().map_or(0, |s| s.ready_replicas), c.spec.replicas.unwrap_or(1)))
+        }
+        _ => None,
+    }
 }
 
 /// kubectl's age: `45s`, `12m`, `5h`, `3d`.

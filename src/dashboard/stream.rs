@@ -46,12 +46,6 @@ impl Row {
     fn of(object: &AnyObject) -> Row {
         let meta = object.metadata();
         let readiness = columns::readiness(object);
-        let replicas = match object {
-            AnyObject::Container(c) => {
-                Some(format!("{}/{}", c.status.as_ref().map_or(0, |s| s.ready_replicas), c.spec.replicas.unwrap_or(1)))
-            }
-            _ => None,
-        };
         Row {
             key: object.key().to_string(),
             namespace: meta.namespace.clone().unwrap_or_default(),
@@ -62,7 +56,7 @@ impl Row {
             status: readiness.status,
             reason: readiness.reason,
             message: readiness.message,
-            replicas,
+            replicas: columns::replicas(object),
             source: meta.source.as_ref().map_or("-".into(), |s| s.id()),
             created: meta.creation_timestamp.map(|t| t.to_rfc3339()),
             labels: meta.labels.clone(),

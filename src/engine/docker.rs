@@ -181,14 +181,7 @@ impl DockerEngine {
                     Err(error) => return drop(sender.send(Err(error)).await),
                 }
             }
-            let mut code = None;
-            for _ in 0..20 {
-                code = engine.exec_exit_code(&exec).await.ok().flatten();
-                if code.is_some() {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let code = super::exit_code_after_output(&engine, &exec).await;
             if code != Some(0) {
                 let message = String::from_utf8_lossy(&errors).trim().to_string();
                 let error =

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
-use super::Result;
+use super::{Engine, Result};
 
 /// A terminal's size in character cells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,5 +58,26 @@ pub struct ExecSession {
 impl std::fmt::Debug for ExecSession {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ExecSession").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// The exit code of an exec whose output has ended: engines record it a
+/// moment later, so this asks again, backing off, for up to 3 s. `None`
+/// when the engine does not say.
+pub async fn exit_code_after_output(engine: &dyn Engine, exec: &str) -> Option<i64> {
+    let mut delay = std::time::Duration::from_millis(10);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match engine.exec_exit_code(exec).await {
+            Ok(Some(code)) => return Some(code),
+            Ok(None) if tokio::time::Instant::now() < deadline => {}
+            Ok(None) => return None,
+            Err(error) => {
+                tracing::debug!(exec, %error, "no exit code");
+                return None;
+            }
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_millis(200));
     }
 }

@@ -34,7 +34,7 @@ use async_trait::async_trait;
 use futures::stream::{self, BoxStream, StreamExt, TryStreamExt};
 
 pub use error::{EngineError, Result};
-pub use exec::{ExecOutput, ExecRequest, ExecSession, TerminalSize};
+pub use exec::{exit_code_after_output, ExecOutput, ExecRequest, ExecSession, TerminalSize};
 pub use log_lines::lines_of;
 pub use stats::ContainerStats;
 pub use types::*;

@@ -220,7 +220,7 @@ async fn run(
         left = read_input(stream, input, outgoing.clone(), &*engine, &id) => Ended::ClientLeft(left),
     };
     let ended = match ended {
-        Ended::Exited(_) => Ended::Exited(exit_code(&*engine, &id).await),
+        Ended::Exited(_) => Ended::Exited(crate::engine::exit_code_after_output(&*engine, &id).await),
         other => other,
     };
     let status = match &ended {
@@ -340,25 +340,6 @@ async fn read_input(
                 return "used an unknown channel";
             }
         }
-    }
-}
-
-/// The exit code, which engines record a moment after the output ends.
-async fn exit_code(engine: &dyn Engine, exec: &str) -> Option<i64> {
-    let mut delay = Duration::from_millis(10);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        match engine.exec_exit_code(exec).await {
-            Ok(Some(code)) => return Some(code),
-            Ok(None) if Instant::now() < deadline => {}
-            Ok(None) => return None,
-            Err(error) => {
-                tracing::debug!(exec, %error, "no exit code");
-                return None;
-            }
-        }
-        tokio::time::sleep(delay).await;
-        delay = (delay * 2).min(Duration::from_millis(200));
     }
 }
 
