@@ -16,6 +16,7 @@ pub mod image;
 pub mod managed_fields;
 pub mod meta;
 pub mod network;
+pub mod overrides;
 pub mod quantity;
 pub mod route;
 pub mod selector;
@@ -222,6 +223,7 @@ impl<S: Spec> Object<S> {
             errors.dns_label(&meta.key("namespace"), namespace, "namespace");
         }
         errors.labels(&meta.key("labels"), &self.metadata.labels);
+        overrides::validate(&meta.key("annotations"), &self.metadata, &mut errors);
         self.spec.validate(&FieldPath::root().key("spec"), &mut errors);
         errors
     }

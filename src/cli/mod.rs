@@ -8,6 +8,7 @@
 //! error; `main` prints errors with their causes and exits 1. clap exits 2
 //! on usage errors.
 
+mod actions;
 mod apply;
 mod client_args;
 mod cp;
@@ -70,6 +71,22 @@ pub enum Command {
     Describe(describe::DescribeArgs),
     /// Delete objects, by kind and name or by manifest file.
     Delete(delete::DeleteArgs),
+    /// Restart a Container's replicas (--replica N: only that one), recorded with --reason.
+    Restart(actions::RestartArgs),
+    /// Suspend a Container: keep the object, remove its replicas until `berth resume`.
+    Suspend {
+        /// The Container.
+        name: String,
+        #[command(flatten)]
+        args: actions::ActionArgs,
+    },
+    /// Resume a suspended Container: its replicas run again.
+    Resume {
+        /// The Container.
+        name: String,
+        #[command(flatten)]
+        args: actions::ActionArgs,
+    },
     /// Show the audit log of what berth did and why.
     Events(events::EventsArgs),
     /// Show a Container replica's output.
@@ -129,6 +146,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => get::run(args),
         Command::Describe(args) => describe::run(args),
         Command::Delete(args) => delete::run(args),
+        Command::Restart(args) => actions::restart(args),
+        Command::Suspend { name, args } => actions::run(actions::Action::Suspend, &name, args),
+        Command::Resume { name, args } => actions::run(actions::Action::Resume, &name, args),
         Command::Events(args) => events::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Exec(args) => exec::run(args),

@@ -12,7 +12,9 @@
 //!   replicas cannot bind one port);
 //! - a stopped replica is started again (unless `restartPolicy: Never`, or
 //!   the engine is restarting it, or someone paused it); a dead one is replaced;
-//! - replicas beyond `replicas`, and containers of deleted objects, are removed.
+//! - replicas beyond `replicas`, and containers of deleted objects, are removed;
+//! - a suspended Container ([`crate::api::overrides::SUSPENDED`]) keeps no
+//!   replica until it is resumed.
 //!
 //! # Guarantees
 //! Idempotent and safe to cancel at any await: every step is re-derived from
@@ -50,14 +52,15 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
             Some(c) => (grace_of(c), "Deleted"),
             None => (ORPHAN_GRACE, "Orphan"),
         };
-        // Stopped together: a teardown takes one grace period, not one per replica.
-        let removals = observed.iter().map(|replica| remove(ctx, key, replica, grace, reason, "removed"));
-        futures::future::try_join_all(removals).await?;
+        remove_all(ctx, key, &observed, grace, reason).await?;
         if let Some(deleted) = &desired {
             ctx.finish_deletion(&deleted.metadata, key)?;
         }
         return Ok(Action::await_change());
     };
+    if let Some(why) = crate::api::overrides::suspended(&container.metadata) {
+        return suspend(ctx, container, &observed, why).await;
+    }
     let template = match container_spec::resolve(ctx, container, container_spec::Pulls::Allowed).await? {
         Resolution::Ready(template) => template,
         Resolution::Waiting(reason, message) => {
@@ -84,6 +87,26 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
         .next_due(key, std::time::Instant::now())
         .map_or(NOT_READY_RECHECK, |due| due.min(NOT_READY_RECHECK));
     Ok(if all_ready { Action::await_change() } else { Action::requeue(recheck) })
+}
+
+/// A suspended Container: every replica removed, the object kept, and a
+/// status that says so until it is resumed.
+async fn suspend(
+    ctx: &Context,
+    container: &Container,
+    observed: &[ContainerInfo],
+    why: &str,
+) -> Result<Action, ReconcileError> {
+    let key = container.key();
+    remove_all(ctx, &key, observed, grace_of(container), "Suspended").await?;
+    let message = format!("suspended {why}; `berth resume {}` runs its replicas again", key.name);
+    let status = ContainerStatus {
+        common: Conditions::from(container).ready(false, "Suspended", message, false).build(),
+        ready_replicas: 0,
+        replicas: Vec::new(),
+    };
+    ctx.write_status(container, status)?;
+    Ok(Action::await_change())
 }
 
 async fn converge(
@@ -220,7 +243,9 @@ pub(super) fn recreate_reason(old: &ContainerInfo, template: &Template) -> Strin
     let previous: serde_json::Value =
         old.labels.get(labels::SPEC).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
     let changed = container_spec::changed_fields(&previous, &template.hashed);
-    if changed.is_empty() {
+    if changed == ["restart"] {
+        "restart requested".to_string()
+    } else if changed.is_empty() {
         "spec changed".to_string()
     } else {
         format!("spec changed: {}", changed.join(", "))
@@ -270,6 +295,20 @@ async fn remove(
     ctx.engine.remove_container(&replica.id).await.or_else(EngineError::ignore_not_found)?;
     let index = replica_of(replica).map_or("?".to_string(), |i| i.to_string());
     ctx.record(key, action, reason, format!("replica {index} removed ({})", short(&replica.id)))
+}
+
+/// Removes every replica in `observed`, stopped together: a teardown takes
+/// one grace period, not one per replica.
+async fn remove_all(
+    ctx: &Context,
+    key: &ObjectKey,
+    observed: &[ContainerInfo],
+    grace: Duration,
+    reason: &str,
+) -> Result<(), ReconcileError> {
+    let removals = observed.iter().map(|replica| remove(ctx, key, replica, grace, reason, "removed"));
+    futures::future::try_join_all(removals).await?;
+    Ok(())
 }
 
 fn grace_of(container: &Container) -> Duration {

@@ -247,6 +247,10 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
     if let Some((servers, search)) = &dns {
         hashed["dns"] = json!({ "servers": servers, "search": search });
     }
+    // A restart of every replica on request: hashed only when asked for.
+    if let Some(at) = container.metadata.annotations.get(crate::api::overrides::RESTARTED_AT) {
+        hashed["restartedAt"] = json!(at);
+    }
     let hash = labels::spec_hash(&hashed);
     let mut config = engine_config(spec, image_id, env, mounts, networks);
     if let Some((servers, search)) = dns {
@@ -369,7 +373,13 @@ pub fn changed_fields(old: &Value, new: &Value) -> Vec<String> {
         let keys: std::collections::BTreeSet<&String> = old_spec.keys().chain(new_spec.keys()).collect();
         changed.extend(keys.into_iter().filter(|k| old_spec.get(*k) != new_spec.get(*k)).cloned());
     }
-    for (field, label) in [("imageId", "image"), ("secrets", "secrets"), ("networkIds", "networks"), ("dns", "dns")] {
+    for (field, label) in [
+        ("imageId", "image"),
+        ("secrets", "secrets"),
+        ("networkIds", "networks"),
+        ("dns", "dns"),
+        ("restartedAt", "restart"),
+    ] {
         if old[field] != new[field] && !changed.iter().any(|c| c == label) {
             changed.push(label.to_string());
         }

@@ -132,6 +132,10 @@ pub async fn plan(
         let key = object.key();
         let stored = store.get(&key)?;
         let current = stored.as_ref().filter(|o| o.metadata().deletion_timestamp.is_none());
+        // What the store will keep of the stored object: its overrides.
+        let mut object = object.clone();
+        crate::api::overrides::carry_over(current.map(AnyObject::metadata), object.metadata_mut());
+        let object = &object;
         let mut changed_fields = Vec::new();
         let action = match current {
             None => PlanAction::Create,
@@ -205,6 +209,9 @@ async fn operations(
                 false => format!("new Container (once {} are ready)", after.join(", ")),
             };
             (0..replicas).map(|i| op(format!("create and start replica {i}"), reason.clone())).collect()
+        }
+        AnyObject::Container(container) if crate::api::overrides::suspended(&container.metadata).is_some() => {
+            vec![op("none", "the Container is suspended: its replicas run again when it is resumed")]
         }
         AnyObject::Container(container) => container_operations(ctx, container).await?,
         AnyObject::Volume(_) if current.is_some() => vec![op(

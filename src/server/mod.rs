@@ -11,6 +11,7 @@
 //! size-limited ([`body`]); should one panic anyway (a bug), the request
 //! gets a 500 with its id and the server goes on.
 
+mod actions;
 mod apply;
 mod archive;
 pub mod auth;
@@ -52,6 +53,7 @@ use axum::Extension;
 use crate::controller::Context;
 use crate::store::Store;
 
+pub use actions::ActionDone;
 pub(crate) use apply::apply_objects;
 pub use apply::{ApplyQuery, ApplyResponse};
 pub use archive::MAX_UPLOAD_BYTES;
@@ -322,6 +324,9 @@ pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
     router
         // A WebSocket: not in the OpenAPI document (docs/rest-api.md).
         .route(&format!("{object}/exec"), axum::routing::get(exec::exec))
+        .route(&format!("{object}/restart"), axum::routing::post(actions::restart))
+        .route(&format!("{object}/suspend"), axum::routing::post(actions::suspend))
+        .route(&format!("{object}/resume"), axum::routing::post(actions::resume))
         .route(&format!("{object}/archive"), axum::routing::get(archive::download).put(archive::upload))
         .route(&format!("{object}/files"), axum::routing::get(files::listing))
         .route(&format!("{object}/file"), axum::routing::get(files::download).put(files::upload))

@@ -289,6 +289,8 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(path): Path<ObjectPath>,
     StrictQuery(query): StrictQuery<WriteQuery>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let key = object_key(&path)?;
@@ -314,8 +316,26 @@ pub async fn delete(
         .resource_version
         .or(preconditions.resource_version)
         .map_or(Precondition::None, Precondition::ResourceVersion);
-    let object = mark_deleted(&state, &key, precondition, query.force, dry_run, "deletion requested through the API")?;
+    let who = super::replica::caller_name(caller);
+    // The dashboard says why in `Berth-Reason`; kubectl sends none.
+    let why = match headers.get(REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|r| !r.is_empty()) {
+        Some(reason) => format!("deletion requested through the API by {who}: {}", truncated(reason, 500)),
+        None => format!("deletion requested through the API by {who}"),
+    };
+    let object = mark_deleted(&state, &key, precondition, query.force, dry_run, &why)?;
     Ok((StatusCode::OK, Json(object)).into_response())
+}
+
+/// The header a client says why it deletes in (recorded in the audit log).
+pub const REASON_HEADER: &str = "berth-reason";
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn truncated(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// Marks `key` for deletion as the API's write (or only checks that it

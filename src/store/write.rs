@@ -133,6 +133,17 @@ pub enum WriteOp {
         /// The new status, in the kind's status shape.
         status: serde_json::Value,
     },
+    /// Sets (`Some`) or clears (`None`) one of berth's overrides on an
+    /// object ([`crate::api::overrides`]), whoever its source is: the
+    /// object's spec and generation stay, its resourceVersion moves.
+    Override {
+        /// The object.
+        key: ObjectKey,
+        /// The override's annotation, one of [`crate::api::overrides::ALL`].
+        annotation: &'static str,
+        /// Its value, or `None` to clear it.
+        value: Option<String>,
+    },
     /// Record a source's state.
     Source(SourceRecord),
     /// Forget a source.
@@ -393,6 +404,28 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                 });
                 Outcome::StatusWritten
             }
+            WriteOp::Override { key, annotation, value } => {
+                let mut stored = read_existing(trees.objects, key)?;
+                let annotations = &mut stored.metadata_mut().annotations;
+                let before = annotations.get(*annotation).cloned();
+                if before == *value {
+                    commit.outcomes.push(Outcome::Unchanged);
+                    continue;
+                }
+                match value {
+                    Some(value) => annotations.insert((*annotation).to_string(), value.clone()),
+                    None => annotations.remove(*annotation),
+                };
+                stored.metadata_mut().resource_version = Some(next_version);
+                write_object(trees.objects, &stored)?;
+                commit.changes.push(Change {
+                    resource_version: next_version,
+                    change: ChangeType::Modified,
+                    object: stored,
+                    status_only: false,
+                });
+                Outcome::Updated { spec_changed: false }
+            }
             WriteOp::Source(record) => {
                 let bytes = serde_json::to_vec(record).expect("source records serialize");
                 trees.sources.insert(record.source.id().as_bytes(), bytes)?;
@@ -452,6 +485,8 @@ fn put(
     check(&key, precondition, stored.as_ref())?;
     let mut next = object.clone();
     next.clear_status();
+    // Overrides are the store's to keep: no writer sets or clears them.
+    crate::api::overrides::carry_over(stored.as_ref().map(AnyObject::metadata), next.metadata_mut());
     let meta = next.metadata_mut();
     meta.resource_version = Some(next_version);
     meta.deletion_timestamp = None;

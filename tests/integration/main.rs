@@ -46,10 +46,13 @@
 //! - `exec`: `berth exec` on real Docker and Podman (streams, exit codes,
 //!   stdin, a terminal through a real pty); the exec WebSocket's refusals
 //!   and session bound on the fake engine.
+//! - `actions`: `berth restart`, `suspend` and `resume` on the fake engine with
+//!   a watched file (a suspension holds against its edits), refusals.
 //! - `layout`: no two files of a module use each other around a circle.
 
 mod support;
 
+mod actions;
 mod api;
 mod api_cli;
 mod api_patch;
