@@ -87,6 +87,8 @@ pub enum Command {
         #[command(flatten)]
         args: actions::ActionArgs,
     },
+    /// Fetch git sources now instead of at their next poll.
+    Sync(sources::SyncArgs),
     /// Show the audit log of what berth did and why.
     Events(events::EventsArgs),
     /// Show a Container replica's output.
@@ -149,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Restart(args) => actions::restart(args),
         Command::Suspend { name, args } => actions::run(actions::Action::Suspend, &name, args),
         Command::Resume { name, args } => actions::run(actions::Action::Resume, &name, args),
+        Command::Sync(args) => sources::sync(args),
         Command::Events(args) => events::run(args),
         Command::Logs(args) => logs::run(args),
         Command::Exec(args) => exec::run(args),

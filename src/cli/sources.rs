@@ -72,3 +72,29 @@ pub fn render_table(sources: &[SourceStatus], wide: bool) -> String {
         .collect();
     table(&headers, &rows)
 }
+
+/// Arguments of `berth sync`.
+#[derive(Debug, clap::Args)]
+pub struct SyncArgs {
+    /// The git source to fetch (its id, as `berth get sources` shows it);
+    /// every git source without it.
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub client: super::client_args::ClientArgs,
+}
+
+/// Runs `berth sync`: the git sources fetch now.
+pub fn sync(args: SyncArgs) -> anyhow::Result<ExitCode> {
+    let client = args.client.client()?;
+    let path = match &args.source {
+        Some(id) => format!("/sources/sync?source={}", crate::client::query_escape(id)),
+        None => "/sources/sync".to_string(),
+    };
+    block_on(async move {
+        let requested: crate::server::SyncRequested = client.json(Method::POST, &path, None).await?;
+        for id in requested.triggered {
+            println!("{id}: fetching now");
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}

@@ -66,7 +66,7 @@ pub use files::{FileEntry, FileListing};
 pub use hooks::HookAccepted;
 pub use listen::{Bound, Listen};
 pub use query::DryRun;
-pub use sources::{SourceList, SourceStatus};
+pub use sources::{SourceList, SourceStatus, SyncRequested};
 pub(crate) use write::mark_deleted;
 
 /// Prefix of the object endpoints.
@@ -250,6 +250,10 @@ pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
         .api_route(
             "/sources",
             get_with(sources::list, |op| op.id("listSources").summary("The sources: files, API sets, git repositories and their commits")),
+        )
+        .api_route(
+            "/sources/sync",
+            post_with(sources::sync, |op| op.id("syncSources").summary("Fetch git sources now (source=ID: one of them)")),
         )
         .api_route(
             "/hooks/git",

@@ -73,3 +73,36 @@ pub async fn list(State(state): State<AppState>, _: StrictQuery<NoParams>) -> Ap
     items.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(Json(SourceList { items }))
 }
+
+/// Query of `POST /sources/sync`.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SyncQuery {
+    /// The git source to fetch (its id, as `GET /sources` lists it); every
+    /// git source without it.
+    pub source: Option<String>,
+}
+
+/// What `POST /sources/sync` started.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct SyncRequested {
+    /// The git sources fetching now (their ids).
+    pub triggered: Vec<String>,
+}
+
+/// Fetches git sources now instead of at their next poll.
+pub async fn sync(
+    State(state): State<AppState>,
+    StrictQuery(query): StrictQuery<SyncQuery>,
+    caller: Option<axum::Extension<super::auth::Caller>>,
+) -> ApiResult<(axum::http::StatusCode, Json<SyncRequested>)> {
+    let triggered = state.git_hooks.sync(query.source.as_deref());
+    if triggered.is_empty() {
+        return Err(super::error::ApiError::not_found(match &query.source {
+            Some(id) => format!("no git source has id `{id}`; `berth get sources` lists them"),
+            None => "berth serve follows no git repository (start it with --git URL)".to_string(),
+        }));
+    }
+    tracing::info!(sources = ?triggered, "sync requested by {}", super::replica::caller_name(caller));
+    Ok((axum::http::StatusCode::ACCEPTED, Json(SyncRequested { triggered })))
+}

@@ -591,6 +591,22 @@ fn berth_get_sources_shows_the_repository_of_berth_serve_git() {
     let json = served.cli().args(["get", "sources", "-o", "json"]).output().unwrap();
     let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(list["items"][0]["appliedCommit"], commit.as_str());
+    // An hour between polls: `berth sync` (the dashboard's "sync now")
+    // fetches the next commit at once.
+    remote.write("hosts/a/web.yaml", &container("web", "two"));
+    let second = remote.commit("second");
+    served.cli().args(["sync", &argument]).assert().success().stdout(predicates::str::contains("fetching now"));
+    let started = std::time::Instant::now();
+    loop {
+        let json = served.cli().args(["get", "sources", "-o", "json"]).output().unwrap();
+        let list: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+        if list["items"][0]["appliedCommit"] == second.as_str() {
+            break;
+        }
+        assert!(started.elapsed() < WAIT, "the synced commit was not applied: {list:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    served.cli().args(["sync", "git:elsewhere"]).assert().failure().stderr(predicates::str::contains("no git source has id"));
 }
 
 /// Two repositories on one store declaring the same object: the second is

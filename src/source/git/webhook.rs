@@ -133,7 +133,28 @@ impl GitHooks {
     /// Wakes the sources the push in `body` is about; returns their ids.
     pub fn trigger(&self, body: &[u8]) -> Vec<String> {
         let payload: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let repositories = repositories(&payload);
+        self.trigger_payload(&payload)
+    }
+
+    /// Polls the source whose id is `id` now, or every git source without
+    /// one (the dashboard's "sync now"); returns the ids polled. Polls
+    /// asked for while one runs make one more, not one each.
+    pub fn sync(&self, id: Option<&str>) -> Vec<String> {
+        let mut triggered = Vec::new();
+        // `berth get sources` shows a repository's id without its `git:`.
+        let named = |spec: &GitSpec| {
+            let full = spec.id();
+            id.is_none_or(|id| full == id || full.strip_prefix("git:") == Some(id))
+        };
+        for target in self.targets.iter().filter(|t| named(&t.spec)) {
+            target.trigger.notify_one();
+            triggered.push(target.spec.id());
+        }
+        triggered
+    }
+
+    fn trigger_payload(&self, payload: &Value) -> Vec<String> {
+        let repositories = repositories(payload);
         let branch = payload.get("ref").and_then(Value::as_str).map(|r| r.strip_prefix("refs/heads/"));
         let mut triggered = Vec::new();
         for target in &self.targets {
