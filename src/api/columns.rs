@@ -27,7 +27,11 @@ const fn column(name: &'static str, description: &'static str, wide: bool) -> Co
 pub fn columns(kind: Kind) -> Vec<Column> {
     let mut columns = vec![
         column("NAME", "The object's name.", false),
-        column("READY", "The Ready condition: True, False, Unknown, or Deleting.", false),
+        column(
+            "READY",
+            "The Ready condition: True, False, Unknown, Deleting, or Suspended (berth resume brings it back).",
+            false,
+        ),
     ];
     if kind == Kind::Container {
         columns.push(column("REPLICAS", "Ready replicas out of those declared.", false));
@@ -81,7 +85,7 @@ pub fn age(time: Option<DateTime<Utc>>) -> String {
 pub struct Readiness {
     /// Ready=True, observed at the current generation.
     pub ready: bool,
-    /// `True`, `False` or `Unknown`.
+    /// `True`, `False`, `Unknown`, `Deleting` or `Suspended`.
     pub status: String,
     /// The condition's reason.
     pub reason: String,
@@ -95,6 +99,14 @@ pub fn readiness(object: &AnyObject) -> Readiness {
     let common = object.status_common();
     let condition = common.and_then(|c| c.condition("Ready"));
     let observed = common.is_some_and(|c| c.observed_generation >= generation);
+    if let Some(why) = super::overrides::suspended(object.metadata()) {
+        return Readiness {
+            ready: false,
+            status: "Suspended".into(),
+            reason: "Suspended".into(),
+            message: format!("suspended {why}"),
+        };
+    }
     match condition {
         Some(c) if object.metadata().deletion_timestamp.is_some() => Readiness {
             ready: false,

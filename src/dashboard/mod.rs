@@ -14,8 +14,11 @@
 //! session; without one a page redirects to the login.
 
 pub mod assets;
+mod host;
+mod host_pages;
 mod pages;
 pub mod session;
+mod stats;
 mod stream;
 
 use axum::extract::{Path, Query, State};
@@ -29,32 +32,44 @@ use crate::api::{Kind, ObjectKey};
 use crate::server::{AppState, OverTls, Token};
 
 pub use session::Sessions;
+pub use stats::MAX_STREAMS as MAX_STATS_STREAMS;
 
-/// The dashboard's routes.
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+/// The dashboard's routes: the login page and the assets for anyone, every
+/// other page behind [`require_session`].
+pub(crate) fn routes(sessions: Sessions) -> Router<AppState> {
+    let pages = Router::new()
         .route("/ui/", get(overview))
-        .route("/ui/login", get(login_page).post(login))
-        .route("/ui/logout", post(logout))
         .route("/ui/events", get(events))
         .route("/ui/stream", get(stream::rows))
         .route("/ui/objects/{namespace}/{plural}/{name}", get(object))
         .route("/ui/terminal/{namespace}/{name}", get(terminal))
         .route("/ui/logs/{namespace}/{name}", get(logs))
         .route("/ui/files/{namespace}/{name}", get(files))
+        .route("/ui/stats/{namespace}/{name}", get(stats::follow))
+        .route("/ui/apply", get(host::apply))
+        .route("/ui/sources", get(host::sources))
+        .route("/ui/sources/stream", get(host::sources_stream))
+        .route("/ui/network", get(host::network))
+        .route_layer(axum::middleware::from_fn_with_state(sessions, require_session));
+    Router::new()
+        .route("/ui", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/login", get(login_page).post(login))
+        .route("/ui/logout", post(logout))
         .route("/ui/assets/{*path}", get(assets::asset))
+        .merge(pages)
 }
 
-/// Whether the request has a live session; without one, a page answers
-/// [`to_login`].
-fn has_session(state: &AppState, headers: &HeaderMap) -> bool {
-    state.dashboard.check(headers).is_some()
-}
-
-/// The redirect to the login page.
-fn to_login() -> Response {
-    Redirect::to("/ui/login").into_response()
+/// Sends a request without a live session to the login page: one check
+/// for every page and stream, before its handler runs.
+async fn require_session(
+    State(sessions): State<Sessions>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if sessions.check(request.headers()).is_none() {
+        return Redirect::to("/ui/login").into_response();
+    }
+    next.run(request).await
 }
 
 fn html(status: StatusCode, page: String) -> Response {
@@ -71,10 +86,7 @@ fn html(status: StatusCode, page: String) -> Response {
     (status, headers, page).into_response()
 }
 
-async fn overview(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !has_session(&state, &headers) {
-        return to_login();
-    }
+async fn overview() -> Response {
     html(StatusCode::OK, pages::overview())
 }
 
@@ -129,10 +141,7 @@ async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !has_session(&state, &headers) {
-        return to_login();
-    }
+async fn events(State(state): State<AppState>) -> Response {
     // The latest 200 entries, then what follows.
     let newest = *state.store.watch_events().borrow();
     html(StatusCode::OK, pages::events(newest.saturating_sub(200)))
@@ -146,10 +155,7 @@ struct ObjectPath {
     name: String,
 }
 
-async fn object(State(state): State<AppState>, headers: HeaderMap, Path(path): Path<ObjectPath>) -> Response {
-    if !has_session(&state, &headers) {
-        return to_login();
-    }
+async fn object(State(state): State<AppState>, Path(path): Path<ObjectPath>) -> Response {
     let not_found = |what: String| {
         html(
             StatusCode::NOT_FOUND,
@@ -183,15 +189,7 @@ struct TerminalQuery {
     command: Option<String>,
 }
 
-async fn terminal(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((namespace, name)): Path<(String, String)>,
-    Query(query): Query<TerminalQuery>,
-) -> Response {
-    if !has_session(&state, &headers) {
-        return to_login();
-    }
+async fn terminal(Path((namespace, name)): Path<(String, String)>, Query(query): Query<TerminalQuery>) -> Response {
     let command = query.command.filter(|c| !c.trim().is_empty()).unwrap_or_else(|| "sh".into());
     html(StatusCode::OK, pages::terminal(&namespace, &name, query.replica, &command))
 }
@@ -209,13 +207,9 @@ const MAX_FOLLOWED: usize = 4;
 
 async fn logs(
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((namespace, name)): Path<(String, String)>,
     Query(query): Query<LogsQuery>,
 ) -> Response {
-    if !has_session(&state, &headers) {
-        return to_login();
-    }
     let key = ObjectKey::new(Kind::Container, &namespace, &name);
     let replicas: Vec<u32> = match (query.replica, state.store.get(&key)) {
         (Some(replica), _) => vec![replica],
@@ -245,15 +239,7 @@ struct FilesQuery {
     path: Option<String>,
 }
 
-async fn files(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path((namespace, name)): Path<(String, String)>,
-    Query(query): Query<FilesQuery>,
-) -> Response {
-    if !has_session(&state, &headers) {
-        return to_login();
-    }
+async fn files(Path((namespace, name)): Path<(String, String)>, Query(query): Query<FilesQuery>) -> Response {
     let path = query.path.filter(|p| p.starts_with('/')).unwrap_or_else(|| "/".into());
     html(StatusCode::OK, pages::files(&namespace, &name, query.replica, &path))
 }

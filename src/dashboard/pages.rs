@@ -22,7 +22,7 @@ pub(super) fn escape(text: &str) -> String {
 /// `logged_in`), `body`, and the page's module.
 pub(super) fn layout(title: &str, logged_in: bool, body: &str, module: Option<&str>) -> String {
     let nav = if logged_in {
-        r#"<nav aria-label="Main"><a href="/ui/">Overview</a><a href="/ui/events">Events</a>
+        r#"<nav aria-label="Main"><a href="/ui/">Overview</a><a href="/ui/apply">Apply</a><a href="/ui/sources">Sources</a><a href="/ui/network">DNS and routes</a><a href="/ui/events">Events</a>
 <form method="post" action="/ui/logout"><button type="submit">Log out</button></form></nav>"#
     } else {
         ""
@@ -101,7 +101,8 @@ pub(super) fn overview() -> String {
 /// One object's page; `spec` is its YAML.
 pub(super) fn object(key: &crate::api::ObjectKey, source: &str, spec: &str) -> String {
     let terminal = if key.kind == crate::api::Kind::Container {
-        r#"<section><h2>Replicas <a class="small" href="/ui/logs/{namespace}/{name}">all logs</a></h2><div class="scroll"><table id="replicas"><thead><tr><th>Replica</th><th>State</th><th>Health</th><th>IPs</th><th>Host ports</th><th>Restarts</th><th>Container</th><th></th></tr></thead><tbody></tbody></table></div></section>"#
+        r#"<section><h2>Replicas <a class="small" href="/ui/logs/{namespace}/{name}">all logs</a></h2><div class="scroll"><table id="replicas"><thead><tr><th>Replica</th><th>State</th><th>Health</th><th>IPs</th><th>Host ports</th><th>Restarts</th><th>Container</th><th></th></tr></thead><tbody></tbody></table></div></section>
+<section><h2>Usage <span id="stats-state" class="small" aria-live="polite"></span></h2><div class="scroll"><table id="stats"><thead><tr><th>Replica</th><th>CPU</th><th>Memory</th><th>Network in / out</th><th>Block read / write</th></tr></thead><tbody></tbody></table></div></section>"#
     } else {
         ""
     };
@@ -110,6 +111,9 @@ pub(super) fn object(key: &crate::api::ObjectKey, source: &str, spec: &str) -> S
         r#"<h1><span class="kind">{kind}</span> {name} <span id="ready" class="badge">…</span></h1>
 <p class="meta">Namespace <strong>{namespace}</strong> · source <strong>{source}</strong> · generation <span id="generation">…</span></p>
 <div id="object" data-kind="{kind}" data-namespace="{namespace}" data-name="{name}" data-plural="{plural}" hidden></div>
+<p id="suspended" class="banner" role="status" hidden></p>
+<p id="actions" class="actions"><a class="button" href="/ui/apply?from={kind}/{namespace}/{name}">Edit and apply</a></p>
+<p id="action-state" class="meta" aria-live="polite"></p>
 <section><h2>Conditions</h2><div class="scroll"><table id="conditions"><thead><tr><th>Type</th><th>Status</th><th>Reason</th><th>Message</th><th>Since</th></tr></thead><tbody></tbody></table></div></section>
 {terminal}
 <section><h2>Spec</h2><pre id="spec" class="yaml" tabindex="0">{spec}</pre></section>

@@ -349,7 +349,7 @@ pub fn app(state: impl Into<AppState>, token: Token) -> axum::Router {
         .route("/apis", axum::routing::get(discovery::groups))
         .route(&format!("/apis/{}", crate::api::GROUP), axum::routing::get(discovery::berth_group))
         .route(API_PREFIX, axum::routing::get(discovery::resources))
-        .merge(crate::dashboard::routes())
+        .merge(crate::dashboard::routes(dashboard.clone()))
         .fallback(request::fallback)
         .layer(Extension(document))
         .layer(Extension(token.clone()))

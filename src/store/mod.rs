@@ -205,6 +205,8 @@ struct Inner {
     watch: broadcast::Sender<Change>,
     /// The sequence number of the newest event, for followers of the log.
     last_event: tokio::sync::watch::Sender<u64>,
+    /// Counts the commits that wrote a source record.
+    sources_written: tokio::sync::watch::Sender<u64>,
     /// The state directory.
     dir: std::path::PathBuf,
     /// The instance id recorded beside a database that has none: the
@@ -261,6 +263,7 @@ impl Store {
             commit_lock: Mutex::new(()),
             watch: broadcast::channel(WATCH_CAPACITY).0,
             last_event: tokio::sync::watch::channel(0).0,
+            sources_written: tokio::sync::watch::channel(0).0,
             dir: state_dir.to_path_buf(),
             lost_instance: None,
             write_problem: Mutex::new(None),
@@ -452,6 +455,9 @@ impl Store {
         if let Some(seq) = commit.last_event {
             inner.last_event.send_replace(seq);
         }
+        if batch.ops.iter().any(|op| matches!(op, write::WriteOp::Source(_) | write::WriteOp::ForgetSource(_))) {
+            inner.sources_written.send_modify(|n| *n += 1);
+        }
         if commit.changes.iter().any(|c| c.change == ChangeType::Deleted) {
             self.forget_old_tombstones()?;
         }
@@ -548,6 +554,12 @@ impl Store {
     /// Follows the sequence number of the newest event in the log.
     pub fn watch_events(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.last_event.subscribe()
+    }
+
+    /// Changes whenever a source record is written (a source read, its
+    /// errors recorded, a source forgotten).
+    pub fn watch_sources(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.sources_written.subscribe()
     }
 
     fn counter(&self, key: &[u8]) -> u64 {

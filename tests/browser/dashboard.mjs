@@ -2,18 +2,24 @@
 // playwright-core against a `berth serve` on real Docker, as a person uses
 // it. Run by tests/integration/dashboard.rs, which starts berth on the
 // example stack and passes:
-//   BERTH_URL, BERTH_TOKEN, NAMESPACE, KILL (the engine name of web's
-//   replica 0, removed with `docker rm -f` mid-test), SCREENSHOTS (a dir).
-// Steps: login, overview, drift repaired live, object page, files (upload,
-// list, download), terminal (echo, stty size through a resize, cat of the
-// upload, exit code), events, logs, refusals, logout.
+//   BERTH_URL, BERTH_TOKEN, NAMESPACE, SCREENSHOTS (a dir), MODE, and for
+//   MODE=full: KILL (the engine name of web's replica 0, removed with
+//   `docker rm -f` mid-test), MANIFESTS (the directory berth follows).
+// MODE=full (Docker): login, overview, drift repaired live, object page with
+// live usage, files (upload, list, download), terminal (echo, stty size
+// through a resize, cat of the upload, exit code), events, logs, apply (an
+// invalid manifest's line:column, a plan, its confirmation, a replica
+// recreated by an edit), restart, suspend and resume, delete, sources (a
+// broken file's error, live), DNS and routes, refusals, logout.
+// MODE=replica (Podman): login, files and the terminal.
 // Exits non-zero with the step that failed; prints each step as it passes.
 import { chromium } from "playwright-core";
 import { execFileSync } from "node:child_process";
 import http from "node:http";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from "node:fs";
 
-const { BERTH_URL: url, BERTH_TOKEN: token, NAMESPACE: ns, KILL: kill, SCREENSHOTS: shots } = process.env;
+const { BERTH_URL: url, BERTH_TOKEN: token, NAMESPACE: ns, KILL: kill, SCREENSHOTS: shots, MODE: mode, MANIFESTS: manifests } = process.env;
+const full = mode === "full";
 mkdirSync(shots, { recursive: true });
 const step = (text) => console.log(`ok: ${text}`);
 const fail = (text) => { throw new Error(text); };
@@ -42,44 +48,52 @@ try {
   if (!cookie || !cookie.httpOnly || cookie.sameSite !== "Strict") fail(`session cookie ${JSON.stringify(cookie)}`);
   step("logged in with an HttpOnly, SameSite=Strict session cookie");
 
-  // The overview: the example stack Ready, live.
-  const row = (name, kind = "Container") => page.locator(`tr[data-key="${kind}/${ns}/${name}"]`);
-  await page.fill("#filter-text", "");
-  await page.selectOption("#filter-namespace", ns).catch(() => {});
-  for (const [kind, name] of [["Container", "web"], ["Container", "api"], ["Network", "app"], ["Volume", "api-data"], ["Image", "busybox"], ["Route", "demo"]]) {
-    await row(name, kind).locator("td.ready", { hasText: "True" }).waitFor({ timeout: 60000 });
+  if (full) {
+    // The overview: the example stack Ready, live.
+    const row = (name, kind = "Container") => page.locator(`tr[data-key="${kind}/${ns}/${name}"]`);
+    await page.fill("#filter-text", "");
+    await page.selectOption("#filter-namespace", ns).catch(() => {});
+    for (const [kind, name] of [["Container", "web"], ["Container", "api"], ["Network", "app"], ["Volume", "api-data"], ["Image", "busybox"], ["Route", "demo"]]) {
+      await row(name, kind).locator("td.ready", { hasText: "True" }).waitFor({ timeout: 60000 });
+    }
+    await page.selectOption("#filter-namespace", ns);
+    await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+    step("the overview shows the example stack Ready");
+
+    // A replica removed by hand: its row goes not-ready, then Ready again,
+    // without a reload.
+    await page.evaluate((key) => {
+      window.seen = [];
+      const record = () => {
+        const tr = document.querySelector(`tr[data-key="${key}"]`);
+        if (tr) window.seen.push(`${tr.dataset.ready} ${tr.cells[4].textContent}`);
+      };
+      new MutationObserver(record).observe(document.querySelector("#objects tbody"), { subtree: true, childList: true, attributes: true });
+    }, `Container/${ns}/web`);
+    const loads = [];
+    page.on("load", () => loads.push(page.url()));
+    await page.press("#filter-text", "Enter"); // filters filter; Enter submits nothing
+    execFileSync("docker", ["rm", "-f", kill]);
+    await page.waitForFunction(() => window.seen.some((s) => !s.startsWith("true") || !s.endsWith("2/2")), null, { timeout: 30000 });
+    await page.waitForFunction(() => window.seen.length && window.seen[window.seen.length - 1] === "true 2/2", null, { timeout: 60000 });
+    if (loads.length) fail(`the page reloaded: ${loads}`);
+    step(`after docker rm -f the web row went ${JSON.stringify(await page.evaluate(() => window.seen))} without a reload`);
+
+    // The object page: conditions, replicas, spec, events.
+    await row("web").locator("a").click();
+    await page.waitForSelector("#replicas tbody tr[data-replica='1']");
+    await page.locator("#ready", { hasText: "Ready" }).waitFor();
+    if (!(await page.locator("#spec").textContent()).includes("replicas: 2")) fail("the spec is not shown");
+    await page.locator("#events li").first().waitFor();
+    step("the object page shows conditions, replicas, spec and events");
+
+    // Usage, live: CPU once two samples are in, memory at once.
+    await page.locator("#stats tr[data-replica='0'] td.cpu", { hasText: "%" }).waitFor({ timeout: 20000 });
+    const memory = await page.locator("#stats tr[data-replica='0'] td.memory").textContent();
+    if (!/[KMG]iB/.test(memory)) fail(`the memory cell says ${memory}`);
+    step(`the object page shows live usage (memory ${memory})`);
+    await page.screenshot({ path: `${shots}/object.png`, fullPage: true });
   }
-  await page.selectOption("#filter-namespace", ns);
-  await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
-  step("the overview shows the example stack Ready");
-
-  // A replica removed by hand: its row goes not-ready, then Ready again,
-  // without a reload.
-  await page.evaluate((key) => {
-    window.seen = [];
-    const record = () => {
-      const tr = document.querySelector(`tr[data-key="${key}"]`);
-      if (tr) window.seen.push(`${tr.dataset.ready} ${tr.cells[4].textContent}`);
-    };
-    new MutationObserver(record).observe(document.querySelector("#objects tbody"), { subtree: true, childList: true, attributes: true });
-  }, `Container/${ns}/web`);
-  const loads = [];
-  page.on("load", () => loads.push(page.url()));
-  await page.press("#filter-text", "Enter"); // filters filter; Enter submits nothing
-  execFileSync("docker", ["rm", "-f", kill]);
-  await page.waitForFunction(() => window.seen.some((s) => !s.startsWith("true") || !s.endsWith("2/2")), null, { timeout: 30000 });
-  await page.waitForFunction(() => window.seen.length && window.seen[window.seen.length - 1] === "true 2/2", null, { timeout: 60000 });
-  if (loads.length) fail(`the page reloaded: ${loads}`);
-  step(`after docker rm -f the web row went ${JSON.stringify(await page.evaluate(() => window.seen))} without a reload`);
-
-  // The object page: conditions, replicas, spec, events.
-  await row("web").locator("a").click();
-  await page.waitForSelector("#replicas tbody tr[data-replica='1']");
-  await page.locator("#ready", { hasText: "Ready" }).waitFor();
-  if (!(await page.locator("#spec").textContent()).includes("replicas: 2")) fail("the spec is not shown");
-  await page.locator("#events li").first().waitFor();
-  await page.screenshot({ path: `${shots}/object.png`, fullPage: true });
-  step("the object page shows conditions, replicas, spec and events");
 
   // Files: upload into replica 0's /www, see it listed, download it back.
   const uploaded = `${shots}/uploaded.txt`;
@@ -138,27 +152,158 @@ try {
   await page.locator("#terminal-state", { hasText: "exited with code 3" }).waitFor();
   step("exit ends the session with its code");
 
-  // The audit log has the session, with who opened it.
-  await page.goto(`${url}/ui/events`);
-  await page.locator("#log td", { hasText: "started by dashboard session" }).first().waitFor();
-  await page.screenshot({ path: `${shots}/events.png` });
-  step("the events page shows the terminal session and who opened it");
+  if (full) {
+    // The audit log has the session, with who opened it.
+    await page.goto(`${url}/ui/events`);
+    await page.locator("#log td", { hasText: "started by dashboard session" }).first().waitFor();
+    await page.screenshot({ path: `${shots}/events.png` });
+    step("the events page shows the terminal session and who opened it");
 
-  // Logs: the api's output followed, searched, downloaded.
-  await page.goto(`${url}/ui/objects/${ns}/containers/api`);
-  await page.locator("#replicas a", { hasText: "Logs" }).first().click();
-  await page.locator("#logs-state", { hasText: "following 1 replica" }).waitFor();
-  await page.waitForFunction(() => document.querySelectorAll("#logs span").length > 0, null, { timeout: 30000 });
-  const first = (await page.locator("#logs span").first().textContent()).trim();
-  await page.fill("#filter-text", "no-such-text-in-any-line");
-  if (await page.locator("#logs span:not([hidden])").count()) fail("the search did not hide lines");
-  await page.fill("#filter-text", "");
-  const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
-  const saved = `${shots}/api.log`;
-  await download.saveAs(saved);
-  if (!readFileSync(saved, "utf8").includes(first)) fail("the download lacks the lines shown");
-  await page.screenshot({ path: `${shots}/logs.png` });
-  step(`the logs page follows the api (first line ${JSON.stringify(first.slice(0, 60))}), searches and downloads`);
+    // Logs: the api's output followed, searched, downloaded.
+    await page.goto(`${url}/ui/objects/${ns}/containers/api`);
+    await page.locator("#replicas a", { hasText: "Logs" }).first().click();
+    await page.locator("#logs-state", { hasText: "following 1 replica" }).waitFor();
+    await page.waitForFunction(() => document.querySelectorAll("#logs span").length > 0, null, { timeout: 30000 });
+    const first = (await page.locator("#logs span").first().textContent()).trim();
+    await page.fill("#filter-text", "no-such-text-in-any-line");
+    if (await page.locator("#logs span:not([hidden])").count()) fail("the search did not hide lines");
+    await page.fill("#filter-text", "");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.click("#download")]);
+    const saved = `${shots}/api.log`;
+    await download.saveAs(saved);
+    if (!readFileSync(saved, "utf8").includes(first)) fail("the download lacks the lines shown");
+    await page.screenshot({ path: `${shots}/logs.png` });
+    step(`the logs page follows the api (first line ${JSON.stringify(first.slice(0, 60))}), searches and downloads`);
+
+
+    // The apply page: an invalid manifest's problem at its line and column, then
+    // a new Container planned and applied, then an edit that recreates its
+    // replica, with the plan's reason.
+    const scratch = (greeting) => [
+      "apiVersion: berth.dev/v1alpha1", "kind: Container", "metadata:", "  name: scratch", `  namespace: ${ns}`, "spec:",
+      "  imageRef: busybox", "  command: [sleep, \"3600\"]", "  stopGracePeriod: 1s", "  env:", "    - name: GREETING",
+      `      value: ${greeting}`, "",
+    ].join("\n");
+    await page.goto(`${url}/ui/apply`);
+    await page.fill("#manifest", scratch("one").replace("  imageRef: busybox", "  imageRef: busybox\n  replicas: many"));
+    await page.click("#plan-button");
+    const problem = page.locator("#problems a", { hasText: "line 8, column" });
+    await problem.waitFor();
+    const said = await page.locator("#problems li").first().textContent();
+    await problem.click();
+    const caret = await page.evaluate(() => {
+      const editor = document.getElementById("manifest");
+      return editor.value.slice(0, editor.selectionStart).split("\n").length;
+    });
+    if (caret !== 8) fail(`the problem's link put the cursor on line ${caret}`);
+    if (!(await page.locator("#gutter .marked").textContent()).includes("8")) fail("line 8 is not marked");
+    if (!(await page.isDisabled("#apply-button"))) fail("a refused manifest can be applied");
+    await page.screenshot({ path: `${shots}/apply-error.png`, fullPage: true });
+    step(`an invalid manifest shows its line and column: ${said.trim()}`);
+
+    await page.fill("#manifest", scratch("one"));
+    await page.click("#plan-button");
+    await page.locator(".plan-item .badge", { hasText: "create" }).waitFor();
+    await page.locator(".plan-item li", { hasText: "create and start replica 0" }).waitFor();
+    await page.click("#apply-button");
+    await page.locator("#apply-state", { hasText: "Applied at resourceVersion" }).waitFor();
+    const objectPage = `${url}/ui/objects/${ns}/containers/scratch`;
+    await page.goto(objectPage);
+    await page.locator("#ready", { hasText: "Ready" }).waitFor({ timeout: 60000 });
+    const replicaId = async () => (await page.locator("#replicas tr[data-replica='0'] code").textContent()).trim();
+    const firstId = await replicaId();
+    step(`a Container applied from the dashboard runs (replica ${firstId})`);
+
+    await page.click("a.button[href*='/ui/apply?from=']");
+    await page.waitForURL(/\/ui\/apply\?from=/);
+    const loaded = await page.inputValue("#manifest");
+    if (!loaded.includes("value: one") || loaded.includes("resourceVersion")) fail(`the object's manifest: ${loaded}`);
+    await page.fill("#manifest", loaded.replace("value: one", "value: two"));
+    await page.click("#plan-button");
+    const recreate = page.locator(".plan-item li", { hasText: "recreate replica 0" });
+    await recreate.waitFor();
+    const why = await recreate.textContent();
+    if (!why.includes("spec changed: env")) fail(`the plan's reason: ${why}`);
+    await page.locator(".plan-item details summary").first().click();
+    if (!(await page.locator("pre.diff .add").first().textContent()).includes("two")) fail("the diff lacks the new value");
+    await page.screenshot({ path: `${shots}/apply-plan.png`, fullPage: true });
+    await page.fill("#manifest", loaded.replace("value: one", "value: three"));
+    if (!(await page.isDisabled("#apply-button"))) fail("an edit after the plan can be applied unplanned");
+    await page.fill("#manifest", loaded.replace("value: one", "value: two"));
+    await page.click("#plan-button");
+    await recreate.waitFor();
+    await page.click("#apply-button");
+    await page.locator("#apply-state", { hasText: "Applied at resourceVersion" }).waitFor();
+    await page.goto(objectPage);
+    await page.waitForFunction((old) => {
+      const cell = document.querySelector("#replicas tr[data-replica='0'] code");
+      const ready = document.getElementById("ready").textContent;
+      return cell && cell.textContent.trim() !== old && ready === "Ready";
+    }, firstId, { timeout: 60000 });
+    step(`the plan said "${why.trim()}"; confirmed, replica 0 was recreated (${await replicaId()})`);
+
+    // Actions: each asks for a reason, then the page follows what happens.
+    const act = async (action, reason) => {
+      await page.click(`#actions button[data-action="${action}"]`);
+      await page.fill("dialog.confirm #reason", reason);
+      await page.click("dialog.confirm button[value=ok]");
+    };
+    const beforeRestart = await replicaId();
+    await page.click("#replicas tr[data-replica='0'] button.restart-replica");
+    await page.fill("dialog.confirm #reason", "testing a replica restart");
+    await page.click("dialog.confirm button[value=ok]");
+    await page.waitForFunction((old) => {
+      const cell = document.querySelector("#replicas tr[data-replica='0'] code");
+      return cell && cell.textContent.trim() !== old && document.getElementById("ready").textContent === "Ready";
+    }, beforeRestart, { timeout: 60000 });
+    step("restarting replica 0 replaced it");
+    await act("suspend", "testing a suspension");
+    await page.locator("#ready", { hasText: "Suspended" }).waitFor({ timeout: 30000 });
+    await page.locator("#suspended", { hasText: "testing a suspension" }).waitFor();
+    await page.waitForFunction(() => !document.querySelector("#replicas tbody tr"), null, { timeout: 30000 });
+    await page.screenshot({ path: `${shots}/suspended.png`, fullPage: true });
+    await page.goto(`${url}/ui/`);
+    await page.locator(`tr[data-key="Container/${ns}/scratch"] td.ready`, { hasText: "Suspended" }).waitFor();
+    step("suspend removed the replicas and the page and the overview say Suspended");
+    await page.goto(objectPage);
+    await act("resume", "testing a resume");
+    await page.locator("#ready", { hasText: "Ready" }).waitFor({ timeout: 60000 });
+    if (await page.locator("#suspended").isVisible()) fail("the suspension banner stays after resume");
+    step("resume brought the replica back");
+    await page.goto(`${url}/ui/objects/${ns}/containers/web`);
+    if (await page.locator("#actions button[data-action=delete]").count()) fail("a file's object offers Delete");
+    await page.goto(objectPage);
+    await act("delete", "testing a delete");
+    const gone = async () => page.evaluate(async (path) => (await fetch(path)).status,
+      `/apis/berth.dev/v1alpha1/namespaces/${ns}/containers/scratch`);
+    for (let tries = 0; (await gone()) !== 404; tries++) {
+      if (tries > 120) fail("the deleted Container is still there");
+      await page.waitForTimeout(500);
+    }
+    step("delete removed the Container the dashboard applied");
+    await page.goto(`${url}/ui/events`);
+    for (const text of ["suspended by dashboard session", "testing a suspension", "resumed by dashboard session",
+                        "replica 0 restarted by dashboard session", "testing a delete"]) {
+      await page.locator("#log td", { hasText: text }).first().waitFor();
+    }
+    step("the events page names who did each action and why");
+
+    // Sources: a broken file shows its error at its line and column, live.
+    await page.goto(`${url}/ui/sources`);
+    await page.locator("#sources td", { hasText: "04-web.yaml" }).waitFor();
+    writeFileSync(`${manifests}/99-broken.yaml`, "apiVersion: berth.dev/v1alpha1\nkind: Container\nmetadata:\n  name: broken\nspec:\n  imageRef: busybox\n  replica: 2\n");
+    await page.locator("#sources ul.errors li", { hasText: "99-broken.yaml:7:3" }).waitFor({ timeout: 30000 });
+    await page.screenshot({ path: `${shots}/sources.png`, fullPage: true });
+    unlinkSync(`${manifests}/99-broken.yaml`);
+    step("the sources page showed a broken file's error at 99-broken.yaml:7:3 without a reload");
+
+    // DNS and routes: the served records and the route's healthy backends.
+    await page.goto(`${url}/ui/network`);
+    await page.locator("#records td", { hasText: "web.demo" }).first().waitFor();
+    await page.locator("#routes td.backends .ok", { hasText: `Container/${ns}/web#` }).first().waitFor({ timeout: 30000 });
+    await page.screenshot({ path: `${shots}/network.png`, fullPage: true });
+    step("the DNS and routes page shows the records and the route's healthy backends");
+  }
 
   // Refusals: no cookie, another origin, no origin.
   const session = `berth_session=${cookie.value}`;

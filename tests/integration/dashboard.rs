@@ -3,10 +3,13 @@
 //! In a real browser (`tests/browser/dashboard.mjs`: Debian's Chromium
 //! driven by playwright-core, both installed by `scripts/setup-clients.sh`)
 //! against `berth serve` on real Docker: log in, the stack Ready, a replica
-//! removed by hand and repaired without a reload, the object page, a
-//! terminal (`echo`, `stty size` following the window, exit), the events,
-//! and the refusals (no cookie, another origin, after logout). Screenshots
-//! go to `target/screenshots/dashboard/`.
+//! removed by hand and repaired without a reload, the object page with live
+//! usage, files, a terminal (`echo`, `stty size` following the window,
+//! exit), the events, logs, apply (a line:column error, a plan confirmed, a
+//! replica recreated), restart, suspend, resume and delete, the sources
+//! (a broken file's error, live), DNS and routes, and the refusals (no
+//! cookie, another origin, after logout). On real Podman: files and the
+//! terminal. Screenshots go to `target/screenshots/dashboard/<engine>/`.
 //!
 //! Without a browser, on the fake engine: the login and session rules over
 //! raw HTTP, and the embedded assets against the npm lockfile.
@@ -21,7 +24,18 @@ use crate::support::serve::Stack;
 
 #[tokio::test]
 async fn the_dashboard_in_chromium_on_docker() {
-    let Some(mut stack) = Stack::examples(EngineKind::Docker).await else { return };
+    in_chromium(EngineKind::Docker, "full").await
+}
+
+#[tokio::test]
+async fn the_dashboard_terminal_and_files_in_chromium_on_podman() {
+    in_chromium(EngineKind::Podman, "replica").await
+}
+
+/// Runs `tests/browser/dashboard.mjs` in `mode` against the examples on
+/// `kind`; screenshots go to `target/screenshots/dashboard/<engine>/`.
+async fn in_chromium(kind: EngineKind, mode: &str) {
+    let Some(mut stack) = Stack::examples(kind).await else { return };
     assert!(
         std::path::Path::new("/usr/bin/chromium").exists()
             && repo_path("tests/browser/node_modules/playwright-core").exists(),
@@ -37,7 +51,8 @@ async fn the_dashboard_in_chromium_on_docker() {
         .into_iter()
         .find(|c| c.labels.get("berth.dev/replica").map(String::as_str) == Some("0"))
         .expect("web replica 0");
-    let screenshots = repo_path("target/screenshots/dashboard");
+    let engine = format!("{kind:?}").to_lowercase();
+    let screenshots = repo_path(&format!("target/screenshots/dashboard/{engine}"));
     let run = tokio::process::Command::new("node")
         .arg(repo_path("tests/browser/dashboard.mjs"))
         .current_dir(repo_path("tests/browser"))
@@ -45,14 +60,33 @@ async fn the_dashboard_in_chromium_on_docker() {
         .env("BERTH_TOKEN", &token)
         .env("NAMESPACE", &stack.namespace)
         .env("KILL", &replica.name)
+        .env("MANIFESTS", stack.manifests())
+        .env("MODE", mode)
         .env("SCREENSHOTS", &screenshots)
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run).await.expect("the browser test finished").unwrap();
+    let output = tokio::time::timeout(Duration::from_secs(300), run).await.expect("the browser test finished").unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     eprintln!("{stdout}");
     assert!(output.status.success(), "the browser test failed:\n{stdout}\n{stderr}\nberth's log:\n{}", stack.log());
-    for page in ["login", "overview", "object", "files", "terminal", "events", "logs"] {
+    let pages: &[&str] = match mode {
+        "full" => &[
+            "login",
+            "overview",
+            "object",
+            "files",
+            "terminal",
+            "events",
+            "logs",
+            "apply-error",
+            "apply-plan",
+            "suspended",
+            "sources",
+            "network",
+        ],
+        _ => &["login", "files", "terminal"],
+    };
+    for page in pages {
         assert!(screenshots.join(format!("{page}.png")).exists(), "no screenshot of the {page} page");
     }
 }
@@ -148,4 +182,96 @@ fn the_embedded_assets_are_the_lockfile_s() {
         String::from_utf8_lossy(&check.stdout),
         String::from_utf8_lossy(&check.stderr)
     );
+}
+
+#[test]
+fn on_the_tls_listener_the_session_cookie_is_secure() {
+    let server = ServedFake::start();
+    server.kubeconfig(); // waits for the TLS listener
+    let state = server.state_dir();
+    let url = std::fs::read_to_string(state.join("tls/url")).unwrap().trim().to_string();
+    let token = std::fs::read_to_string(state.join("token")).unwrap().trim().to_string();
+    let curl = |args: &[&str]| {
+        let output = std::process::Command::new("curl")
+            .args(["-sS", "-i", "--cacert"])
+            .arg(state.join("tls/ca.crt"))
+            .args(args)
+            .output()
+            .expect("curl runs");
+        assert!(output.status.success(), "curl: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).to_lowercase()
+    };
+    let page = curl(&[&format!("{url}/ui/login")]);
+    assert!(page.starts_with("http/1.1 200") || page.starts_with("http/2 200"), "{page}");
+    assert!(!page.contains("not encrypted"), "the TLS login page warns of plain HTTP: {page}");
+    let answer = curl(&[
+        "-H",
+        &format!("Origin: {url}"),
+        "--data-urlencode",
+        &format!("token={token}"),
+        &format!("{url}/ui/login"),
+    ]);
+    let set_cookie = answer.lines().find(|l| l.starts_with("set-cookie:")).unwrap_or_else(|| panic!("{answer}"));
+    assert!(
+        set_cookie.contains("; secure") && set_cookie.contains("httponly") && set_cookie.contains("samesite=strict"),
+        "{set_cookie}"
+    );
+}
+
+/// Logs in over raw HTTP; the `berth_session=…` cookie.
+fn session_cookie(server: &ServedFake) -> String {
+    let token = std::fs::read_to_string(server.state_dir().join("token")).unwrap().trim().to_string();
+    let form = ("content-type", "application/x-www-form-urlencoded");
+    let (_, head, _) =
+        request(server, "POST", "/ui/login", &[form, ("origin", &server.url)], &format!("token={token}"));
+    let line = head.lines().find(|l| l.starts_with("set-cookie:")).expect("a session cookie");
+    line.trim_start_matches("set-cookie:").trim().split(';').next().unwrap().to_string()
+}
+
+#[test]
+fn replica_usage_streams_are_bounded() {
+    let server = ServedFake::start();
+    server
+        .cli()
+        .args(["apply", "--wait", "-f", "-"])
+        .write_stdin(crate::support::api::container("web", "hi"))
+        .assert()
+        .success();
+    let cookie = session_cookie(&server);
+    let open = |path: &str| {
+        let address = server.url.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let text = format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nCookie: {cookie}\r\n\r\n");
+        stream.write_all(text.as_bytes()).unwrap();
+        let mut head = [0u8; 4096];
+        let read = stream.read(&mut head).unwrap();
+        (String::from_utf8_lossy(&head[..read]).to_string(), stream)
+    };
+    let mut held = Vec::new();
+    for _ in 0..berth::dashboard::MAX_STATS_STREAMS {
+        let (head, stream) = open("/ui/stats/default/web");
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        held.push(stream);
+    }
+    let (head, _) = open("/ui/stats/default/web");
+    assert!(head.starts_with("HTTP/1.1 429") && head.contains("close one"), "{head}");
+    // A closed page frees its place; a sample names the replica and its memory.
+    drop(held.pop());
+    let started = std::time::Instant::now();
+    let (head, mut stream) = loop {
+        let (head, stream) = open("/ui/stats/default/web");
+        if head.starts_with("HTTP/1.1 200") || started.elapsed() > Duration::from_secs(5) {
+            break (head, stream);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut seen = head.clone();
+    let started = std::time::Instant::now();
+    while !seen.contains("memoryBytes") && started.elapsed() < Duration::from_secs(10) {
+        let mut more = [0u8; 4096];
+        let read = stream.read(&mut more).unwrap_or(0);
+        seen.push_str(&String::from_utf8_lossy(&more[..read]));
+    }
+    assert!(seen.contains("event: stats") && seen.contains("\"replica\":0"), "{seen}");
 }

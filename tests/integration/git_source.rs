@@ -606,7 +606,12 @@ fn berth_get_sources_shows_the_repository_of_berth_serve_git() {
         assert!(started.elapsed() < WAIT, "the synced commit was not applied: {list:#}");
         std::thread::sleep(Duration::from_millis(50));
     }
-    served.cli().args(["sync", "git:elsewhere"]).assert().failure().stderr(predicates::str::contains("no git source has id"));
+    served
+        .cli()
+        .args(["sync", "git:elsewhere"])
+        .assert()
+        .failure()
+        .stderr(predicates::str::contains("no git source has id"));
 }
 
 /// Two repositories on one store declaring the same object: the second is

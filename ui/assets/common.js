@@ -38,3 +38,49 @@ export function follow(url, handlers, state) {
 for (const form of document.querySelectorAll("form.filters")) {
   form.addEventListener("submit", (event) => event.preventDefault());
 }
+
+// Sends a request to berth with the session cookie (same origin); the
+// answer's status and its JSON (or text). Errors are berth's `Status`
+// objects: `message`, and `details.causes` with lines and columns.
+export async function send(method, url, body, headers = {}) {
+  const options = { method, headers: { ...headers }, credentials: "same-origin" };
+  if (body !== undefined) {
+    options.body = typeof body === "string" ? body : JSON.stringify(body);
+    options.headers["Content-Type"] ??= "application/json";
+  }
+  let response;
+  try {
+    response = await fetch(url, options);
+  } catch (error) {
+    return { ok: false, status: 0, data: { message: `berth did not answer: ${error}` } };
+  }
+  const text = await response.text();
+  let data = text;
+  try { data = JSON.parse(text); } catch { /* plain text */ }
+  return { ok: response.ok, status: response.status, data };
+}
+
+// The message of a failed answer.
+export function problemOf(answer) {
+  return typeof answer.data === "string" ? answer.data : (answer.data?.message ?? `HTTP ${answer.status}`);
+}
+
+// Asks to confirm `question`, with an optional reason for the audit log;
+// resolves to the reason ("" for none), or null when cancelled.
+export function confirmWithReason(question, confirmLabel) {
+  const dialog = document.createElement("dialog");
+  dialog.className = "confirm";
+  dialog.innerHTML = `<form method="dialog"><p>${escapeHtml(question)}</p>` +
+    `<label for="reason">Reason (kept in the audit log)</label><input id="reason" name="reason" maxlength="500" autocomplete="off">` +
+    `<p class="actions"><button value="ok" type="submit" class="primary">${escapeHtml(confirmLabel)}</button> <button value="cancel" type="submit">Cancel</button></p></form>`;
+  document.body.append(dialog);
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const reason = dialog.querySelector("#reason").value;
+      resolve(dialog.returnValue === "ok" ? reason : null);
+      dialog.remove();
+    });
+    dialog.showModal();
+    dialog.querySelector("#reason").focus();
+  });
+}

@@ -3,6 +3,7 @@
 // audit log. The spec shown is the one the page was loaded with; a newer
 // generation says so.
 import { API, age, escapeHtml, follow } from "./common.js";
+import { actionButtons, replicaRestart } from "./actions.js";
 
 const info = document.getElementById("object").dataset;
 const path = `${API}/namespaces/${encodeURIComponent(info.namespace)}/${info.plural}/${encodeURIComponent(info.name)}`;
@@ -23,12 +24,18 @@ function readiness(object) {
   const ready = (status.conditions ?? []).find((c) => c.type === "Ready");
   const observed = (status.observedGeneration ?? 0) >= (object.metadata.generation ?? 0);
   if (object.metadata.deletionTimestamp) return ["Deleting", false];
+  if (object.metadata.annotations?.["berth.dev/suspended"]) return ["Suspended", false];
   if (!ready) return ["Pending", false];
   if (!observed) return ["Reconciling", false];
   return [ready.status === "True" ? "Ready" : `Not ready: ${ready.reason}`, ready.status === "True"];
 }
 
 function show(object) {
+  actionButtons(object, path);
+  const suspended = object.metadata.annotations?.["berth.dev/suspended"];
+  const banner = document.getElementById("suspended");
+  banner.hidden = !suspended;
+  banner.textContent = suspended ? `Suspended ${suspended}. Its replicas are removed until it is resumed; its file or repository cannot bring them back.` : "";
   const [text, ok] = readiness(object);
   const badge = document.getElementById("ready");
   badge.textContent = text;
@@ -50,8 +57,11 @@ function show(object) {
       const terminal = `/ui/terminal/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}`;
       return `<tr data-replica="${r.index}"><td>${r.index}</td><td>${escapeHtml(r.state)}</td><td>${escapeHtml(r.health || "-")}</td>` +
         `<td>${ips}</td><td>${ports}</td><td>${r.restarts}</td><td><code>${escapeHtml(r.containerId.slice(0, 12))}</code></td>` +
-        `<td><a href="${terminal}">Terminal</a> <a href="/ui/logs/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}">Logs</a> <a href="/ui/files/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}">Files</a></td></tr>`;
+        `<td><button type="button" class="small restart-replica" data-replica="${r.index}">Restart</button> <a href="${terminal}">Terminal</a> <a href="/ui/logs/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}">Logs</a> <a href="/ui/files/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}?replica=${r.index}">Files</a></td></tr>`;
     }).join("");
+    for (const button of replicas.querySelectorAll("button.restart-replica")) {
+      button.addEventListener("click", () => replicaRestart(path, Number(button.dataset.replica)));
+    }
   }
 }
 
@@ -68,3 +78,26 @@ follow(`/events?follow=true&object=${encodeURIComponent(key)}`, {
     while (events.children.length > 200) events.lastChild.remove();
   },
 });
+
+// Usage, for Containers: a sample every two seconds while the page is open.
+const stats = document.querySelector("#stats tbody");
+if (stats) {
+  const bytes = (n) => {
+    const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let i = 0;
+    while (n >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  };
+  follow(`/ui/stats/${encodeURIComponent(info.namespace)}/${encodeURIComponent(info.name)}`, {
+    stats: (samples) => {
+      document.getElementById("stats-state").textContent = "";
+      stats.innerHTML = samples.map((s) => {
+        const share = s.memoryLimitBytes ? ` of ${bytes(s.memoryLimitBytes)}` : "";
+        const cpu = s.cpuPercent === null ? "…" : `${s.cpuPercent.toFixed(1)} %`;
+        return `<tr data-replica="${s.replica}"><td>${s.replica}</td><td class="cpu">${cpu}</td><td class="memory">${bytes(s.memoryBytes)}${share}</td>` +
+          `<td>${bytes(s.networkReceiveBytes)} / ${bytes(s.networkTransmitBytes)}</td><td>${bytes(s.blockReadBytes)} / ${bytes(s.blockWriteBytes)}</td></tr>`;
+      }).join("");
+    },
+    problem: (message) => { document.getElementById("stats-state").textContent = message; },
+  }, document.getElementById("stats-state"));
+}
