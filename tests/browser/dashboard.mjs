@@ -305,6 +305,27 @@ try {
     step("the DNS and routes page shows the records and the route's healthy backends");
   }
 
+  if (full) {
+    // A phone's width in dark mode: nothing wider than the screen but the
+    // tables' own scrolling boxes.
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, colorScheme: "dark" });
+    await phone.addCookies([cookie]);
+    const small = await phone.newPage();
+    for (const path of ["/ui/", `/ui/objects/${ns}/containers/web`, "/ui/apply", "/ui/sources", "/ui/network"]) {
+      await small.goto(`${url}${path}`);
+      await small.waitForTimeout(300);
+      const [width, screen] = await small.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      if (width > screen) fail(`${path} is ${width}px wide on a ${screen}px screen`);
+    }
+    const background = await small.evaluate(() => getComputedStyle(document.body).backgroundColor);
+    if (background === "rgb(255, 255, 255)") fail("dark mode kept a white page");
+    await small.goto(`${url}/ui/`);
+    await small.locator(`tr[data-key="Container/${ns}/web"] td.ready`, { hasText: "True" }).waitFor();
+    await small.screenshot({ path: `${shots}/overview-phone-dark.png`, fullPage: true });
+    await phone.close();
+    step("at a phone's width in dark mode no page is wider than the screen");
+  }
+
   // Refusals: no cookie, another origin, no origin.
   const session = `berth_session=${cookie.value}`;
   const api = `${url}/apis/berth.dev/v1alpha1/namespaces/${ns}/containers`;
