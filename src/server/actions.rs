@@ -174,17 +174,7 @@ pub async fn suspend(
     caller: Option<Extension<Caller>>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<ActionDone>> {
-    let body = body_of(&bytes, false)?;
-    let (key, container) = container(&state, &path, "suspended")?;
-    if let Some(since) = overrides::suspended(&container.metadata) {
-        return Ok(done(&key, "suspend", format!("already suspended {since}")));
-    }
-    let by = who_and_why(caller, body.reason.as_deref());
-    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-    let value = format!("since {now} {by}");
-    let message = format!("suspended {by}: its replicas are removed until it is resumed");
-    set_override(&state, &key, SUSPENDED, Some(value), ("suspend", "SuspendRequested", message.clone()))?;
-    Ok(done(&key, "suspend", message))
+    set_suspended(&state, &path, caller, &bytes, true)
 }
 
 /// `POST {object}/resume`.
@@ -194,13 +184,33 @@ pub async fn resume(
     caller: Option<Extension<Caller>>,
     bytes: axum::body::Bytes,
 ) -> ApiResult<Json<ActionDone>> {
-    let body = body_of(&bytes, false)?;
-    let (key, container) = container(&state, &path, "resumed")?;
-    if overrides::suspended(&container.metadata).is_none() {
-        return Ok(done(&key, "resume", "not suspended: nothing to resume".into()));
+    set_suspended(&state, &path, caller, &bytes, false)
+}
+
+/// Suspends (`suspend`) or resumes the Container at `path`; asking for
+/// what already is answers so and changes nothing.
+fn set_suspended(
+    state: &AppState,
+    path: &ObjectPath,
+    caller: Option<Extension<Caller>>,
+    bytes: &[u8],
+    suspend: bool,
+) -> ApiResult<Json<ActionDone>> {
+    let body = body_of(bytes, false)?;
+    let (key, container) = container(state, path, if suspend { "suspended" } else { "resumed" })?;
+    let (action, reason) = if suspend { ("suspend", "SuspendRequested") } else { ("resume", "ResumeRequested") };
+    match (overrides::suspended(&container.metadata), suspend) {
+        (Some(since), true) => return Ok(done(&key, action, format!("already suspended {since}"))),
+        (None, false) => return Ok(done(&key, action, "not suspended: nothing to resume".into())),
+        _ => {}
     }
     let by = who_and_why(caller, body.reason.as_deref());
-    let message = format!("resumed {by}: its replicas are created again");
-    set_override(&state, &key, SUSPENDED, None, ("resume", "ResumeRequested", message.clone()))?;
-    Ok(done(&key, "resume", message))
+    let (value, message) = if suspend {
+        let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        (Some(format!("since {now} {by}")), format!("suspended {by}: its replicas are removed until it is resumed"))
+    } else {
+        (None, format!("resumed {by}: its replicas are created again"))
+    };
+    set_override(state, &key, SUSPENDED, value, (action, reason, message.clone()))?;
+    Ok(done(&key, action, message))
 }

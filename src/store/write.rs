@@ -359,16 +359,8 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                     commit.outcomes.push(Outcome::AlreadyDeleting);
                     continue;
                 }
-                let meta = stored.metadata_mut();
-                meta.deletion_timestamp = Some(now);
-                meta.resource_version = Some(next_version);
-                write_object(trees.objects, &stored)?;
-                commit.changes.push(Change {
-                    resource_version: next_version,
-                    change: ChangeType::Modified,
-                    object: stored,
-                    status_only: false,
-                });
+                stored.metadata_mut().deletion_timestamp = Some(now);
+                write_modified(&trees, &mut commit, stored, next_version)?;
                 Outcome::DeletionRequested
             }
             WriteOp::Remove { key, precondition } => {
@@ -416,14 +408,7 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
                     Some(value) => annotations.insert((*annotation).to_string(), value.clone()),
                     None => annotations.remove(*annotation),
                 };
-                stored.metadata_mut().resource_version = Some(next_version);
-                write_object(trees.objects, &stored)?;
-                commit.changes.push(Change {
-                    resource_version: next_version,
-                    change: ChangeType::Modified,
-                    object: stored,
-                    status_only: false,
-                });
+                write_modified(&trees, &mut commit, stored, next_version)?;
                 Outcome::Updated { spec_changed: false }
             }
             WriteOp::Source(record) => {
@@ -457,6 +442,14 @@ pub(crate) fn apply(ops: &[WriteOp], trees: Trees<'_>) -> TxResult<Commit> {
     }
     trees.meta.insert(EVENT_SEQ_KEY, &event_seq.to_be_bytes())?;
     Ok(commit)
+}
+
+/// Writes `object`, changed in its metadata, at `version`, and reports the change.
+fn write_modified(trees: &Trees<'_>, commit: &mut Commit, mut object: AnyObject, version: u64) -> TxResult<()> {
+    object.metadata_mut().resource_version = Some(version);
+    write_object(trees.objects, &object)?;
+    commit.changes.push(Change { resource_version: version, change: ChangeType::Modified, object, status_only: false });
+    Ok(())
 }
 
 /// Whose write a [`put`] accepts when another source owns the object.
