@@ -16,6 +16,8 @@
 //!   spec change does (`StartFirst` included), as `kubectl rollout restart`
 //!   does with its annotation.
 
+use std::collections::BTreeMap;
+
 use super::meta::ObjectMeta;
 use super::validation::{FieldErrors, FieldPath};
 use super::RESERVED_LABEL_PREFIX;
@@ -33,13 +35,23 @@ pub fn is_reserved(annotation: &str) -> bool {
 }
 
 /// Makes `next`'s overrides those of `stored`: whatever a writer sent under
-/// the reserved prefix is dropped, the stored ones are kept.
+/// the reserved prefix is dropped, the stored overrides are kept (and any
+/// other reserved annotation an older berth let in goes).
 pub fn carry_over(stored: Option<&ObjectMeta>, next: &mut ObjectMeta) {
     next.annotations.retain(|key, _| !is_reserved(key));
     if let Some(stored) = stored {
-        next.annotations
-            .extend(stored.annotations.iter().filter(|(key, _)| is_reserved(key)).map(|(k, v)| (k.clone(), v.clone())));
+        let kept = stored.annotations.iter().filter(|(key, _)| ALL.contains(&key.as_str()));
+        next.annotations.extend(kept.map(|(k, v)| (k.clone(), v.clone())));
     }
+}
+
+/// Whether two objects' annotations are the same but for berth's
+/// overrides (which no writer sets: a source's copy never has them).
+pub fn same_annotations(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
+    let own = |m: &BTreeMap<String, String>| {
+        m.iter().filter(|(k, _)| !is_reserved(k)).map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>()
+    };
+    own(a) == own(b)
 }
 
 /// Why the Container is suspended (since when, by whom, why), if it is.

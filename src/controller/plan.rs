@@ -144,7 +144,10 @@ pub async fn plan(
                 let (old, new) = (current.metadata(), object.metadata());
                 for (field, differs) in [
                     ("metadata.labels", old.labels != new.labels),
-                    ("metadata.annotations", old.annotations != new.annotations),
+                    (
+                        "metadata.annotations",
+                        !crate::api::overrides::same_annotations(&old.annotations, &new.annotations),
+                    ),
                 ] {
                     if differs {
                         changed_fields.push(field.to_string());

@@ -478,8 +478,10 @@ fn put(
     check(&key, precondition, stored.as_ref())?;
     let mut next = object.clone();
     next.clear_status();
-    // Overrides are the store's to keep: no writer sets or clears them.
-    crate::api::overrides::carry_over(stored.as_ref().map(AnyObject::metadata), next.metadata_mut());
+    // Overrides are the store's to keep: no writer sets or clears them. An
+    // object declared again while being deleted starts without them.
+    let live = stored.as_ref().filter(|s| s.metadata().deletion_timestamp.is_none());
+    crate::api::overrides::carry_over(live.map(AnyObject::metadata), next.metadata_mut());
     let meta = next.metadata_mut();
     meta.resource_version = Some(next_version);
     meta.deletion_timestamp = None;
@@ -527,13 +529,14 @@ fn put(
 }
 
 /// Whether writing `next` over `stored` would change nothing: the same
-/// spec, labels, annotations and source, field managers unchanged (a write
+/// spec, labels, annotations (berth's overrides aside: the store keeps
+/// those) and source, field managers unchanged (a write
 /// without them keeps the stored ones), and no deletion to cancel.
 pub(crate) fn declares_same(stored: &AnyObject, next: &AnyObject) -> bool {
     let (old, new) = (stored.metadata(), next.metadata());
     stored.same_spec(next)
         && new.labels == old.labels
-        && new.annotations == old.annotations
+        && crate::api::overrides::same_annotations(&old.annotations, &new.annotations)
         && new.source == old.source
         && (new.managed_fields.is_empty() || new.managed_fields == old.managed_fields)
         && old.deletion_timestamp.is_none()

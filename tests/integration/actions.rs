@@ -101,10 +101,30 @@ fn a_suspension_holds_against_its_source_until_resumed_and_restarts_replace_what
         ready_with(o, 3) && ids.len() == 3 && ids.iter().zip(&after).all(|(new, old)| new.1 != old.1)
     });
     assert!(all["metadata"]["annotations"]["berth.dev/restartedAt"].is_string(), "{all:#}");
-    // The file's next edit keeps the restart (no second round of replacements).
-    std::fs::write(&file, manifest(3, "two").replace("3600", "3600 ")).unwrap();
+    // The file's next edit (a label) keeps the restart: no second round of
+    // replacements, and the override is still there.
+    let events_before = event_count(&server);
+    std::fs::write(
+        &file,
+        manifest(3, "two").replace("metadata:\n  name: web\n", "metadata:\n  name: web\n  labels: {tier: front}\n"),
+    )
+    .unwrap();
+    let labelled = wait_for(&server, "the label taken", |o| o["metadata"]["labels"]["tier"] == "front");
+    assert!(labelled["metadata"]["annotations"]["berth.dev/restartedAt"].is_string(), "{labelled:#}");
     std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(replica_ids(&web(&server)), replica_ids(&all), "an unchanged spec replaces nothing");
+    assert_eq!(replica_ids(&web(&server)), replica_ids(&all), "a label edit replaces nothing");
+    // Another file's change rescans this one: it declares what is stored
+    // (its copy has no overrides), so nothing is written or recorded.
+    let events_labelled = event_count(&server);
+    assert!(events_labelled > events_before, "the label edit is recorded");
+    std::fs::write(manifests.path().join("other.yaml"), "# nothing yet\n").unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(event_count(&server), events_labelled, "a rescan recorded a change to an unchanged file's object");
+    // An API write over the file's version keeps the override too.
+    let forced =
+        manifest(3, "two").replace("metadata:\n  name: web\n", "metadata:\n  name: web\n  labels: {tier: front}\n");
+    server.cli().args(["apply", "--force", "-f", "-"]).write_stdin(forced).assert().success();
+    assert!(web(&server)["metadata"]["annotations"]["berth.dev/restartedAt"].is_string());
 
     let events = server.cli().args(["events", "container", "web"]).assert().success();
     let events = String::from_utf8_lossy(&events.get_output().stdout).to_string();
@@ -117,6 +137,13 @@ fn a_suspension_holds_against_its_source_until_resumed_and_restarts_replace_what
     ] {
         assert!(events.contains(said), "the audit log lacks {said:?}:\n{events}");
     }
+}
+
+/// How many entries the audit log holds.
+fn event_count(server: &ServedFake) -> usize {
+    let (status, body) = server.http_get("/events?limit=500");
+    assert_eq!(status, 200, "{body}");
+    body.matches("\"seq\":").count()
 }
 
 #[test]

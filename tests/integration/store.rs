@@ -476,3 +476,31 @@ fn reads_from_memory_agree_with_the_disk_after_every_kind_of_commit() {
         assert_eq!(reopened.get(&object.key()).unwrap().as_ref(), Some(object));
     }
 }
+
+#[test]
+fn an_override_survives_its_sources_writes_but_not_a_redeclaration_after_deletion() {
+    use berth::api::overrides::SUSPENDED;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let file = Source::file("/srv/manifests/web.yaml");
+    let key = container("web", "x").key();
+    store.commit(WriteBatch::new().put(owned_by(container("web", "busybox:1"), file.clone()))).unwrap();
+    let suspend = WriteOp::Override { key: key.clone(), annotation: SUSPENDED, value: Some("by alice".into()) };
+    store.commit(WriteBatch::new().op(suspend)).unwrap();
+    let suspended = |store: &Store| store.get(&key).unwrap().unwrap().metadata().annotations.get(SUSPENDED).cloned();
+
+    // The file writes its object again, with a new image and a try at
+    // clearing the override by writing its own value: the override stays.
+    let mut edited = owned_by(container("web", "busybox:2"), file.clone());
+    edited.metadata_mut().annotations.insert(SUSPENDED.into(), "by the file".into());
+    let commit = store.commit(WriteBatch::new().put(edited)).unwrap();
+    assert_eq!(commit.outcomes, [Outcome::Updated { spec_changed: true }]);
+    assert_eq!(suspended(&store).as_deref(), Some("by alice"));
+
+    // Deleted, then declared again before its teardown finished: the new
+    // declaration starts without the old object's override.
+    store.commit(WriteBatch::new().delete(key.clone())).unwrap();
+    store.commit(WriteBatch::new().put(owned_by(container("web", "busybox:2"), file))).unwrap();
+    assert_eq!(suspended(&store), None);
+    assert!(store.get(&key).unwrap().unwrap().metadata().deletion_timestamp.is_none());
+}
