@@ -99,7 +99,8 @@ pub fn readiness(object: &AnyObject) -> Readiness {
     let common = object.status_common();
     let condition = common.and_then(|c| c.condition("Ready"));
     let observed = common.is_some_and(|c| c.observed_generation >= generation);
-    if let Some(why) = super::overrides::suspended(object.metadata()) {
+    let deleting = object.metadata().deletion_timestamp.is_some();
+    if let Some(why) = super::overrides::suspended(object.metadata()).filter(|_| !deleting) {
         return Readiness {
             ready: false,
             status: "Suspended".into(),

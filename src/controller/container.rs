@@ -99,9 +99,13 @@ async fn suspend(
 ) -> Result<Action, ReconcileError> {
     let key = container.key();
     remove_all(ctx, &key, observed, grace_of(container), "Suspended").await?;
-    let message = format!("suspended {why}; `berth resume {}` runs its replicas again", key.name);
+    let namespace = match key.namespace.as_str() {
+        crate::api::meta::DEFAULT_NAMESPACE => String::new(),
+        other => format!(" -n {other}"),
+    };
+    let message = format!("suspended {why}; `berth resume {}{namespace}` runs its replicas again", key.name);
     let status = ContainerStatus {
-        common: Conditions::from(container).ready(false, "Suspended", message, false).build(),
+        common: Conditions::from(container).suspended(message).build(),
         ready_replicas: 0,
         replicas: Vec::new(),
     };

@@ -171,6 +171,18 @@ impl Conditions {
             )
     }
 
+    /// A suspended object: not Ready, and not on its way there either
+    /// (Progressing False), nor Degraded: as it was asked to be.
+    pub fn suspended(self, message: impl Into<String>) -> Self {
+        let message = message.into();
+        self.set("Ready", false, "Suspended", message).set("Progressing", false, "Suspended", String::new()).set(
+            "Degraded",
+            false,
+            "AsExpected",
+            String::new(),
+        )
+    }
+
     /// The finished conditions, with the generation observed.
     pub fn build(mut self) -> CommonStatus {
         self.common.observed_generation = self.generation;
