@@ -317,16 +317,23 @@ pub async fn delete(
         .or(preconditions.resource_version)
         .map_or(Precondition::None, Precondition::ResourceVersion);
     let who = super::replica::caller_name(caller);
-    // The dashboard says why in `Berth-Reason`; kubectl sends none.
-    let why = match headers.get(REASON_HEADER).and_then(|v| v.to_str().ok()).map(str::trim).filter(|r| !r.is_empty()) {
-        Some(reason) => format!("deletion requested through the API by {who}: {}", truncated(reason, 500)),
+    // The dashboard says why in `Berth-Reason` (percent-encoded UTF-8, as
+    // headers carry only ASCII); kubectl sends none.
+    let reason = headers
+        .get(REASON_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| percent_encoding::percent_decode_str(v).decode_utf8_lossy().trim().to_string())
+        .filter(|r| !r.is_empty());
+    let why = match reason {
+        Some(reason) => format!("deletion requested through the API by {who}: {}", truncated(&reason, 500)),
         None => format!("deletion requested through the API by {who}"),
     };
     let object = mark_deleted(&state, &key, precondition, query.force, dry_run, &why)?;
     Ok((StatusCode::OK, Json(object)).into_response())
 }
 
-/// The header a client says why it deletes in (recorded in the audit log).
+/// The header a client says why it deletes in (recorded in the audit
+/// log), percent-encoded.
 pub const REASON_HEADER: &str = "berth-reason";
 
 /// `text` cut to at most `max` bytes, at a character boundary.

@@ -273,7 +273,7 @@ try {
     await page.goto(`${url}/ui/objects/${ns}/containers/web`);
     if (await page.locator("#actions button[data-action=delete]").count()) fail("a file's object offers Delete");
     await page.goto(objectPage);
-    await act("delete", "testing a delete");
+    await act("delete", "testing a délété ✓");
     const gone = async () => page.evaluate(async (path) => (await fetch(path)).status,
       `/apis/berth.dev/v1alpha1/namespaces/${ns}/containers/scratch`);
     for (let tries = 0; (await gone()) !== 404; tries++) {
@@ -283,7 +283,7 @@ try {
     step("delete removed the Container the dashboard applied");
     await page.goto(`${url}/ui/events`);
     for (const text of ["suspended by dashboard session", "testing a suspension", "resumed by dashboard session",
-                        "replica 0 restarted by dashboard session", "testing a delete"]) {
+                        "replica 0 restarted by dashboard session", "testing a délété ✓"]) {
       await page.locator("#log td", { hasText: text }).first().waitFor();
     }
     step("the events page names who did each action and why");

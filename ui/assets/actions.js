@@ -63,6 +63,6 @@ export function actionButtons(object, path) {
   if (ownedByApi) {
     bar.append(button("Delete", () => act(
       `Delete ${name}? Its engine objects are torn down, then it goes.`, "Delete",
-      (reason) => send("DELETE", path, undefined, { "Berth-Reason": reason })), true));
+      (reason) => send("DELETE", path, undefined, { "Berth-Reason": encodeURIComponent(reason) })), true));
   }
 }

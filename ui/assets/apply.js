@@ -79,9 +79,9 @@ function showProblems(answer) {
   marked = new Set(located.map((c) => Number(c.line)));
   drawGutter();
   const items = located.length ? located.map((c) => {
-    const where = `line ${c.line}, column ${c.column ?? 1}`;
+    const [line, column] = [Number(c.line), Number(c.column ?? 1)];
     const what = c.object ? ` ${escapeHtml(c.object)}` : "";
-    return `<li><a href="#manifest" data-line="${c.line}" data-column="${c.column ?? 1}">${where}</a>${what}: ${escapeHtml(c.message)}</li>`;
+    return `<li><a href="#manifest" data-line="${line}" data-column="${column}">line ${line}, column ${column}</a>${what}: ${escapeHtml(c.message)}</li>`;
   }) : [`<li>${escapeHtml(problemOf(answer))}</li>`];
   problems.innerHTML = items.join("");
   if (located.length) goTo(Number(located[0].line), Number(located[0].column));
@@ -129,7 +129,7 @@ function showPlan(items, applied) {
     const lines = item.action === "unchanged" ? [] : diff(item.current, item.desired);
     const diffText = lines.map(([mark, line]) => `<span class="${mark === "+" ? "add" : mark === "-" ? "del" : ""}">${mark} ${escapeHtml(line)}</span>`).join("\n");
     const details = lines.length ? `<details><summary>Spec diff</summary><pre class="diff">${diffText}</pre></details>` : "";
-    return `<article class="plan-item" data-object="${escapeHtml(item.object)}"><h3>${link} <span class="badge action-${item.action}">${item.action}</span></h3>` +
+    return `<article class="plan-item" data-object="${escapeHtml(item.object)}"><h3>${link} <span class="badge action-${escapeHtml(item.action)}">${escapeHtml(item.action)}</span></h3>` +
       `${fields}${operations ? `<ul class="operations">${operations}</ul>` : ""}${details}</article>`;
   }).join("");
 }
