@@ -169,7 +169,11 @@ async fn object(State(state): State<AppState>, Path(path): Path<ObjectPath>) -> 
     match state.store.get(&key) {
         Ok(Some(object)) => {
             let spec = serde_yaml::to_string(&object.spec_json()).unwrap_or_default();
-            let source = object.metadata().source.as_ref().map_or("-".into(), |s| s.id());
+            // A repository's objects say which commit they were read from.
+            let source = object.metadata().source.as_ref().map_or("-".into(), |s| match &s.commit {
+                Some(commit) => format!("{} at commit {}", s.id(), &commit[..commit.len().min(12)]),
+                None => s.id(),
+            });
             html(StatusCode::OK, pages::object(&key, &source, &spec))
         }
         Ok(None) => not_found(format!("{key} is not in the store")),

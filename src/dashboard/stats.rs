@@ -3,7 +3,8 @@
 //! (`stats`, a JSON array, one entry per replica) every [`INTERVAL`].
 //!
 //! The engine is asked only while a page is open, and at most
-//! [`MAX_STREAMS`] pages at once are followed (the next gets 429): each
+//! [`MAX_STREAMS`] pages at once are followed, in the whole process (the
+//! next gets one `problem` event saying so, and asks again in 30 s): each
 //! sample costs the engine a stats call per replica. CPU is a percentage of
 //! one core over the interval, from the difference of two samples; the
 //! first sample has none.
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, StreamExt};
@@ -31,6 +31,8 @@ const INTERVAL: Duration = Duration::from_secs(2);
 pub const MAX_STREAMS: usize = 8;
 /// Replicas sampled per page.
 const MAX_REPLICAS: usize = 16;
+/// When a refused page asks again.
+const RETRY_REFUSED: Duration = Duration::from_secs(30);
 /// How long one replica's sample may take.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -104,17 +106,20 @@ fn of(replica: u32, cpu_percent: Option<f64>, stats: &ContainerStats) -> Replica
     }
 }
 
+/// A stream of one `problem` event: a browser shows it (an EventSource
+/// never shows an error status's body), and comes back after a while.
+fn refused(message: String) -> Response {
+    let event = Event::default().event("problem").retry(RETRY_REFUSED).data(message);
+    Sse::new(stream::once(async { Ok::<Event, Infallible>(event) })).into_response()
+}
+
 /// The handler.
 pub(super) async fn follow(State(state): State<AppState>, Path((namespace, name)): Path<(String, String)>) -> Response {
     let Some(connected) = state.engine.get() else {
-        return (StatusCode::SERVICE_UNAVAILABLE, "the engine is not connected yet").into_response();
+        return refused("the engine is not connected yet".into());
     };
     let Ok(permit) = STREAMS.clone().try_acquire_owned() else {
-        return (
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("{MAX_STREAMS} pages follow replica stats already; close one and reload"),
-        )
-            .into_response();
+        return refused(format!("{MAX_STREAMS} pages show replica usage already; close one and reload this one"));
     };
     let key = ObjectKey::new(Kind::Container, &namespace, &name);
     let sampler = Sampler {

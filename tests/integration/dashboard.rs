@@ -254,24 +254,35 @@ fn replica_usage_streams_are_bounded() {
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
         held.push(stream);
     }
-    let (head, _) = open("/ui/stats/default/web");
-    assert!(head.starts_with("HTTP/1.1 429") && head.contains("close one"), "{head}");
+    let (head, mut refused) = open("/ui/stats/default/web");
+    let mut said = head;
+    while !said.contains("retry:") {
+        let mut more = [0u8; 1024];
+        match refused.read(&mut more) {
+            Ok(read) if read > 0 => said.push_str(&String::from_utf8_lossy(&more[..read])),
+            _ => break,
+        }
+    }
+    assert!(said.contains("event: problem") && said.contains("close one") && said.contains("retry: 30000"), "{said}");
     // A closed page frees its place; a sample names the replica and its memory.
     drop(held.pop());
     let started = std::time::Instant::now();
-    let (head, mut stream) = loop {
-        let (head, stream) = open("/ui/stats/default/web");
-        if head.starts_with("HTTP/1.1 200") || started.elapsed() > Duration::from_secs(5) {
-            break (head, stream);
+    let seen = loop {
+        let (head, mut stream) = open("/ui/stats/default/web");
+        let mut seen = head;
+        let reading = std::time::Instant::now();
+        while !seen.contains("memoryBytes")
+            && !seen.contains("event: problem")
+            && reading.elapsed() < Duration::from_secs(10)
+        {
+            let mut more = [0u8; 4096];
+            let read = stream.read(&mut more).unwrap_or(0);
+            seen.push_str(&String::from_utf8_lossy(&more[..read]));
+        }
+        if !seen.contains("event: problem") || started.elapsed() > Duration::from_secs(5) {
+            break seen;
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let mut seen = head.clone();
-    let started = std::time::Instant::now();
-    while !seen.contains("memoryBytes") && started.elapsed() < Duration::from_secs(10) {
-        let mut more = [0u8; 4096];
-        let read = stream.read(&mut more).unwrap_or(0);
-        seen.push_str(&String::from_utf8_lossy(&more[..read]));
-    }
     assert!(seen.contains("event: stats") && seen.contains("\"replica\":0"), "{seen}");
 }

@@ -99,5 +99,5 @@ if (stats) {
       }).join("");
     },
     problem: (message) => { document.getElementById("stats-state").textContent = message; },
-  }, document.getElementById("stats-state"));
+  });
 }
