@@ -2,16 +2,19 @@
 //!
 //! Each replica is an engine container named
 //! `berth-<namespace>-<name>-<replica>-<hash8>` and labelled with its owner,
-//! replica index and spec hash. A reconcile compares the replicas the
-//! engine has with the template of [`container_spec::resolve`]:
+//! replica index and spec hash. A reconcile resolves the template
+//! ([`container_spec::resolve`]: image, volumes, networks, secrets; it may
+//! pull a missing image), lets [`super::replica_steps::decide`] work out the
+//! steps from the replicas the engine has, and runs them here, recording
+//! each in the event log:
 //!
 //! - a missing replica is created and started;
 //! - a replica whose hash differs is replaced (`Recreate`: removed, then
 //!   created; `StartFirst`: the new one is started and the old one removed
-//!   once the new one is ready; fixed host ports force `Recreate`, as two
-//!   replicas cannot bind one port);
-//! - a stopped replica is started again (unless `restartPolicy: Never`, or
-//!   the engine is restarting it, or someone paused it); a dead one is replaced;
+//!   once the new one is ready; fixed host ports force `Recreate`);
+//! - a stopped replica is started again (unless its restart policy wants it
+//!   down, or the engine is restarting it, or someone paused it), at most
+//!   as fast as the crash-loop back-off allows; a dead one is replaced;
 //! - replicas beyond `replicas`, and containers of deleted objects, are removed;
 //! - a suspended Container ([`crate::api::overrides::SUSPENDED`]) keeps no
 //!   replica until it is resumed.
@@ -22,17 +25,16 @@
 //! after any engine call leaves a state from which the next reconcile
 //! finishes the job without duplicating a replica.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::api::container::ReplicaStatus;
-use crate::api::container::{RestartPolicy, UpdateStrategy};
-use crate::api::{Container, ContainerStatus, HostPort, ObjectKey};
+use crate::api::{Container, ContainerStatus, ObjectKey};
 use crate::engine::{labels, ContainerInfo, ContainerState, EngineError, Health};
 
 use super::action::{Action, ReconcileError};
 use super::container_spec::{self, Resolution, Template};
 use super::context::{Conditions, Context};
+use super::replica_steps::{decide, replica_of, Desired, Step, Teardown, Wanted};
 
 /// How long a not-ready Container waits before it is looked at again even
 /// without an engine event (a safety net; events normally arrive first).
@@ -40,19 +42,15 @@ const NOT_READY_RECHECK: Duration = Duration::from_secs(10);
 /// Grace period for containers whose object is gone.
 const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
-pub(super) fn replica_of(info: &ContainerInfo) -> Option<u32> {
-    info.labels.get(labels::REPLICA)?.parse().ok()
-}
-
 /// Brings the replicas of `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
     let Some(container) = desired.as_ref().filter(|c| c.metadata.deletion_timestamp.is_none()) else {
-        let (grace, reason) = match &desired {
-            Some(c) => (grace_of(c), "Deleted"),
-            None => (ORPHAN_GRACE, "Orphan"),
+        let (grace, why) = match &desired {
+            Some(c) => (grace_of(c), Teardown::Deleted),
+            None => (ORPHAN_GRACE, Teardown::Orphan),
         };
-        remove_all(ctx, key, &observed, grace, reason).await?;
+        execute(ctx, key, None, grace, decide(&Desired::Nothing(why), &observed)).await?;
         if let Some(deleted) = &desired {
             ctx.finish_deletion(&deleted.metadata, key)?;
         }
@@ -75,8 +73,9 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
             return Ok(if recheck { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
         }
     };
+    let steps = decide(&Desired::Replicas(Wanted::of(container, &template)), &observed);
     // Status describes the engine after converging: list again only if it changed.
-    let replicas = if converge(ctx, container, &template, observed.clone()).await? {
+    let replicas = if execute(ctx, key, Some(&template), grace_of(container), steps).await? {
         ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?
     } else {
         observed
@@ -98,7 +97,8 @@ async fn suspend(
     why: &str,
 ) -> Result<Action, ReconcileError> {
     let key = container.key();
-    remove_all(ctx, &key, observed, grace_of(container), "Suspended").await?;
+    let steps = decide(&Desired::Nothing(Teardown::Suspended), observed);
+    execute(ctx, &key, None, grace_of(container), steps).await?;
     let namespace = match key.namespace.as_str() {
         crate::api::meta::DEFAULT_NAMESPACE => String::new(),
         other => format!(" -n {other}"),
@@ -113,110 +113,91 @@ async fn suspend(
     Ok(Action::await_change())
 }
 
-async fn converge(
+/// Runs `steps` (from [`decide`]) against the engine, recording each in the
+/// event log. Returns whether any engine call changed something.
+async fn execute(
     ctx: &Context,
-    container: &Container,
-    template: &Template,
-    observed: Vec<ContainerInfo>,
+    key: &ObjectKey,
+    template: Option<&Template>,
+    grace: Duration,
+    steps: Vec<Step>,
 ) -> Result<bool, ReconcileError> {
-    let key = container.key();
-    // Whether any engine call changed something.
     let mut touched = false;
-    let wanted = container.spec.replicas.unwrap_or(1).max(0) as u32;
-    let grace = grace_of(container);
-    let mut by_replica: BTreeMap<u32, Vec<ContainerInfo>> = BTreeMap::new();
-    for info in observed {
-        match replica_of(&info) {
-            Some(index) if index < wanted => by_replica.entry(index).or_default().push(info),
-            _ => {
-                remove(ctx, &key, &info, grace, "ScaledDown", "removed").await?;
-                touched = true;
+    let template = || template.ok_or_else(|| ReconcileError::transient("a replica step without a template"));
+    for step in steps {
+        match step {
+            Step::Create { index } => {
+                let id = create_and_start(ctx, key, index, template()?).await?;
+                ctx.record(
+                    key,
+                    "created",
+                    "ReplicaMissing",
+                    format!("replica {index} created and started ({})", short(&id)),
+                )?;
             }
-        }
-    }
-    let fixed_ports = container.spec.ports.iter().any(|p| matches!(p.host_port, Some(HostPort::Fixed(_))));
-    let start_first = container.spec.update_strategy == Some(UpdateStrategy::StartFirst) && !fixed_ports;
-    for index in 0..wanted {
-        let group = by_replica.remove(&index).unwrap_or_default();
-        let (mut current, stale): (Vec<_>, Vec<_>) =
-            group.into_iter().partition(|c| c.labels.get(labels::SPEC_HASH) == Some(&template.hash));
-        // Two current containers for one replica cannot come from berth's own
-        // steps (names are deterministic); keep one, remove the rest.
-        for extra in current.split_off(current.len().min(1)) {
-            remove(ctx, &key, &extra, grace, "Duplicate", "removed").await?;
-            touched = true;
-        }
-        let reason = stale.first().map(|old| recreate_reason(old, template)).unwrap_or_else(|| "ReplicaMissing".into());
-        match current.pop() {
-            None => {
+            Step::Replace { index, old, reason, start_first } => {
                 if !start_first {
-                    for old in &stale {
-                        remove(ctx, &key, old, grace, &reason, "recreate").await?;
+                    for old in &old {
+                        remove(ctx, key, old, grace, &reason, "recreate").await?;
                     }
                 }
-                let id = create(ctx, &key, index, template).await?;
-                ctx.engine.start_container(&id).await?;
-                touched = true;
-                ctx.record(&key, "created", &reason, format!("replica {index} created and started ({})", short(&id)))?;
+                let id = create_and_start(ctx, key, index, template()?).await?;
+                ctx.record(key, "created", &reason, format!("replica {index} created and started ({})", short(&id)))?;
             }
-            Some(replica) => {
-                let policy = container.spec.restart_policy.unwrap_or(RestartPolicy::Always);
-                if replica.state == ContainerState::Dead {
-                    remove(ctx, &key, &replica, grace, "ReplicaDead", "removed").await?;
-                    let id = create(ctx, &key, index, template).await?;
-                    ctx.engine.start_container(&id).await?;
-                    touched = true;
-                    ctx.record(&key, "created", "ReplicaDead", format!("replica {index} replaced ({})", short(&id)))?;
+            Step::ReplaceDead { index, dead } => {
+                remove(ctx, key, &dead, grace, "ReplicaDead", "removed").await?;
+                let id = create_and_start(ctx, key, index, template()?).await?;
+                ctx.record(key, "created", "ReplicaDead", format!("replica {index} replaced ({})", short(&id)))?;
+            }
+            Step::Start { index, replica } => {
+                // A replica that keeps exiting waits its turn (the
+                // reconcile comes back when it is due).
+                if ctx.crash_loops.try_start(key, index, std::time::Instant::now()).is_err() {
                     continue;
                 }
-                // Running, being restarted by the engine, or paused by someone:
-                // not ours to start. Exited under `Never`: meant to stay down.
-                let leave = matches!(
-                    replica.state,
-                    ContainerState::Running | ContainerState::Restarting | ContainerState::Paused
-                ) || (policy == RestartPolicy::Never && replica.state == ContainerState::Exited);
-                if !leave {
-                    // A replica that keeps exiting waits its turn (the
-                    // reconcile comes back when it is due).
-                    if ctx.crash_loops.try_start(&key, index, std::time::Instant::now()).is_err() {
-                        continue;
-                    }
-                    // Started, or found going away: either way the engine moved on.
-                    touched = true;
-                    if !start_existing(ctx, &replica).await? {
-                        continue;
-                    }
+                // Started, or found going away: either way the engine moved on.
+                if start_existing(ctx, &replica).await? {
                     ctx.record(
-                        &key,
+                        key,
                         "started",
                         "ReplicaNotRunning",
                         format!("replica {index} was {}; started it", replica.state.as_str()),
                     )?;
                 }
-                if replica.state == ContainerState::Running {
-                    for attachment in &template.config.networks {
-                        if !replica.ips.contains_key(&attachment.network) {
-                            ctx.engine.connect_network(&attachment.network, &replica.id, &attachment.aliases).await?;
-                            touched = true;
-                            ctx.record(
-                                &key,
-                                "connected",
-                                "NetworkMissing",
-                                format!("replica {index} joined {}", attachment.network),
-                            )?;
-                        }
-                    }
-                }
-                if replica.is_ready() {
-                    for old in &stale {
-                        remove(ctx, &key, old, grace, &reason, "replaced").await?;
-                        touched = true;
-                    }
-                }
+            }
+            Step::Connect { index, replica_id, attachment } => {
+                ctx.engine.connect_network(&attachment.network, &replica_id, &attachment.aliases).await?;
+                ctx.record(
+                    key,
+                    "connected",
+                    "NetworkMissing",
+                    format!("replica {index} joined {}", attachment.network),
+                )?;
+            }
+            Step::RemoveReplaced { old, reason, .. } => remove(ctx, key, &old, grace, &reason, "replaced").await?,
+            Step::RemoveScaledDown { replica, .. } => {
+                remove(ctx, key, &replica, grace, "ScaledDown", "removed").await?
+            }
+            Step::RemoveDuplicate { replica, .. } => remove(ctx, key, &replica, grace, "Duplicate", "removed").await?,
+            Step::RemoveAll { replicas, why } => {
+                let removals = replicas.iter().map(|replica| remove(ctx, key, replica, grace, why.reason(), "removed"));
+                futures::future::try_join_all(removals).await?;
             }
         }
+        touched = true;
     }
     Ok(touched)
+}
+
+async fn create_and_start(
+    ctx: &Context,
+    key: &ObjectKey,
+    index: u32,
+    template: &Template,
+) -> Result<String, ReconcileError> {
+    let id = create(ctx, key, index, template).await?;
+    ctx.engine.start_container(&id).await?;
+    Ok(id)
 }
 
 /// Starts a stopped replica. `false` when it is being removed or stopped
@@ -239,20 +220,6 @@ async fn start_existing(ctx: &Context, replica: &ContainerInfo) -> Result<bool, 
             _ => Err(e.into()),
         },
         Err(e) => Err(e.into()),
-    }
-}
-
-/// `SpecChanged: env, ports` from the spec label of the replaced container.
-pub(super) fn recreate_reason(old: &ContainerInfo, template: &Template) -> String {
-    let previous: serde_json::Value =
-        old.labels.get(labels::SPEC).and_then(|s| serde_json::from_str(s).ok()).unwrap_or_default();
-    let changed = container_spec::changed_fields(&previous, &template.hashed);
-    if changed == ["restart"] {
-        "restart requested".to_string()
-    } else if changed.is_empty() {
-        "spec changed".to_string()
-    } else {
-        format!("spec changed: {}", changed.join(", "))
     }
 }
 
@@ -299,20 +266,6 @@ async fn remove(
     ctx.engine.remove_container(&replica.id).await.or_else(EngineError::ignore_not_found)?;
     let index = replica_of(replica).map_or("?".to_string(), |i| i.to_string());
     ctx.record(key, action, reason, format!("replica {index} removed ({})", short(&replica.id)))
-}
-
-/// Removes every replica in `observed`, stopped together: a teardown takes
-/// one grace period, not one per replica.
-async fn remove_all(
-    ctx: &Context,
-    key: &ObjectKey,
-    observed: &[ContainerInfo],
-    grace: Duration,
-    reason: &str,
-) -> Result<(), ReconcileError> {
-    let removals = observed.iter().map(|replica| remove(ctx, key, replica, grace, reason, "removed"));
-    futures::future::try_join_all(removals).await?;
-    Ok(())
 }
 
 fn grace_of(container: &Container) -> Duration {

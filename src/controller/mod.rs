@@ -32,6 +32,7 @@ mod image;
 mod lost_store;
 mod network;
 pub mod plan;
+mod replica_steps;
 pub mod runtime;
 mod served;
 mod volume;

@@ -15,12 +15,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::volume::ReclaimPolicy;
-use crate::api::{AnyObject, Container, HostPort, ObjectKey};
+use crate::api::{AnyObject, Container, ObjectKey};
 use crate::engine::labels;
 use crate::store::Store;
 
-use super::container::{recreate_reason, replica_of};
 use super::container_spec::{self, Resolution};
+use super::replica_steps::{decide, Desired, Step, Teardown, Wanted};
 use super::{Context, ReconcileError};
 
 /// What an apply does to one object.
@@ -257,41 +257,10 @@ async fn operations(
 
 /// What the Container reconciler would do to each replica.
 async fn container_operations(ctx: &Context, container: &Container) -> Result<Vec<PlannedOperation>, ReconcileError> {
-    let key = container.key();
-    let template = match container_spec::resolve(ctx, container, container_spec::Pulls::ReadOnly).await? {
-        Resolution::Ready(template) => template,
-        Resolution::Waiting(reason, message) => {
-            return Ok(vec![op("wait before creating or replacing replicas", format!("{reason}: {message}"))])
-        }
+    let mut operations = match container_steps(ctx, container).await? {
+        Ok(steps) => render(&steps),
+        Err(waiting) => return Ok(vec![waiting]),
     };
-    let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, &key)).await?;
-    let wanted = container.spec.replicas.unwrap_or(1).max(0) as u32;
-    let fixed_ports = container.spec.ports.iter().any(|p| matches!(p.host_port, Some(HostPort::Fixed(_))));
-    let start_first =
-        container.spec.update_strategy == Some(crate::api::container::UpdateStrategy::StartFirst) && !fixed_ports;
-    let mut operations = Vec::new();
-    for index in 0..wanted {
-        let replicas: Vec<_> = observed.iter().filter(|c| replica_of(c) == Some(index)).collect();
-        let current = replicas.iter().any(|c| c.labels.get(labels::SPEC_HASH) == Some(&template.hash));
-        match replicas.first() {
-            None => operations.push(op(format!("create replica {index}"), "replica missing")),
-            Some(_) if current => {}
-            Some(old) => {
-                let how = if start_first {
-                    "start a new replica {index}, then remove the old one"
-                } else {
-                    "recreate replica {index}"
-                };
-                operations.push(op(how.replace("{index}", &index.to_string()), recreate_reason(old, &template)));
-            }
-        }
-    }
-    let mut extra: Vec<u32> = observed.iter().filter_map(replica_of).filter(|i| *i >= wanted).collect();
-    extra.sort_unstable();
-    extra.dedup();
-    for index in extra {
-        operations.push(op(format!("remove replica {index}"), format!("scaled down to {wanted}")));
-    }
     if operations.is_empty() {
         operations.push(op(
             "none",
@@ -301,6 +270,28 @@ async fn container_operations(ctx: &Context, container: &Container) -> Result<Ve
     Ok(operations)
 }
 
+/// The steps the Container reconciler would decide on the engine as it is
+/// now, or why it would wait instead. Reads only: a missing image is
+/// reported, not pulled.
+async fn container_steps(
+    ctx: &Context,
+    container: &Container,
+) -> Result<Result<Vec<Step>, PlannedOperation>, ReconcileError> {
+    let template = match container_spec::resolve(ctx, container, container_spec::Pulls::ReadOnly).await? {
+        Resolution::Ready(template) => template,
+        Resolution::Waiting(reason, message) => {
+            return Ok(Err(op("wait before creating or replacing replicas", format!("{reason}: {message}"))))
+        }
+    };
+    let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, &container.key())).await?;
+    Ok(Ok(decide(&Desired::Replicas(Wanted::of(container, &template)), &observed)))
+}
+
+/// The plan's lines for `steps`.
+fn render(steps: &[Step]) -> Vec<PlannedOperation> {
+    steps.iter().flat_map(Step::describe).map(|(operation, reason)| PlannedOperation { operation, reason }).collect()
+}
+
 /// What deleting `object` does to the engine.
 async fn teardown(ctx: &Context, object: &AnyObject) -> Result<Vec<PlannedOperation>, ReconcileError> {
     let key = object.key();
@@ -308,9 +299,7 @@ async fn teardown(ctx: &Context, object: &AnyObject) -> Result<Vec<PlannedOperat
     Ok(match object {
         AnyObject::Container(_) => {
             let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, &key)).await?;
-            let mut indexes: Vec<u32> = observed.iter().filter_map(replica_of).collect();
-            indexes.sort_unstable();
-            indexes.into_iter().map(|i| op(format!("remove replica {i}"), "Container deleted")).collect()
+            render(&decide(&Desired::Nothing(Teardown::Deleted), &observed))
         }
         AnyObject::Volume(volume) => match volume.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain) {
             ReclaimPolicy::Delete => vec![op(format!("remove volume {name} and its data"), "reclaimPolicy Delete")],
@@ -321,6 +310,10 @@ async fn teardown(ctx: &Context, object: &AnyObject) -> Result<Vec<PlannedOperat
         AnyObject::DnsRecord(_) | AnyObject::Route(_) => vec![op("stop serving it", "deleted")],
     })
 }
+
+#[cfg(test)]
+#[path = "plan_matches_execution.rs"]
+mod plan_matches_execution;
 
 #[cfg(test)]
 mod tests {

@@ -118,6 +118,29 @@ async fn a_dry_run_plans_the_recreate_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_dry_run_of_an_image_the_engine_lacks_pulls_nothing_and_writes_nothing() {
+    let api = Api::start().await;
+    api.send_yaml("POST", "/apply", &container("web", "one")).await;
+    ready(&api, "web").await;
+    let version = api.store.resource_version();
+    api.engine.clear_calls();
+    let absent = container("web", "one").replace("image: busybox", "image: registry.invalid/absent:1");
+    let new = container("api", "one").replace("image: busybox", "image: registry.invalid/absent:2");
+    let plan = api.send_yaml("POST", "/apply?dryRun=true", &format!("{absent}---\n{new}")).await.json();
+    let edit = &plan["items"][0]["operations"][0];
+    assert_eq!(edit["operation"], "wait before creating or replacing replicas", "{plan}");
+    assert_eq!(
+        edit["reason"], "ImageMissing: image registry.invalid/absent:1 is not present: it would be pulled first",
+        "{plan}"
+    );
+    assert_eq!(plan["items"][1]["operations"][0]["operation"], "create and start replica 0", "{plan}");
+    let calls = api.engine.calls();
+    assert!(calls.iter().all(|c| !c.mutating && c.op != "pull_image"), "the dry run called {calls:?}");
+    assert_eq!(api.store.resource_version(), version, "the dry run wrote to the store");
+    assert!(api.store.get(&ObjectKey::parse("Container/default/api").unwrap()).unwrap().is_none());
+}
+
+#[tokio::test]
 async fn bad_bodies_get_clear_4xx_and_change_nothing() {
     let api = Api::start().await;
     let apply = |ct: &'static str, body: Vec<u8>| {
