@@ -143,8 +143,15 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
         relist(&*engine, &ours, &mut sources).await;
         publish_if_changed(&publish, &sources);
         let mut relist_timer = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_INTERVAL, RELIST_INTERVAL);
+        let mut batch = Batch::default();
         loop {
             tokio::select! {
+                // Whatever is ready is taken before the set is built again
+                // (the last arm), so a burst of events, a stack starting,
+                // costs one build rather than one per event.
+                biased;
+                // Cancel-safe: only observes the channel.
+                _ = publish.closed() => return,
                 // Cancel-safe: a stream's `next` loses nothing when another arm wins.
                 event = events.next() => {
                     let Some(Ok(event)) = event else { break };
@@ -191,14 +198,48 @@ pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, pub
                 },
                 // Cancel-safe: a missed tick is simply taken later.
                 _ = relist_timer.tick() => relist(&*engine, &ours, &mut sources).await,
-                // Cancel-safe: only observes the channel.
-                _ = publish.closed() => return,
+                // Nothing else is ready: publish what was taken.
+                () = std::future::ready(()), if batch.pending() => {
+                    publish_if_changed(&publish, &sources);
+                    batch = Batch::default();
+                    continue;
+                }
             }
-            publish_if_changed(&publish, &sources);
+            if batch.taken() {
+                publish_if_changed(&publish, &sources);
+                batch = Batch::default();
+            }
         }
         if let Some(delay) = reconnect.stream_ended(delivered, opened.elapsed()) {
             tokio::time::sleep(delay).await;
         }
+    }
+}
+
+/// Changes taken since the set was last published. A batch is published
+/// once nothing else is ready, or once it is [`MAX_BATCH`] changes or
+/// [`MAX_BATCH_AGE`] old, so a steady flood still gets through.
+#[derive(Default)]
+struct Batch {
+    changes: usize,
+    since: Option<Instant>,
+}
+
+/// Most changes taken before the set is published anyway.
+const MAX_BATCH: usize = 512;
+/// Longest a change waits to be published while others keep coming.
+const MAX_BATCH_AGE: Duration = Duration::from_millis(50);
+
+impl Batch {
+    fn pending(&self) -> bool {
+        self.changes > 0
+    }
+
+    /// Counts one more change; `true` when the batch should go now.
+    fn taken(&mut self) -> bool {
+        self.changes += 1;
+        let since = *self.since.get_or_insert_with(Instant::now);
+        self.changes >= MAX_BATCH || since.elapsed() >= MAX_BATCH_AGE
     }
 }
 
