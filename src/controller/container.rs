@@ -34,6 +34,7 @@ use crate::engine::{labels, ContainerInfo, ContainerState, EngineError, Health};
 use super::action::{Action, ReconcileError};
 use super::container_spec::{self, Resolution, Template};
 use super::context::{Conditions, Context};
+use super::finalizer::{self, Cleanup};
 use super::replica_steps::{decide, replica_of, Desired, Step, Teardown, Wanted};
 
 /// How long a not-ready Container waits before it is looked at again even
@@ -45,19 +46,31 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 /// Brings the replicas of `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
-    let Some(container) = desired.as_ref().filter(|c| c.metadata.deletion_timestamp.is_none()) else {
-        let (grace, why) = match &desired {
-            Some(c) => (grace_of(c), Teardown::Deleted),
-            None => (ORPHAN_GRACE, Teardown::Orphan),
-        };
-        execute(ctx, key, None, grace, decide(&Desired::Nothing(why), &observed)).await?;
-        if let Some(deleted) = &desired {
-            ctx.finish_deletion(&deleted.metadata, key)?;
-        }
-        return Ok(Action::await_change());
+    let teardown = |deleting| teardown(ctx, key, deleting, &observed);
+    finalizer::run(ctx, key, desired.as_ref(), |container| apply(ctx, container, &observed), teardown).await
+}
+
+/// Removes every replica of a deleted Container (or the orphans of one
+/// that is gone), stopped together.
+async fn teardown(
+    ctx: &Context,
+    key: &ObjectKey,
+    deleting: Option<&Container>,
+    observed: &[ContainerInfo],
+) -> Result<Cleanup, ReconcileError> {
+    let (grace, why) = match deleting {
+        Some(c) => (grace_of(c), Teardown::Deleted),
+        None => (ORPHAN_GRACE, Teardown::Orphan),
     };
+    execute(ctx, key, None, grace, decide(&Desired::Nothing(why), observed)).await?;
+    Ok(Cleanup::Done)
+}
+
+/// Converges the replicas of a live Container and writes its status.
+async fn apply(ctx: &Context, container: &Container, observed: &[ContainerInfo]) -> Result<Action, ReconcileError> {
+    let key = &container.key();
     if let Some(why) = crate::api::overrides::suspended(&container.metadata) {
-        return suspend(ctx, container, &observed, why).await;
+        return suspend(ctx, container, observed, why).await;
     }
     let template = match container_spec::resolve(ctx, container, container_spec::Pulls::Allowed).await? {
         Resolution::Ready(template) => template,
@@ -73,12 +86,12 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container
             return Ok(if recheck { Action::requeue(Duration::from_secs(30)) } else { Action::await_change() });
         }
     };
-    let steps = decide(&Desired::Replicas(Wanted::of(container, &template)), &observed);
+    let steps = decide(&Desired::Replicas(Wanted::of(container, &template)), observed);
     // Status describes the engine after converging: list again only if it changed.
     let replicas = if execute(ctx, key, Some(&template), grace_of(container), steps).await? {
         ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?
     } else {
-        observed
+        observed.to_vec()
     };
     let all_ready = write_status(ctx, container, &template, &replicas)?;
     let recheck = ctx

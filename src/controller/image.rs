@@ -49,15 +49,9 @@ fn pack(build: &ImageBuild) -> Result<(BuildContext, String), build_context::Bui
 
 /// Brings the image for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Image>) -> Result<Action, ReconcileError> {
-    let Some(image) = desired.as_ref().filter(|i| i.metadata.deletion_timestamp.is_none()) else {
-        // Images are kept: containers elsewhere may run them, and rebuilding
-        // is the expensive direction. The record goes.
-        if let Some(deleted) = &desired {
-            ctx.finish_deletion(&deleted.metadata, key)?;
-        }
-        return Ok(Action::await_change());
-    };
-    let image = image.clone();
+    // Images are kept: containers elsewhere may run them, and rebuilding
+    // is the expensive direction. The record goes.
+    let Some(image) = super::finalizer::live(ctx, key, desired)? else { return Ok(Action::await_change()) };
     let tag = image.spec.tag.clone().unwrap_or_else(|| crate::api::defaults::image_tag(&key.namespace, &key.name));
     if let Some(build) = &image.spec.build {
         return reconcile_build(ctx, &image, build, &tag).await;

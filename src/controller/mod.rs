@@ -28,6 +28,7 @@ mod container_spec;
 mod context;
 mod crash_loop;
 mod dependents;
+mod finalizer;
 mod image;
 mod lost_store;
 mod network;

@@ -11,10 +11,11 @@
 use serde_json::json;
 
 use crate::api::{Network, NetworkSpec, NetworkStatus, ObjectKey};
-use crate::engine::{labels, EngineError, NetworkConfig};
+use crate::engine::{labels, EngineError, NetworkConfig, NetworkInfo};
 
 use super::action::{Action, ReconcileError};
 use super::context::{name_taken, wait_for_users, Conditions, Context};
+use super::finalizer::{self, Cleanup};
 
 /// berth's DNS server answers on the gateway of every berth network
 /// (`berth serve --dns-on-networks`). Those networks are created without
@@ -68,34 +69,48 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
 /// Brings the engine's network for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_networks(&labels::owner_labels(&ctx.instance, key)).await?;
-    let Some(network) = desired.as_ref().filter(|n| n.metadata.deletion_timestamp.is_none()) else {
-        if let Some(deleting) = &desired {
-            let keep = |common| NetworkStatus { common, ..deleting.status.clone().unwrap_or_default() };
-            if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
-                return Ok(wait);
-            }
+    let teardown = |deleting| teardown(ctx, key, deleting, &observed);
+    let apply = |network| apply(ctx, key, network, &observed);
+    finalizer::run(ctx, key, desired.as_ref(), apply, teardown).await
+}
+
+/// Removes the network of a deleted Network once no Container uses it.
+async fn teardown(
+    ctx: &Context,
+    key: &ObjectKey,
+    deleting: Option<&Network>,
+    observed: &[NetworkInfo],
+) -> Result<Cleanup, ReconcileError> {
+    if let Some(deleting) = deleting {
+        let keep = |common| NetworkStatus { common, ..deleting.status.clone().unwrap_or_default() };
+        if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
+            return Ok(Cleanup::Wait(wait));
         }
-        for existing in &observed {
-            if !remove(ctx, key, &existing.name, "deleted").await? {
-                let Some(deleting) = &desired else { return Ok(Action::requeue(IN_USE_RECHECK)) };
-                let why = format!(
-                    "being deleted: network {} stays while containers berth does not manage use it",
-                    existing.name
-                );
-                return in_use(ctx, deleting, why);
-            }
+    }
+    for existing in observed {
+        if !remove(ctx, key, &existing.name, "deleted").await? {
+            let Some(deleting) = deleting else { return Ok(Cleanup::Wait(Action::requeue(IN_USE_RECHECK))) };
+            let why =
+                format!("being deleted: network {} stays while containers berth does not manage use it", existing.name);
+            return in_use(ctx, deleting, why).map(Cleanup::Wait);
         }
-        if let Some(deleted) = &desired {
-            ctx.finish_deletion(&deleted.metadata, key)?;
-        }
-        return Ok(Action::await_change());
-    };
+    }
+    Ok(Cleanup::Done)
+}
+
+/// Creates the network of a live Network, recreating one whose spec changed.
+async fn apply(
+    ctx: &Context,
+    key: &ObjectKey,
+    network: &Network,
+    observed: &[NetworkInfo],
+) -> Result<Action, ReconcileError> {
     let wanted = config(ctx, network);
     let wanted_hash = &wanted.labels[labels::SPEC_HASH];
     let mut current = None;
     for existing in observed {
         if existing.name == wanted.name && existing.labels.get(labels::SPEC_HASH) == Some(wanted_hash) {
-            current = Some(existing);
+            current = Some(existing.clone());
         } else if !remove(ctx, key, &existing.name, "spec changed").await? {
             let why =
                 format!("network {} must be recreated but containers berth does not manage use it", existing.name);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, watch};
 
 use crate::api::route::BackendStatus;
-use crate::api::{DnsRecord, DnsRecordStatus, Object, ObjectKey, Route, RouteStatus, Spec};
+use crate::api::{DnsRecord, DnsRecordStatus, ObjectKey, Route, RouteStatus};
 use crate::dns::{DnsReport, RecordProblem};
 use crate::proxy::RoutesReport;
 
@@ -32,26 +32,9 @@ pub struct Served {
     pub routes: Option<watch::Receiver<Arc<RoutesReport>>>,
 }
 
-/// The object to reconcile, or `None` after finishing its deletion.
-fn live<S: Spec>(
-    ctx: &Context,
-    key: &ObjectKey,
-    desired: Option<Object<S>>,
-) -> Result<Option<Object<S>>, ReconcileError> {
-    match desired {
-        Some(object) if object.metadata.deletion_timestamp.is_none() => Ok(Some(object)),
-        Some(deleted) => {
-            // Nothing to tear down: the servers drop it from their next build.
-            ctx.finish_deletion(&deleted.metadata, key)?;
-            Ok(None)
-        }
-        None => Ok(None),
-    }
-}
-
 /// Writes a DnsRecord's status from the DNS server's report.
 pub fn reconcile_dns(ctx: &Context, key: &ObjectKey, desired: Option<DnsRecord>) -> Result<Action, ReconcileError> {
-    let Some(object) = live(ctx, key, desired)? else { return Ok(Action::await_change()) };
+    let Some(object) = super::finalizer::live(ctx, key, desired)? else { return Ok(Action::await_change()) };
     let conditions = Conditions::from(&object);
     let Some(dns) = &ctx.served.dns else {
         let common = conditions.ready(false, "NotServed", "the DNS server is off (--dns-listen off)", false).build();
@@ -96,7 +79,7 @@ pub fn reconcile_dns(ctx: &Context, key: &ObjectKey, desired: Option<DnsRecord>)
 
 /// Writes a Route's status from the proxy's report.
 pub fn reconcile_route(ctx: &Context, key: &ObjectKey, desired: Option<Route>) -> Result<Action, ReconcileError> {
-    let Some(object) = live(ctx, key, desired)? else { return Ok(Action::await_change()) };
+    let Some(object) = super::finalizer::live(ctx, key, desired)? else { return Ok(Action::await_change()) };
     let conditions = Conditions::from(&object);
     let Some(routes) = &ctx.served.routes else {
         let common = conditions.ready(false, "NotServed", "the HTTP proxy is off (--proxy-listen off)", false).build();

@@ -8,55 +8,72 @@
 
 use crate::api::volume::ReclaimPolicy;
 use crate::api::{ObjectKey, Volume, VolumeStatus};
-use crate::engine::{labels, VolumeConfig};
+use crate::engine::{labels, VolumeConfig, VolumeInfo};
 
 use super::action::{Action, ReconcileError};
 use super::context::{name_taken, wait_for_users, Conditions, Context};
+use super::finalizer::{self, Cleanup};
 use super::network::engine_name;
 
 /// Brings the engine's volume for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) -> Result<Action, ReconcileError> {
     let observed = ctx.engine.list_volumes(&labels::owner_labels(&ctx.instance, key)).await?;
-    let Some(volume) = desired.as_ref().filter(|v| v.metadata.deletion_timestamp.is_none()) else {
-        if let Some(deleting) = &desired {
-            let keep = |common| VolumeStatus { common, ..deleting.status.clone().unwrap_or_default() };
-            if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
-                return Ok(wait);
-            }
+    let teardown = |deleting| teardown(ctx, key, deleting, &observed);
+    let apply = |volume| apply(ctx, key, volume, &observed);
+    finalizer::run(ctx, key, desired.as_ref(), apply, teardown).await
+}
+
+/// Removes (`reclaimPolicy: Delete`) or keeps the volume of a deleted
+/// Volume once no Container uses it.
+async fn teardown(
+    ctx: &Context,
+    key: &ObjectKey,
+    deleting: Option<&Volume>,
+    observed: &[VolumeInfo],
+) -> Result<Cleanup, ReconcileError> {
+    if let Some(deleting) = deleting {
+        let keep = |common| VolumeStatus { common, ..deleting.status.clone().unwrap_or_default() };
+        if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
+            return Ok(Cleanup::Wait(wait));
         }
-        let policy = desired.as_ref().and_then(|v| v.spec.reclaim_policy).unwrap_or(ReclaimPolicy::Retain);
-        for existing in &observed {
-            if policy == ReclaimPolicy::Delete {
-                match ctx.engine.remove_volume(&existing.name).await {
-                    Ok(()) => ctx.record(
-                        key,
-                        "removed",
-                        "Deleted",
-                        format!("removed volume {} and its data (reclaimPolicy Delete)", existing.name),
-                    )?,
-                    Err(e) if e.is_not_found() => {}
-                    // Still mounted by a container being torn down: try again shortly.
-                    Err(e) if e.is_conflict() => return Ok(Action::requeue(std::time::Duration::from_secs(1))),
-                    Err(e) => return Err(e.into()),
-                }
-            } else if desired.is_some() {
-                ctx.record(
+    }
+    let policy = deleting.and_then(|v| v.spec.reclaim_policy).unwrap_or(ReclaimPolicy::Retain);
+    for existing in observed {
+        if policy == ReclaimPolicy::Delete {
+            match ctx.engine.remove_volume(&existing.name).await {
+                Ok(()) => ctx.record(
                     key,
-                    "retained",
-                    "ReclaimPolicyRetain",
-                    format!("kept volume {} and its data", existing.name),
-                )?;
+                    "removed",
+                    "Deleted",
+                    format!("removed volume {} and its data (reclaimPolicy Delete)", existing.name),
+                )?,
+                Err(e) if e.is_not_found() => {}
+                // Still mounted by a container being torn down: try again shortly.
+                Err(e) if e.is_conflict() => return Ok(Cleanup::Wait(Action::requeue(IN_USE_RECHECK))),
+                Err(e) => return Err(e.into()),
             }
+        } else if deleting.is_some() {
+            ctx.record(key, "retained", "ReclaimPolicyRetain", format!("kept volume {} and its data", existing.name))?;
         }
-        if let Some(deleted) = &desired {
-            ctx.finish_deletion(&deleted.metadata, key)?;
-        }
-        return Ok(Action::await_change());
-    };
+    }
+    Ok(Cleanup::Done)
+}
+
+/// How soon removing a volume still mounted by a container on its way out
+/// is tried again.
+const IN_USE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Creates the volume of a live Volume, and reports a spec it cannot apply.
+async fn apply(
+    ctx: &Context,
+    key: &ObjectKey,
+    volume: &Volume,
+    observed: &[VolumeInfo],
+) -> Result<Action, ReconcileError> {
     let name = engine_name(key);
     let driver = volume.spec.driver.clone().unwrap_or_else(|| crate::api::defaults::VOLUME_DRIVER.into());
-    let current = match observed.into_iter().find(|v| v.name == name) {
-        Some(current) => current,
+    let current = match observed.iter().find(|v| v.name == name) {
+        Some(current) => current.clone(),
         None => {
             // The host policy, again, before the engine mounts anything (a
             // Volume stored by an older berth; a path that resolves
