@@ -323,11 +323,11 @@ async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<Obj
                     let _ = requests.send(Request::now(key, Trigger::Other));
                 }
                 // Network and volume removals may come without labels: wake
-                // every object of that kind (there are few).
+                // the object that names that engine object.
                 None if event.action == EventAction::Destroy && event.subject != EventSubject::Container => {
-                    let kind = if event.subject == EventSubject::Network { Kind::Network } else { Kind::Volume };
-                    for object in ctx.store.list(Some(kind), None).unwrap_or_default() {
-                        let _ = requests.send(Request::now(object.key(), Trigger::Other));
+                    let objects = ctx.store.list(Some(event_kind(event.subject)), None).unwrap_or_default();
+                    for key in owners_of_removed(&objects, &event.id) {
+                        let _ = requests.send(Request::now(key, Trigger::Other));
                     }
                 }
                 None => {}
@@ -337,6 +337,34 @@ async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<Obj
             tokio::time::sleep(delay).await;
         }
     }
+}
+
+fn event_kind(subject: EventSubject) -> Kind {
+    if subject == EventSubject::Network {
+        Kind::Network
+    } else {
+        Kind::Volume
+    }
+}
+
+/// The Networks or Volumes among `objects` whose engine object `id` (a
+/// network's id, a volume's name) was removed, from their names and
+/// statuses. A Network whose status does not name its network yet (it is
+/// being created) may be the one, so it is woken too; a removal of
+/// someone else's network or volume wakes nothing, so it cannot drive
+/// berth's objects past their backoff.
+fn owners_of_removed(objects: &[AnyObject], id: &str) -> Vec<ObjectKey> {
+    let owns = |object: &AnyObject| match object {
+        AnyObject::Network(n) => {
+            let engine_id = n.status.as_ref().map_or("", |s| s.engine_id.as_str());
+            engine_id.is_empty() || engine_id == id || engine_name(&object.key()) == id
+        }
+        AnyObject::Volume(v) => {
+            engine_name(&object.key()) == id || v.status.as_ref().is_some_and(|s| s.engine_name == id)
+        }
+        _ => false,
+    };
+    objects.iter().filter(|o| owns(o)).map(AnyObject::key).collect()
 }
 
 async fn periodic_resync(ctx: Context, requests: mpsc::UnboundedSender<Request<ObjectKey>>, every: Duration) {
@@ -378,4 +406,32 @@ fn reporter(ctx: Context) -> runtime::ReportFn<ObjectKey> {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{IntoAny, Network, NetworkSpec, NetworkStatus, Volume, VolumeSpec, VolumeStatus};
+
+    #[test]
+    fn a_removal_without_labels_wakes_only_the_object_it_names() {
+        let mut app = Network::new("app", NetworkSpec::default());
+        app.status = Some(NetworkStatus { engine_id: "n-app".into(), ..Default::default() });
+        let mut db = Network::new("db", NetworkSpec::default());
+        db.status = Some(NetworkStatus { engine_id: "n-db".into(), ..Default::default() });
+        let creating = Network::new("new", NetworkSpec::default());
+        let mut data = Volume::new("data", VolumeSpec::default());
+        data.status = Some(VolumeStatus { engine_name: "berth-default-data".into(), ..Default::default() });
+        let logs = Volume::new("logs", VolumeSpec::default());
+        let networks = [app.into_any(), db.into_any(), creating.into_any()];
+        let volumes = [data.into_any(), logs.into_any()];
+        let names = |objects: &[AnyObject], id: &str| -> Vec<String> {
+            owners_of_removed(objects, id).iter().map(|k| k.name.clone()).collect()
+        };
+        assert_eq!(names(&networks, "n-db"), ["db", "new"]);
+        assert_eq!(names(&networks, "someone-elses"), ["new"]);
+        assert_eq!(names(&volumes, "berth-default-data"), ["data"]);
+        assert_eq!(names(&volumes, "berth-default-logs"), ["logs"]);
+        assert_eq!(names(&volumes, "someone-elses"), Vec::<String>::new());
+    }
 }

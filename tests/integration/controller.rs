@@ -539,3 +539,33 @@ async fn secret_hashes_in_labels_are_keyed_by_the_state_directory() {
     .await;
     running.stop().await;
 }
+
+/// Network and volume removals come without labels (as on Docker and
+/// Podman): the one object whose network went is woken and recreates it
+/// at once (the periodic resync is minutes away), and a removal of someone
+/// else's network wakes no reconcile at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_network_removed_by_hand_is_recreated_and_a_foreign_removal_wakes_nothing() {
+    let (_dir, store, fake, running) = started(&[NET], "Network/default/net").await;
+    let engine_id = |store: &Store| match store.get(&ObjectKey::parse("Network/default/net").unwrap()).unwrap()? {
+        AnyObject::Network(network) => network.status.map(|s| s.engine_id).filter(|id| !id.is_empty()),
+        _ => None,
+    };
+    let before = engine_id(&store).expect("the network's id in its status");
+    let foreign =
+        berth::engine::NetworkConfig { name: "someone-elses".into(), driver: "bridge".into(), ..Default::default() };
+    fake.create_network(&foreign).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    fake.clear_calls();
+    fake.remove_network("someone-elses").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let reads: Vec<_> = fake.calls().into_iter().filter(|c| c.op == "list_networks").collect();
+    assert_eq!(reads, [], "a foreign network's removal woke a Network reconcile");
+
+    fake.remove_network("berth-default-net").await.unwrap();
+    eventually(Duration::from_secs(5), "the network recreated", || async {
+        engine_id(&store).filter(|id| *id != before && fake.networks().iter().any(|n| n.id == *id)).map(|_| ())
+    })
+    .await;
+    running.stop().await;
+}

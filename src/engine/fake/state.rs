@@ -356,7 +356,9 @@ impl World {
     }
 
     pub fn remove_volume(&mut self, name: &str) -> Result<Vec<EngineEvent>> {
-        let Some(volume) = self.volumes.get(name) else { return Err(not_found(format!("volume {name}"))) };
+        if !self.volumes.contains_key(name) {
+            return Err(not_found(format!("volume {name}")));
+        }
         let in_use = self
             .containers
             .values()
@@ -364,9 +366,10 @@ impl World {
         if in_use {
             return Err(conflict(format!("volume {name}"), "volume is in use"));
         }
-        let labels = volume.labels.clone();
+        // Docker's and Podman's removal events of volumes and networks carry
+        // no labels (their actors have only a name, a driver, a type).
         self.volumes.remove(name);
-        Ok(vec![event(EventSubject::Volume, EventAction::Destroy, name, &labels)])
+        Ok(vec![event(EventSubject::Volume, EventAction::Destroy, name, &Labels::new())])
     }
 
     pub fn list_networks(&self, labels: &Labels) -> Vec<NetworkInfo> {
@@ -415,9 +418,9 @@ impl World {
         if self.containers.values().any(|c| c.networks.contains_key(name)) {
             return Err(conflict(format!("network {name}"), "network has active endpoints"));
         }
-        let (id, labels) = (network.id.clone(), network.labels.clone());
+        let id = network.id.clone();
         self.networks.remove(name);
-        Ok(vec![event(EventSubject::Network, EventAction::Destroy, &id, &labels)])
+        Ok(vec![event(EventSubject::Network, EventAction::Destroy, &id, &Labels::new())])
     }
 
     pub fn connect_network(&mut self, network: &str, container: &str, aliases: &[String]) -> Result<Vec<EngineEvent>> {
