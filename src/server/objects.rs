@@ -11,11 +11,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use std::sync::Arc;
+
 use schemars::JsonSchema;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use crate::api::validation::check_dns_label;
-use crate::api::{AnyObject, Kind, ListMeta, ObjectKey, ObjectList, Selector, API_VERSION};
+use crate::api::{AnyObject, Kind, ListMeta, ObjectKey, Selector, API_VERSION};
+use crate::store::Cached;
 
 use super::error::{ApiError, ApiResult};
 use super::list_options::{page, FieldSelector, Position};
@@ -210,34 +214,48 @@ fn list(
         }
     }
     let after = query.continue_token.as_deref().map(Position::parse).transpose()?;
-    let items: Vec<AnyObject> = state
+    let items: Vec<Arc<Cached>> = state
         .store
-        .list(Some(kind), namespace)?
+        .list_shared(kind, namespace)?
         .into_iter()
-        .filter(|o| selector.matches(&o.metadata().labels) && fields.matches(|f| field_of(o, f)))
+        .filter(|c| selector.matches(&c.object().metadata().labels) && fields.matches(|f| field_of(c.object(), f)))
         .collect();
-    let key = |o: &AnyObject| (o.metadata().namespace().to_string(), o.metadata().name.clone());
+    let key = |c: &Arc<Cached>| (c.object().metadata().namespace().to_string(), c.object().metadata().name.clone());
     let (items, next, remaining) = page(items, key, after.as_ref(), query.limit);
     if let Representation::Table(version) = representation {
         let include = query.include_object.unwrap_or_default();
-        let mut table = super::table::table(version, kind, &items, Some(resource_version), include);
+        let objects: Vec<AnyObject> = items.iter().map(|c| c.object().clone()).collect();
+        let mut table = super::table::table(version, kind, &objects, Some(resource_version), include);
         if let Some(next) = &next {
             table["metadata"]["continue"] = next.token().into();
             table["metadata"]["remainingItemCount"] = remaining.into();
         }
         return Ok(Json(table).into_response());
     }
-    let list = ObjectList {
-        api_version: API_VERSION.to_string(),
+    // The items as the cache keeps them encoded: a list of objects that
+    // did not change since the last list encodes nothing again.
+    let list = EncodedList {
+        api_version: API_VERSION,
         kind: format!("{kind}List"),
         metadata: ListMeta {
             resource_version,
             continue_token: next.map(|p| p.token()),
             remaining_item_count: remaining,
         },
-        items,
+        items: items.iter().map(|c| c.json()).collect(),
     };
     Ok(Json(list).into_response())
+}
+
+/// An [`ObjectList`](crate::api::ObjectList), the same on the wire, of
+/// objects already encoded.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EncodedList<'a> {
+    api_version: &'static str,
+    kind: String,
+    metadata: ListMeta,
+    items: Vec<&'a RawValue>,
 }
 
 /// Lists objects of a kind in every namespace.

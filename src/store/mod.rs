@@ -27,6 +27,7 @@
 //!   lock and refuses a directory written by a newer format.
 
 mod cache;
+pub use cache::Cached;
 mod db;
 mod events;
 mod history;
@@ -637,12 +638,17 @@ impl Store {
 
     /// Objects of a kind (every kind when `None`), in one namespace or all.
     pub fn list(&self, kind: Option<Kind>, namespace: Option<&str>) -> Result<Vec<AnyObject>> {
-        let prefix = match (kind, namespace) {
-            (Some(kind), Some(namespace)) => format!("{kind}/{namespace}/"),
-            (Some(kind), None) => format!("{kind}/"),
-            (None, _) => String::new(),
-        };
-        self.inner.cache.scan(&prefix, |object| namespace.is_none_or(|ns| object.metadata().namespace() == ns))
+        self.inner
+            .cache
+            .scan(&key_prefix(kind, namespace), |object| namespace.is_none_or(|ns| object.metadata().namespace() == ns))
+    }
+
+    /// [`Store::list`] without copying: the cache's entries, each with its
+    /// JSON encoding kept for the next list (what the REST API's lists send).
+    pub fn list_shared(&self, kind: Kind, namespace: Option<&str>) -> Result<Vec<std::sync::Arc<Cached>>> {
+        self.inner.cache.scan_shared(&key_prefix(Some(kind), namespace), |object| {
+            namespace.is_none_or(|ns| object.metadata().namespace() == ns)
+        })
     }
 
     /// Every source record.
@@ -739,6 +745,15 @@ impl Store {
             }
         }
         Ok(found)
+    }
+}
+
+/// Where the keys of `kind` (in `namespace`) start; every key without a kind.
+fn key_prefix(kind: Option<Kind>, namespace: Option<&str>) -> String {
+    match (kind, namespace) {
+        (Some(kind), Some(namespace)) => format!("{kind}/{namespace}/"),
+        (Some(kind), None) => format!("{kind}/"),
+        (None, _) => String::new(),
     }
 }
 
