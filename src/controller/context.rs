@@ -31,6 +31,21 @@ pub struct Context {
 }
 
 impl Context {
+    /// A context on `store` and `engine` as unit tests want it: instance
+    /// `test`, nothing served, no network DNS.
+    #[cfg(test)]
+    pub(super) fn for_tests(store: Store, engine: Arc<dyn Engine>) -> Self {
+        Context {
+            store,
+            engine,
+            instance: "test".into(),
+            served: Default::default(),
+            network_dns: None,
+            secret_key: [7; 32],
+            crash_loops: Default::default(),
+        }
+    }
+
     /// Appends an event about `key` to the log (durably: it is the audit
     /// trail of an engine operation that happened), and logs it.
     pub fn record(

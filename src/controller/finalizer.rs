@@ -81,15 +81,7 @@ mod tests {
     use crate::store::{Store, WriteBatch};
 
     fn context(dir: &tempfile::TempDir) -> Context {
-        Context {
-            store: Store::open(dir.path()).expect("store"),
-            engine: Arc::new(FakeEngine::new()),
-            instance: "test".into(),
-            served: Default::default(),
-            network_dns: None,
-            secret_key: [7; 32],
-            crash_loops: Default::default(),
-        }
+        Context::for_tests(Store::open(dir.path()).expect("store"), Arc::new(FakeEngine::new()))
     }
 
     fn stored(ctx: &Context, key: &ObjectKey) -> Option<Volume> {

@@ -192,16 +192,7 @@ mod tests {
     fn context() -> (tempfile::TempDir, Store, Context) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("store");
-        let engine = Arc::new(FakeEngine::new());
-        let ctx = Context {
-            store: store.clone(),
-            engine,
-            instance: "test".into(),
-            served: Default::default(),
-            network_dns: None,
-            secret_key: [7; 32],
-            crash_loops: Default::default(),
-        };
+        let ctx = Context::for_tests(store.clone(), Arc::new(FakeEngine::new()));
         (dir, store, ctx)
     }
 

@@ -131,15 +131,7 @@ async fn plan_then_reconcile(before: Spec, after: Spec, meddling: Vec<Meddling>)
     let dir = tempfile::tempdir().expect("tempdir");
     let engine = FakeEngine::new();
     engine.preload_image("web:1");
-    let ctx = Context {
-        store: Store::open(dir.path()).expect("store"),
-        engine: Arc::new(engine.clone()),
-        instance: "test".into(),
-        served: Default::default(),
-        network_dns: None,
-        secret_key: [7; 32],
-        crash_loops: Default::default(),
-    };
+    let ctx = Context::for_tests(Store::open(dir.path()).expect("store"), Arc::new(engine.clone()));
     let key = ObjectKey::parse("Container/default/web").expect("key");
     let stored = store(&ctx.store, &before);
     super::super::container::reconcile(&ctx, &key, Some(stored)).await.expect("first reconcile");

@@ -216,7 +216,7 @@ fn list(
     let after = query.continue_token.as_deref().map(Position::parse).transpose()?;
     let items: Vec<Arc<Cached>> = state
         .store
-        .list_shared(kind, namespace)?
+        .list_shared(Some(kind), namespace)?
         .into_iter()
         .filter(|c| selector.matches(&c.object().metadata().labels) && fields.matches(|f| field_of(c.object(), f)))
         .collect();

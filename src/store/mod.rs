@@ -638,15 +638,13 @@ impl Store {
 
     /// Objects of a kind (every kind when `None`), in one namespace or all.
     pub fn list(&self, kind: Option<Kind>, namespace: Option<&str>) -> Result<Vec<AnyObject>> {
-        self.inner
-            .cache
-            .scan(&key_prefix(kind, namespace), |object| namespace.is_none_or(|ns| object.metadata().namespace() == ns))
+        Ok(self.list_shared(kind, namespace)?.iter().map(|cached| cached.object().clone()).collect())
     }
 
     /// [`Store::list`] without copying: the cache's entries, each with its
     /// JSON encoding kept for the next list (what the REST API's lists send).
-    pub fn list_shared(&self, kind: Kind, namespace: Option<&str>) -> Result<Vec<std::sync::Arc<Cached>>> {
-        self.inner.cache.scan_shared(&key_prefix(Some(kind), namespace), |object| {
+    pub fn list_shared(&self, kind: Option<Kind>, namespace: Option<&str>) -> Result<Vec<std::sync::Arc<Cached>>> {
+        self.inner.cache.scan_shared(&key_prefix(kind, namespace), |object| {
             namespace.is_none_or(|ns| object.metadata().namespace() == ns)
         })
     }

@@ -469,12 +469,12 @@ fn reads_from_memory_agree_with_the_disk_after_every_kind_of_commit() {
             // The encodings lists keep follow every write.
             if round % 40 == 0 {
                 for kind in [berth::api::Kind::Container, berth::api::Kind::Volume] {
-                    for cached in store.list_shared(kind, None).unwrap() {
+                    for cached in store.list_shared(Some(kind), None).unwrap() {
                         let encoded = serde_json::to_string(cached.object()).unwrap();
                         assert_eq!(cached.json().get(), encoded, "round {round}");
                     }
                     let listed: Vec<_> =
-                        store.list_shared(kind, None).unwrap().iter().map(|c| c.object().clone()).collect();
+                        store.list_shared(Some(kind), None).unwrap().iter().map(|c| c.object().clone()).collect();
                     assert_eq!(listed, store.list(Some(kind), None).unwrap());
                 }
             }
