@@ -15,9 +15,11 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// The `berth` binary cargo built for this benchmark (with the bench
-/// profile, which inherits `release`).
+/// profile, which inherits `release`), or the one `BERTH_BENCH_BIN` names:
+/// an older build, measured by the same benchmark in the same run for a
+/// before/after ratio.
 pub fn berth_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_berth"))
+    std::env::var_os("BERTH_BENCH_BIN").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_berth")), PathBuf::from)
 }
 
 /// Command-line options of a benchmark: `--name value` pairs. `cargo bench`

@@ -361,14 +361,11 @@ pub(crate) fn mark_deleted(
     let batch = WriteBatch::new()
         .op(WriteOp::Delete { key: key.clone(), precondition, source: Some(Source::api()), force })
         .event(event);
-    let stored = || state.store.get(key)?.ok_or_else(|| ApiError::not_found(format!("{key} not found")));
-    if dry_run {
-        let commit = state.store.check(batch)?;
-        return match commit.changes.into_iter().next() {
-            Some(change) => Ok(change.object),
-            None => stored(),
-        };
+    // The object as this commit left it: reading it again could find it
+    // gone already, when its reconciler finished the deletion in between.
+    let commit = if dry_run { state.store.check(batch)? } else { state.store.commit(batch)? };
+    match commit.changes.into_iter().next() {
+        Some(change) => Ok(change.object),
+        None => state.store.get(key)?.ok_or_else(|| ApiError::not_found(format!("{key} not found"))),
     }
-    state.store.commit(batch)?;
-    stored()
 }

@@ -18,10 +18,13 @@
 //! - A [`WriteBatch`] commits atomically (one sled transaction across trees)
 //!   and is flushed to disk before [`Store::commit`] returns: a crash after
 //!   that keeps it, a crash before loses all of it. Batches marked
-//!   [`WriteBatch::relaxed`] (status and controller events, which the next
+//!   [`WriteBatch::relaxed`] (status and reconcile errors, which the next
 //!   reconcile derives again) reach the disk within sled's 500 ms flush.
+//!   Concurrent commits share one flush ([`group_flush`]): their answers
+//!   wait for the disk, but not for each other's fsyncs.
 //! - Commits are serialized and announced to watchers in resourceVersion
-//!   order. A watcher that falls behind by more than the channel's capacity
+//!   order, as soon as they are in sled (readers of the cache see them
+//!   then too), before the writer's flush ends. A watcher that falls behind by more than the channel's capacity
 //!   gets `Lagged` and must re-list, as a Kubernetes watch gets `410 Gone`.
 //! - One process per state directory: [`Store::open`] takes an exclusive
 //!   lock and refuses a directory written by a newer format.
@@ -30,6 +33,7 @@ mod cache;
 pub use cache::Cached;
 mod db;
 mod events;
+mod group_flush;
 mod history;
 mod retention;
 mod state_dir;
@@ -218,6 +222,8 @@ struct Inner {
     write_problem: Mutex<Option<String>>,
     /// The objects, decoded, as the database holds them (see [`cache`]).
     cache: cache::ObjectCache,
+    /// Durable commits waiting for the disk share its flushes.
+    group_flush: group_flush::GroupFlush,
     /// Dropped last: the lock outlives the database handle.
     _lock: state_dir::StateDirLock,
 }
@@ -269,6 +275,7 @@ impl Store {
             lost_instance: None,
             write_problem: Mutex::new(None),
             cache,
+            group_flush: group_flush::GroupFlush::default(),
             _lock: lock,
         };
         let recorded = state_dir::recorded_instance(state_dir)?;
@@ -432,6 +439,16 @@ impl Store {
     }
 
     fn commit_now(&self, batch: WriteBatch) -> Result<Commit> {
+        let (commit, db, ticket) = self.write(&batch)?;
+        if !batch.relaxed {
+            self.inner.group_flush.wait(ticket, || db.db.flush().map(drop))?;
+        }
+        Ok(commit)
+    }
+
+    /// Writes `batch` to sled, the cache and the watchers, in commit order;
+    /// its ticket for [`GroupFlush::wait`](group_flush::GroupFlush::wait).
+    fn write(&self, batch: &WriteBatch) -> Result<(Commit, Arc<Db>, u64)> {
         let inner = &*self.inner;
         let _serial = inner.commit_lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         let db = self.db()?;
@@ -444,11 +461,10 @@ impl Store {
                 TransactionError::Abort(e) => e,
                 TransactionError::Storage(e) => StoreError::Db(e),
             })?;
-        // In sled now, whether or not the flush below succeeds.
+        // In sled now: readers and watchers see it while the disk catches
+        // up; only the writer's answer waits for the flush.
         inner.cache.apply(&commit.changes);
-        if !batch.relaxed {
-            db.db.flush()?;
-        }
+        let ticket = inner.group_flush.ticket();
         for change in &commit.changes {
             // No receivers is fine: nobody is watching yet.
             let _ = inner.watch.send(change.clone());
@@ -462,7 +478,7 @@ impl Store {
         if commit.changes.iter().any(|c| c.change == ChangeType::Deleted) {
             self.forget_old_tombstones()?;
         }
-        Ok(commit)
+        Ok((commit, db, ticket))
     }
 
     /// Runs `batch` as [`Store::commit`] would and fails where it would
