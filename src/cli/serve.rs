@@ -495,12 +495,7 @@ async fn serve(args: ServeArgs, store: Store, token: Token, git: GitArgs, state_
                     checked?;
                     let controller = Controller::new(store.clone(), engine, config)?;
                     let ctx = controller.context();
-                    tasks.spawn(crate::endpoints::follow(
-                        ctx.store.clone(),
-                        ctx.engine.clone(),
-                        ctx.instance.clone(),
-                        endpoints_tx,
-                    ));
+                    tasks.spawn(crate::endpoints::follow(ctx.store.clone(), ctx.reflector.clone(), endpoints_tx));
                     engine_slot.set(Connected { ctx, observed: controller.observed() });
                     (controller.run(shutdown).await, service)
                 }

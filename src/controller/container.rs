@@ -45,7 +45,7 @@ const ORPHAN_GRACE: Duration = Duration::from_secs(10);
 
 /// Brings the replicas of `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Container>) -> Result<Action, ReconcileError> {
-    let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
+    let observed = ctx.reflector.containers_of(key).await?;
     let teardown = |deleting| teardown(ctx, key, deleting, &observed);
     finalizer::run(ctx, key, desired.as_ref(), |container| apply(ctx, container, &observed), teardown).await
 }
@@ -62,7 +62,9 @@ async fn teardown(
         Some(c) => (grace_of(c), Teardown::Deleted),
         None => (ORPHAN_GRACE, Teardown::Orphan),
     };
-    execute(ctx, key, None, grace, decide(&Desired::Nothing(why), observed)).await?;
+    if execute(ctx, key, None, grace, decide(&Desired::Nothing(why), observed)).await? {
+        ctx.reflector.refresh_containers(key).await?;
+    }
     Ok(Cleanup::Done)
 }
 
@@ -87,9 +89,10 @@ async fn apply(ctx: &Context, container: &Container, observed: &[ContainerInfo])
         }
     };
     let steps = decide(&Desired::Replicas(Wanted::of(container, &template)), observed);
-    // Status describes the engine after converging: list again only if it changed.
+    // Status describes the engine after converging: list again only if it
+    // changed, and keep that list for the next reconcile.
     let replicas = if execute(ctx, key, Some(&template), grace_of(container), steps).await? {
-        ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?
+        ctx.reflector.refresh_containers(key).await?
     } else {
         observed.to_vec()
     };
@@ -111,7 +114,9 @@ async fn suspend(
 ) -> Result<Action, ReconcileError> {
     let key = container.key();
     let steps = decide(&Desired::Nothing(Teardown::Suspended), observed);
-    execute(ctx, &key, None, grace_of(container), steps).await?;
+    if execute(ctx, &key, None, grace_of(container), steps).await? {
+        ctx.reflector.refresh_containers(&key).await?;
+    }
     let namespace = match key.namespace.as_str() {
         crate::api::meta::DEFAULT_NAMESPACE => String::new(),
         other => format!(" -n {other}"),

@@ -395,7 +395,7 @@ async fn engine_has(
     condition: DependencyCondition,
     wanted: usize,
 ) -> Result<bool, super::ReconcileError> {
-    let replicas = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, key)).await?;
+    let replicas = ctx.reflector.containers_of(key).await?;
     let meeting = replicas
         .iter()
         .filter(|r| match condition {

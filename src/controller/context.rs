@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 use crate::api::{CommonStatus, Condition, ConditionStatus, Object, ObjectKey, Spec};
+use crate::engine::reflector::Reflector;
 use crate::engine::Engine;
 use crate::store::{Event, Store, WriteBatch};
 
@@ -18,6 +19,9 @@ pub struct Context {
     pub store: Store,
     /// The engine to converge.
     pub engine: Arc<dyn Engine>,
+    /// What the engine holds of this instance, followed from its events
+    /// (reconcilers read observed state here, not from the engine).
+    pub reflector: Reflector,
     /// This controller's instance id (`berth.dev/instance`).
     pub instance: String,
     /// What the DNS server and the proxy serve (DnsRecord and Route status).
@@ -37,6 +41,7 @@ impl Context {
     pub(super) fn for_tests(store: Store, engine: Arc<dyn Engine>) -> Self {
         Context {
             store,
+            reflector: Reflector::new(engine.clone(), "test"),
             engine,
             instance: "test".into(),
             served: Default::default(),

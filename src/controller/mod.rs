@@ -5,11 +5,13 @@
 //! come from
 //! - the store's watch: an object changed (its own status writes excluded),
 //!   and the objects related to one that changed ([`dependents`]);
-//! - engine events: a container died, was removed, changed health; a
-//!   network or volume went away. After the stream drops, the engine is
-//!   pinged with jittered backoff (800 ms to 2 s) until it answers; then the
-//!   stream reopens and a full resync follows;
-//! - a full resync every few minutes, as a safety net;
+//! - the engine reflector ([`Reflector`]): the owners whose engine objects
+//!   changed (a container died, was removed, changed health; a network or
+//!   volume went away), once its cache holds the change; and everything
+//!   after each full list of the engine (the start, a reconnection after
+//!   the engine was away, and every `resync_interval` as a safety net).
+//!   Reconcilers read observed state from the same cache, so a reconcile
+//!   with nothing to do makes no engine call;
 //! - the DNS server's and the proxy's reports: a DnsRecord or Route whose
 //!   served targets, backends or health changed (see [`Served`]);
 //! - the first full observation of the engine, before which nothing
@@ -43,15 +45,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::StreamExt;
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::api::{AnyObject, Kind, ObjectKey};
-use crate::engine::{labels, Engine, EventAction, EventSubject};
+use crate::engine::Engine;
 use crate::metrics::{MeteredEngine, Metrics, RuntimeMetrics};
 use crate::store::{ChangeType, Event, Store, WriteBatch};
 
 use crate::backoff::Reconnect;
+use crate::engine::reflector::{Notice, Reflector};
 pub use action::{Action, ReconcileError};
 pub use context::Context;
 use dependents::Dependents;
@@ -121,8 +123,10 @@ impl Controller {
         config.metrics.observe_store(&store);
         let engine = Arc::new(MeteredEngine::new(engine, config.metrics.clone()));
         let (served, network_dns) = (config.served.clone(), config.network_dns.clone());
+        let reflector = Reflector::new(engine.clone(), &instance);
+        let crash_loops = Default::default();
         Ok(Controller {
-            ctx: Context { store, engine, instance, served, network_dns, secret_key, crash_loops: Default::default() },
+            ctx: Context { store, engine, reflector, instance, served, network_dns, secret_key, crash_loops },
             config,
             observed: Arc::new(AtomicBool::new(false)),
         })
@@ -172,15 +176,20 @@ impl Controller {
         let dependents = Arc::new(Mutex::new(Dependents::default()));
         // Subscribe before the first listing, so no change falls in between.
         let changes = ctx.store.watch();
+        let notices = ctx.reflector.subscribe();
         for object in ctx.store.list(None, None)? {
             dependents.lock().unwrap_or_else(|p| p.into_inner()).update(&object);
         }
-        resync(&ctx, &requests, Trigger::Changed).await?;
-        self.observed.store(true, Ordering::SeqCst);
         let mut helpers = tokio::task::JoinSet::new();
+        helpers.spawn(ctx.reflector.clone().run(self.config.resync_interval));
+        tokio::select! {
+            () = ctx.reflector.observed() => {}
+            _ = shutdown.changed() => return Ok(()),
+        }
+        resync(&ctx, &requests, Trigger::Changed)?;
+        self.observed.store(true, Ordering::SeqCst);
         helpers.spawn(follow_store(ctx.clone(), changes, requests.clone(), dependents.clone()));
-        helpers.spawn(follow_engine(ctx.clone(), requests.clone()));
-        helpers.spawn(periodic_resync(ctx.clone(), requests.clone(), self.config.resync_interval));
+        helpers.spawn(follow_reflector(ctx.clone(), notices, requests.clone()));
         helpers.spawn(served::follow_reports(ctx.served.clone(), requests.clone()));
         drop(requests);
         let reconcile_ctx = ctx.clone();
@@ -217,23 +226,11 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey) -> Result<Action, Reconci
     }
 }
 
-/// Requests every stored object and the owner of every labelled engine object.
-async fn resync(
-    ctx: &Context,
-    requests: &mpsc::UnboundedSender<Request<ObjectKey>>,
-    trigger: Trigger,
-) -> anyhow::Result<()> {
-    let ours = labels::instance_labels(&ctx.instance);
+/// Requests every stored object and the owner of every engine object the
+/// reflector holds (no engine call: the reflector lists the engine itself).
+fn resync(ctx: &Context, requests: &mpsc::UnboundedSender<Request<ObjectKey>>, trigger: Trigger) -> anyhow::Result<()> {
     let mut keys: BTreeSet<ObjectKey> = ctx.store.list(None, None)?.iter().map(AnyObject::key).collect();
-    let containers = ctx.engine.list_containers(&ours).await?;
-    let volumes = ctx.engine.list_volumes(&ours).await?;
-    let networks = ctx.engine.list_networks(&ours).await?;
-    let owners = containers
-        .iter()
-        .map(|c| &c.labels)
-        .chain(volumes.iter().map(|v| &v.labels))
-        .chain(networks.iter().map(|n| &n.labels));
-    keys.extend(owners.filter_map(|l| labels::owner_of(l, &ctx.instance)));
+    keys.extend(ctx.reflector.owners());
     for key in keys {
         let _ = requests.send(Request::now(key, trigger));
     }
@@ -277,7 +274,7 @@ async fn follow_store(
                         graph.update(object);
                     }
                 }
-                if let Err(e) = resync(&ctx, &requests, Trigger::Changed).await {
+                if let Err(e) = resync(&ctx, &requests, Trigger::Changed) {
                     tracing::warn!("resync failed: {e:#}");
                 }
             }
@@ -286,93 +283,36 @@ async fn follow_store(
     }
 }
 
-/// Turns engine events into requests; reconnects and resyncs when the stream drops.
-async fn follow_engine(ctx: Context, requests: mpsc::UnboundedSender<Request<ObjectKey>>) {
-    let mut reconnect = Reconnect::with("engine events", crate::engine::subscribe::RECONNECT);
-    let mut connected_before = false;
+/// Turns the reflector's notices into requests: the owners whose engine
+/// objects changed; everything after the reflector listed the engine again
+/// (its start, a reconnection, the periodic resync) or after falling behind.
+async fn follow_reflector(
+    ctx: Context,
+    mut notices: broadcast::Receiver<Notice>,
+    requests: mpsc::UnboundedSender<Request<ObjectKey>>,
+) {
+    let mut first = true;
     loop {
-        let mut stream = crate::engine::subscribe::subscribe(&*ctx.engine, &mut reconnect, connected_before).await;
-        if connected_before {
-            tracing::info!("engine events reconnected; resyncing");
-            if let Err(e) = resync(&ctx, &requests, Trigger::Other).await {
-                tracing::warn!("resync after reconnect failed: {e:#}");
-            }
-        }
-        connected_before = true;
-        let (opened, mut delivered) = (std::time::Instant::now(), false);
-        while let Some(item) = stream.next().await {
-            let Ok(event) = item else { break };
-            if !delivered {
-                reconnect.succeeded();
-                delivered = true;
-            }
-            let relevant = matches!(
-                event.action,
-                EventAction::Die
-                    | EventAction::Destroy
-                    | EventAction::Stop
-                    | EventAction::Start
-                    | EventAction::Health(_)
-                    | EventAction::Disconnect
-            );
-            if !relevant {
-                continue;
-            }
-            match labels::owner_of(&event.labels, &ctx.instance) {
-                Some(key) => {
+        let everything = match notices.recv().await {
+            Ok(Notice::Changed(owners)) => {
+                for key in owners {
                     let _ = requests.send(Request::now(key, Trigger::Other));
                 }
-                // Network and volume removals may come without labels: wake
-                // the object that names that engine object.
-                None if event.action == EventAction::Destroy && event.subject != EventSubject::Container => {
-                    let objects = ctx.store.list(Some(event_kind(event.subject)), None).unwrap_or_default();
-                    for key in owners_of_removed(&objects, &event.id) {
-                        let _ = requests.send(Request::now(key, Trigger::Other));
-                    }
-                }
-                None => {}
+                false
             }
-        }
-        if let Some(delay) = reconnect.stream_ended(delivered, opened.elapsed()) {
-            tokio::time::sleep(delay).await;
-        }
-    }
-}
-
-fn event_kind(subject: EventSubject) -> Kind {
-    if subject == EventSubject::Network {
-        Kind::Network
-    } else {
-        Kind::Volume
-    }
-}
-
-/// The Networks or Volumes among `objects` whose engine object `id` (a
-/// network's id, a volume's name) was removed, from their names and
-/// statuses. A Network whose status does not name its network yet (it is
-/// being created) may be the one, so it is woken too; a removal of
-/// someone else's network or volume wakes nothing, so it cannot drive
-/// berth's objects past their backoff.
-fn owners_of_removed(objects: &[AnyObject], id: &str) -> Vec<ObjectKey> {
-    let owns = |object: &AnyObject| match object {
-        AnyObject::Network(n) => {
-            let engine_id = n.status.as_ref().map_or("", |s| s.engine_id.as_str());
-            engine_id.is_empty() || engine_id == id || engine_name(&object.key()) == id
-        }
-        AnyObject::Volume(v) => {
-            engine_name(&object.key()) == id || v.status.as_ref().is_some_and(|s| s.engine_name == id)
-        }
-        _ => false,
-    };
-    objects.iter().filter(|o| owns(o)).map(AnyObject::key).collect()
-}
-
-async fn periodic_resync(ctx: Context, requests: mpsc::UnboundedSender<Request<ObjectKey>>, every: Duration) {
-    let mut timer = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    loop {
-        timer.tick().await;
-        if let Err(e) = resync(&ctx, &requests, Trigger::Other).await {
-            tracing::warn!("periodic resync failed: {e:#}");
+            Ok(Notice::Event(_)) => false,
+            // The first is the list the controller started from.
+            Ok(Notice::Resynced) => !std::mem::take(&mut first),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "engine notices fell behind; resyncing");
+                true
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if everything {
+            if let Err(e) = resync(&ctx, &requests, Trigger::Other) {
+                tracing::warn!("resync failed: {e:#}");
+            }
         }
     }
 }
@@ -406,32 +346,4 @@ fn reporter(ctx: Context) -> runtime::ReportFn<ObjectKey> {
             }
         }
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{IntoAny, Network, NetworkSpec, NetworkStatus, Volume, VolumeSpec, VolumeStatus};
-
-    #[test]
-    fn a_removal_without_labels_wakes_only_the_object_it_names() {
-        let mut app = Network::new("app", NetworkSpec::default());
-        app.status = Some(NetworkStatus { engine_id: "n-app".into(), ..Default::default() });
-        let mut db = Network::new("db", NetworkSpec::default());
-        db.status = Some(NetworkStatus { engine_id: "n-db".into(), ..Default::default() });
-        let creating = Network::new("new", NetworkSpec::default());
-        let mut data = Volume::new("data", VolumeSpec::default());
-        data.status = Some(VolumeStatus { engine_name: "berth-default-data".into(), ..Default::default() });
-        let logs = Volume::new("logs", VolumeSpec::default());
-        let networks = [app.into_any(), db.into_any(), creating.into_any()];
-        let volumes = [data.into_any(), logs.into_any()];
-        let names = |objects: &[AnyObject], id: &str| -> Vec<String> {
-            owners_of_removed(objects, id).iter().map(|k| k.name.clone()).collect()
-        };
-        assert_eq!(names(&networks, "n-db"), ["db", "new"]);
-        assert_eq!(names(&networks, "someone-elses"), ["new"]);
-        assert_eq!(names(&volumes, "berth-default-data"), ["data"]);
-        assert_eq!(names(&volumes, "berth-default-logs"), ["logs"]);
-        assert_eq!(names(&volumes, "someone-elses"), Vec::<String>::new());
-    }
 }

@@ -68,7 +68,7 @@ fn config(ctx: &Context, network: &Network) -> NetworkConfig {
 
 /// Brings the engine's network for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Network>) -> Result<Action, ReconcileError> {
-    let observed = ctx.engine.list_networks(&labels::owner_labels(&ctx.instance, key)).await?;
+    let observed = ctx.reflector.networks_of(key).await?;
     let teardown = |deleting| teardown(ctx, key, deleting, &observed);
     let apply = |network| apply(ctx, key, network, &observed);
     finalizer::run(ctx, key, desired.as_ref(), apply, teardown).await
@@ -120,12 +120,21 @@ async fn apply(
     let current = match current {
         Some(current) => current,
         None => {
-            let created = match ctx.engine.create_network(&wanted).await {
-                Err(e) if e.is_conflict() => return Err(name_taken("network", &wanted.name)),
-                other => other?,
-            };
-            ctx.record(key, "created", "Missing", format!("created network {}", created.name))?;
-            created
+            let created = ctx.engine.create_network(&wanted).await;
+            // The reflector's copy follows; a conflict may be our own network
+            // made since it last looked.
+            ctx.reflector.refresh_networks().await?;
+            match created {
+                Err(e) if e.is_conflict() => {
+                    let ours = ctx.reflector.networks_of(key).await?.into_iter().find(|n| n.name == wanted.name);
+                    ours.ok_or_else(|| name_taken("network", &wanted.name))?
+                }
+                created => {
+                    let created = created?;
+                    ctx.record(key, "created", "Missing", format!("created network {}", created.name))?;
+                    created
+                }
+            }
         }
     };
     let status = NetworkStatus {
@@ -156,11 +165,13 @@ fn in_use(ctx: &Context, network: &Network, why: String) -> Result<Action, Recon
 /// only orphans are left by then: the Containers that use it went first).
 /// Returns false when other containers still use it.
 async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: &str) -> Result<bool, ReconcileError> {
-    let ours = ctx.engine.list_containers(&labels::instance_labels(&ctx.instance)).await?;
+    let ours = ctx.reflector.all_containers().await?;
     for container in ours.iter().filter(|c| c.ips.contains_key(name)) {
         ctx.engine.disconnect_network(name, &container.id).await.or_else(EngineError::ignore_not_found)?;
     }
-    match ctx.engine.remove_network(name).await {
+    let removed = ctx.engine.remove_network(name).await;
+    ctx.reflector.refresh_networks().await?;
+    match removed {
         Ok(()) => {
             ctx.record(key, "removed", why, format!("removed network {name}"))?;
             Ok(true)

@@ -16,7 +16,6 @@ use serde_json::Value;
 
 use crate::api::volume::ReclaimPolicy;
 use crate::api::{AnyObject, Container, ObjectKey};
-use crate::engine::labels;
 use crate::store::Store;
 
 use super::container_spec::{self, Resolution};
@@ -283,7 +282,7 @@ async fn container_steps(
             return Ok(Err(op("wait before creating or replacing replicas", format!("{reason}: {message}"))))
         }
     };
-    let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, &container.key())).await?;
+    let observed = ctx.reflector.containers_of(&container.key()).await?;
     Ok(Ok(decide(&Desired::Replicas(Wanted::of(container, &template)), &observed)))
 }
 
@@ -298,7 +297,7 @@ async fn teardown(ctx: &Context, object: &AnyObject) -> Result<Vec<PlannedOperat
     let name = crate::controller::engine_name(&key);
     Ok(match object {
         AnyObject::Container(_) => {
-            let observed = ctx.engine.list_containers(&labels::owner_labels(&ctx.instance, &key)).await?;
+            let observed = ctx.reflector.containers_of(&key).await?;
             render(&decide(&Desired::Nothing(Teardown::Deleted), &observed))
         }
         AnyObject::Volume(volume) => match volume.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain) {

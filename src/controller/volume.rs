@@ -17,7 +17,7 @@ use super::network::engine_name;
 
 /// Brings the engine's volume for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) -> Result<Action, ReconcileError> {
-    let observed = ctx.engine.list_volumes(&labels::owner_labels(&ctx.instance, key)).await?;
+    let observed = ctx.reflector.volumes_of(key).await?;
     let teardown = |deleting| teardown(ctx, key, deleting, &observed);
     let apply = |volume| apply(ctx, key, volume, &observed);
     finalizer::run(ctx, key, desired.as_ref(), apply, teardown).await
@@ -40,7 +40,9 @@ async fn teardown(
     let policy = deleting.and_then(|v| v.spec.reclaim_policy).unwrap_or(ReclaimPolicy::Retain);
     for existing in observed {
         if policy == ReclaimPolicy::Delete {
-            match ctx.engine.remove_volume(&existing.name).await {
+            let removed = ctx.engine.remove_volume(&existing.name).await;
+            ctx.reflector.refresh_volumes().await?;
+            match removed {
                 Ok(()) => ctx.record(
                     key,
                     "removed",
@@ -91,12 +93,21 @@ async fn apply(
                 driver_opts: volume.spec.driver_opts.clone(),
                 labels: engine_labels,
             };
-            let created = match ctx.engine.create_volume(&config).await {
-                Err(e) if e.is_conflict() => return Err(name_taken("volume", &name)),
-                other => other?,
-            };
-            ctx.record(key, "created", "Missing", format!("created volume {}", created.name))?;
-            created
+            let created = ctx.engine.create_volume(&config).await;
+            // The reflector's copy follows; a conflict may be our own volume
+            // made since it last looked.
+            ctx.reflector.refresh_volumes().await?;
+            match created {
+                Err(e) if e.is_conflict() => {
+                    let ours = ctx.reflector.volumes_of(key).await?.into_iter().find(|v| v.name == name);
+                    ours.ok_or_else(|| name_taken("volume", &name))?
+                }
+                created => {
+                    let created = created?;
+                    ctx.record(key, "created", "Missing", format!("created volume {}", created.name))?;
+                    created
+                }
+            }
         }
     };
     let unchanged = current.labels.get(labels::SPEC_HASH) == Some(&storage_hash(&driver, volume));

@@ -17,19 +17,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 
 use crate::api::{AnyObject, Container, Kind, ObjectKey};
-use crate::backoff::Reconnect;
-use crate::engine::{labels, ContainerInfo, ContainerState, Engine, EngineEvent, EventAction, EventSubject};
+use crate::engine::reflector::{Notice, Reflector};
+use crate::engine::{labels, ContainerInfo, ContainerState, EngineEvent, EventAction};
 use crate::store::{ChangeType, Store};
 
 use super::{Endpoint, EndpointSet};
-
-/// Time between full listings of the engine's containers (events carry the
-/// changes; this repairs a missed one).
-pub const RELIST_INTERVAL: Duration = Duration::from_secs(30);
 
 /// How long a replica sent a terminating signal stays out while it runs.
 pub const DRAIN_MARK: Duration = Duration::from_secs(30);
@@ -125,95 +120,83 @@ impl Sources {
     }
 }
 
-/// Follows the store and the engine forever, publishing a new snapshot on
-/// `publish` whenever the set changes. Meant to be spawned; it ends only
-/// when every receiver is gone.
-pub async fn follow(store: Store, engine: Arc<dyn Engine>, instance: String, publish: watch::Sender<Arc<EndpointSet>>) {
-    let ours = labels::instance_labels(&instance);
+/// Follows the store and the engine (through `reflector`, which must be
+/// running) forever, publishing a new snapshot on `publish` whenever the
+/// set changes. Meant to be spawned; it ends only when every receiver is
+/// gone.
+pub async fn follow(store: Store, reflector: Reflector, publish: watch::Sender<Arc<EndpointSet>>) {
+    // Subscribe before reading, so no change falls in between.
     let mut changes = store.watch();
+    let mut notices = reflector.subscribe();
     let mut sources = Sources::default();
     sources.load_containers(&store);
-    let mut reconnect = Reconnect::with("endpoints: engine events", crate::engine::subscribe::RECONNECT);
-    let mut opened_before = false;
+    sources.replicas = by_id(reflector.cached_containers());
+    publish_if_changed(&publish, &sources);
+    let mut batch = Batch::default();
     loop {
-        // Subscribe before listing, so no event falls in between.
-        let mut events = crate::engine::subscribe::subscribe(&*engine, &mut reconnect, opened_before).await;
-        opened_before = true;
-        let (opened, mut delivered) = (Instant::now(), false);
-        relist(&*engine, &ours, &mut sources).await;
-        publish_if_changed(&publish, &sources);
-        let mut relist_timer = tokio::time::interval_at(tokio::time::Instant::now() + RELIST_INTERVAL, RELIST_INTERVAL);
-        let mut batch = Batch::default();
-        loop {
-            tokio::select! {
-                // Whatever is ready is taken before the set is built again
-                // (the last arm), so a burst of events, a stack starting,
-                // costs one build rather than one per event.
-                biased;
-                // Cancel-safe: only observes the channel.
-                _ = publish.closed() => return,
-                // Cancel-safe: a stream's `next` loses nothing when another arm wins.
-                event = events.next() => {
-                    let Some(Ok(event)) = event else { break };
-                    if !delivered {
-                        reconnect.succeeded();
-                        delivered = true;
-                    }
-                    if event.subject != EventSubject::Container {
-                        continue;
-                    }
-                    let known = sources.replicas.contains_key(&event.id);
-                    if !known && labels::owner_of(&event.labels, &instance).is_none() {
-                        continue;
-                    }
-                    if sources.note(&event) {
-                        publish_if_changed(&publish, &sources);
-                    }
+        tokio::select! {
+            // Whatever is ready is taken before the set is built again
+            // (the last arm), so a burst of events, a stack starting,
+            // costs one build rather than one per event.
+            biased;
+            // Cancel-safe: only observes the channel.
+            _ = publish.closed() => return,
+            // Cancel-safe: broadcast `recv` keeps its place when another arm wins.
+            notice = notices.recv() => match notice {
+                Ok(Notice::Event(event)) => {
                     tracing::debug!(id = %event.id, action = ?event.action, "endpoints: engine event");
-                    match engine.inspect_container(&event.id).await {
-                        Ok(info) if labels::owner_of(&info.labels, &instance).is_some() => {
-                            tracing::debug!(id = %info.id, state = info.state.as_str(), stopping = info.stopping, "endpoints: inspected");
-                            sources.replicas.insert(info.id.clone(), info);
-                        }
-                        Ok(_) => {}
-                        Err(e) if e.is_not_found() => {
-                            sources.replicas.remove(&event.id);
-                        }
-                        Err(e) => tracing::debug!("endpoints: inspecting {}: {e:#}", event.id),
+                    if !sources.note(&event) {
+                        continue;
                     }
                 }
-                // Cancel-safe: broadcast `recv` keeps its place when another arm wins.
-                change = changes.recv() => match change {
-                    Ok(change) if change.object.kind() == Kind::Container && !change.status_only => {
-                        let key = change.object.key();
-                        match (change.change, change.object) {
-                            (ChangeType::Deleted, _) => { sources.containers.remove(&key); }
-                            (_, AnyObject::Container(c)) => { sources.containers.insert(key, c); }
-                            _ => {}
-                        }
+                Ok(Notice::Changed(owners)) => {
+                    for owner in owners.iter().filter(|o| o.kind == Kind::Container) {
+                        sources.replicas.retain(|_, info| !is_of(info, owner));
+                        sources.replicas.extend(by_id(reflector.cached_containers_of(owner)));
                     }
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => sources.load_containers(&store),
-                    Err(broadcast::error::RecvError::Closed) => return,
-                },
-                // Cancel-safe: a missed tick is simply taken later.
-                _ = relist_timer.tick() => relist(&*engine, &ours, &mut sources).await,
-                // Nothing else is ready: publish what was taken.
-                () = std::future::ready(()), if batch.pending() => {
-                    publish_if_changed(&publish, &sources);
-                    batch = Batch::default();
-                    continue;
                 }
-            }
-            if batch.taken() {
+                Ok(Notice::Resynced) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                    sources.draining.retain(|_, since| since.elapsed() < DRAIN_MARK);
+                    sources.replicas = by_id(reflector.cached_containers());
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // Cancel-safe: broadcast `recv` keeps its place when another arm wins.
+            change = changes.recv() => match change {
+                Ok(change) if change.object.kind() == Kind::Container && !change.status_only => {
+                    let key = change.object.key();
+                    match (change.change, change.object) {
+                        (ChangeType::Deleted, _) => { sources.containers.remove(&key); }
+                        (_, AnyObject::Container(c)) => { sources.containers.insert(key, c); }
+                        _ => {}
+                    }
+                }
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(_)) => sources.load_containers(&store),
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+            // Nothing else is ready: publish what was taken.
+            () = std::future::ready(()), if batch.pending() => {
                 publish_if_changed(&publish, &sources);
                 batch = Batch::default();
+                continue;
             }
         }
-        if let Some(delay) = reconnect.stream_ended(delivered, opened.elapsed()) {
-            tokio::time::sleep(delay).await;
+        if batch.taken() {
+            publish_if_changed(&publish, &sources);
+            batch = Batch::default();
         }
     }
+}
+
+fn by_id(containers: Vec<ContainerInfo>) -> HashMap<String, ContainerInfo> {
+    containers.into_iter().map(|c| (c.id.clone(), c)).collect()
+}
+
+/// Whether `info` is a replica of Container `owner`.
+fn is_of(info: &ContainerInfo, owner: &ObjectKey) -> bool {
+    let label = |name| info.labels.get(name).map(String::as_str);
+    label(labels::NAMESPACE) == Some(owner.namespace.as_str()) && label(labels::NAME) == Some(owner.name.as_str())
 }
 
 /// Changes taken since the set was last published. A batch is published
@@ -243,14 +226,6 @@ impl Batch {
     }
 }
 
-async fn relist(engine: &dyn Engine, ours: &crate::engine::Labels, sources: &mut Sources) {
-    sources.draining.retain(|_, since| since.elapsed() < DRAIN_MARK);
-    match engine.list_containers(ours).await {
-        Ok(list) => sources.replicas = list.into_iter().map(|c| (c.id.clone(), c)).collect(),
-        Err(e) => tracing::warn!("endpoints: listing containers failed: {e:#}"),
-    }
-}
-
 fn publish_if_changed(publish: &watch::Sender<Arc<EndpointSet>>, sources: &Sources) {
     super::publish(publish, sources.build());
 }
@@ -260,7 +235,7 @@ mod tests {
     use super::*;
     use crate::api::{ContainerSpec, IntoAny, Object};
     use crate::engine::fake::FakeEngine;
-    use crate::engine::{ContainerConfig, Health, NetworkAttachment, NetworkConfig};
+    use crate::engine::{ContainerConfig, Engine, Health, NetworkAttachment, NetworkConfig};
     use crate::store::WriteBatch;
 
     /// Waits for a snapshot that satisfies `check`, at most a second.
@@ -301,7 +276,10 @@ mod tests {
             ..ContainerConfig::default()
         };
         let (tx, mut endpoints) = watch::channel(Arc::new(EndpointSet::default()));
-        tokio::spawn(follow(store, fake.clone(), "test".into(), tx));
+        let reflector = Reflector::new(fake.clone(), "test");
+        tokio::spawn(reflector.clone().run(Duration::from_secs(3600)));
+        reflector.observed().await;
+        tokio::spawn(follow(store, reflector, tx));
         let id = fake.create_container(&config).await.unwrap();
         fake.start_container(&id).await.unwrap();
         within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;

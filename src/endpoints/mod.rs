@@ -6,12 +6,13 @@
 //! - the store, for each Container's labels (what DnsRecord and Route
 //!   selectors match) and the order of its networks (the "first network"
 //!   a selector without `network` uses);
-//! - the engine, listed once and then followed through its events: each
-//!   event about one of this instance's containers re-inspects that
-//!   container, so a `die` or `health_status: unhealthy` is in the set
-//!   within milliseconds, without waiting for the Container reconciler to
-//!   write status. A full relist every [`RELIST_INTERVAL`] and after every
-//!   reconnect is the safety net.
+//! - the engine, through the controller's [`Reflector`](crate::engine::reflector::Reflector):
+//!   the cache of this instance's containers it keeps from the engine's
+//!   events (each event re-inspects the container it names), so a `die` or
+//!   `health_status: unhealthy` is in the set within milliseconds, without
+//!   waiting for the Container reconciler to write status. The reflector's
+//!   full lists (after every reconnect, and every `--resync-interval`) are
+//!   the safety net.
 //!
 //! Readers get immutable snapshots ([`EndpointSet`] behind an `Arc`) from a
 //! `tokio::sync::watch` channel: a reader never waits on the writer and
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use crate::api::{LabelSelector, ObjectKey};
 use crate::engine::Health;
 
-pub use follow::{follow, RELIST_INTERVAL};
+pub use follow::follow;
 pub(crate) use inputs::{publish, Inputs};
 
 /// One replica of a Container as DNS and the proxy see it.

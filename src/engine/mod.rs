@@ -14,6 +14,8 @@
 //! - [`build_context`]: the in-memory tar an image build sends.
 //! - [`labels`]: berth's ownership labels and the spec hash.
 //! - [`lines_of`]: engine output chunks cut into lines.
+//! - [`reflector`]: one event stream and cache of berth's engine objects,
+//!   shared by the controller and the endpoint set.
 
 pub mod build_context;
 pub mod docker;
@@ -24,6 +26,7 @@ pub mod fake;
 pub mod labels;
 mod log_lines;
 pub mod podman;
+pub mod reflector;
 mod stats;
 pub mod subscribe;
 pub mod types;

@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use berth::api::{AnyObject, ObjectKey};
+use berth::controller::ControllerConfig;
 use berth::engine::fake::FakeEngine;
 use berth::engine::{labels, ContainerState, Engine};
+use berth::metrics::Metrics;
 use berth::store::{Store, WriteBatch};
 
 use crate::support::controller::{apply, eventually, examples, is_ready, Running};
@@ -71,19 +73,25 @@ async fn a_resync_with_nothing_changed_makes_no_mutating_call() {
     running.stop().await;
     fake.clear_calls();
     let rv = store.resource_version();
-    let running = Running::start(&store, Arc::new(fake.clone()));
-    // The restart's first observation lists the engine's containers once,
-    // then every Container's reconcile lists its replicas.
-    let containers = store.list(Some(berth::api::Kind::Container), None).unwrap().len();
+    let metrics = Metrics::new();
+    let config = ControllerConfig { metrics: metrics.clone(), ..ControllerConfig::default() };
+    let running = Running::start_with(&store, Arc::new(fake.clone()), config);
+    let containers = store.list(Some(berth::api::Kind::Container), None).unwrap().len() as f64;
+    let reconciled = r#"controller_runtime_reconcile_total{controller="container",result="success"}"#;
     eventually(WAIT, "a reconcile of every Container", || async {
-        let lists = fake.calls().iter().filter(|c| c.op == "list_containers").count();
-        (lists > containers).then_some(())
+        let text = metrics.render();
+        let done = text.lines().find_map(|l| l.strip_prefix(reconciled)?.trim().parse::<f64>().ok())?;
+        (done >= containers).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     running.stop().await;
     assert_eq!(fake.mutating_calls(), [], "nothing changed, so nothing should be done");
     assert_eq!(store.resource_version(), rv, "nor written");
+    // The restart observes the engine once through the shared reflector; the
+    // reconciles read its cache instead of listing their replicas again.
+    let lists = fake.calls().iter().filter(|c| c.op == "list_containers").count();
+    assert_eq!(lists, 1, "{:?}", fake.calls());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,29 +398,22 @@ async fn a_network_still_used_by_a_declared_container_waits_for_it() {
 }
 
 /// An engine outage where the event stream "connects" and fails at once
-/// (Docker's with its socket gone): the controller and the endpoint
-/// follower back off instead of spinning, and once the engine is back a
-/// replica removed by hand is replaced again.
+/// (Docker's with its socket gone): the engine reflector (the one follower
+/// of the engine's events, for the controller and the endpoint set) backs
+/// off instead of spinning, and once the engine is back a replica removed
+/// by hand is replaced again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_outage_is_waited_out_with_backoff_then_drift_is_repaired_again() {
-    let (_dir, store, fake, running) = converged_examples().await;
-    let (publish, _endpoints) = tokio::sync::watch::channel(Default::default());
-    let follower = tokio::spawn(berth::endpoints::follow(
-        store.clone(),
-        Arc::new(fake.clone()),
-        store.instance_id().unwrap(),
-        publish,
-    ));
+    let (_dir, _store, fake, running) = converged_examples().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     fake.clear_calls();
     fake.set_down(true);
     tokio::time::sleep(Duration::from_secs(3)).await;
     // An attempt pings the engine (`info`), then opens the stream.
     let opened = fake.calls().iter().filter(|c| c.op == "events" || c.op == "info").count();
-    // Two followers, each waiting 0.8 s, then twice as long up to 2 s: a
-    // handful of attempts in 3 s, where a loop without backoff makes
-    // thousands.
-    assert!((2..=12).contains(&opened), "{opened} attempts to reach the engine during a 3 s outage");
+    // One follower, waiting 0.8 s, then twice as long up to 2 s: a handful
+    // of attempts in 3 s, where a loop without backoff makes thousands.
+    assert!((1..=8).contains(&opened), "{opened} attempts to reach the engine during a 3 s outage");
     eprintln!("{opened} attempts and {} engine calls in a 3 s outage", fake.calls().len());
     let calls = fake.calls().len();
     assert!(calls < 200, "{calls} engine calls during a 3 s outage");
@@ -426,7 +427,6 @@ async fn an_engine_outage_is_waited_out_with_backoff_then_drift_is_repaired_agai
         (web.len() == 2 && web.iter().all(|c| c.id != victim && c.state == ContainerState::Running)).then_some(())
     })
     .await;
-    follower.abort();
     running.stop().await;
 }
 
