@@ -23,6 +23,8 @@
 //! - [`server`]: the REST API `berth serve` answers; [`client`]: its client.
 //! - [`dashboard`]: the web dashboard at `/ui/` (live objects, events, a
 //!   terminal in any replica).
+//! - `daemon`: `berth serve`'s process, its subsystems wired from one
+//!   checked configuration (crate-private: the CLI builds it).
 //! - [`cli`]: the `berth` command line.
 //! - [`backoff`]: the delays of every retry and reconnect loop.
 //! - [`connections`]: timeouts and connection limits of every listener.
@@ -33,6 +35,7 @@ pub mod cli;
 pub mod client;
 pub mod connections;
 pub mod controller;
+mod daemon;
 pub mod dashboard;
 pub mod dns;
 pub mod endpoints;

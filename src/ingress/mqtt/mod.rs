@@ -22,6 +22,6 @@ mod session;
 mod status;
 mod topics;
 
-pub(crate) use args::parse_size;
 pub use args::MqttArgs;
+pub(crate) use args::{parse_size, MqttConfig};
 pub(crate) use session::run;
