@@ -40,6 +40,7 @@ pub mod dashboard;
 pub mod dns;
 pub mod endpoints;
 pub mod engine;
+mod error_chain;
 pub mod ingress;
 pub mod manifest;
 pub mod metrics;

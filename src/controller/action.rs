@@ -22,33 +22,44 @@ impl Action {
     }
 }
 
-/// Why a reconcile failed.
+/// Why a reconcile failed, in words (its causes included) for the
+/// object's condition and the log.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
     /// Worth retrying with backoff: the engine failed, a write conflicted.
-    #[error("{0:#}")]
-    Transient(anyhow::Error),
+    #[error("{0}")]
+    Transient(String),
     /// Retrying cannot help until the object changes (e.g. its spec cannot
     /// be realized on this engine).
-    #[error("{0:#}")]
-    Terminal(anyhow::Error),
+    #[error("{0}")]
+    Terminal(String),
 }
 
 impl ReconcileError {
     /// A transient error with this message.
-    pub fn transient(message: impl std::fmt::Display + Send + Sync + 'static) -> Self {
-        ReconcileError::Transient(anyhow::anyhow!("{message}"))
+    pub fn transient(message: impl std::fmt::Display) -> Self {
+        ReconcileError::Transient(message.to_string())
+    }
+
+    /// A terminal error with this message.
+    pub fn terminal(message: impl std::fmt::Display) -> Self {
+        ReconcileError::Terminal(message.to_string())
+    }
+
+    /// A transient error caused by `error`, its causes included.
+    pub fn caused_by(error: &(dyn std::error::Error + 'static)) -> Self {
+        ReconcileError::transient(crate::error_chain::Chain(error))
     }
 }
 
 impl From<crate::engine::EngineError> for ReconcileError {
     fn from(error: crate::engine::EngineError) -> Self {
-        ReconcileError::Transient(error.into())
+        ReconcileError::caused_by(&error)
     }
 }
 
 impl From<crate::store::StoreError> for ReconcileError {
     fn from(error: crate::store::StoreError) -> Self {
-        ReconcileError::Transient(error.into())
+        ReconcileError::caused_by(&error)
     }
 }

@@ -113,9 +113,7 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
                 }
             }
         },
-        (None, None) => {
-            return Err(super::ReconcileError::Terminal(anyhow::anyhow!("a Container needs `image` or `imageRef`")))
-        }
+        (None, None) => return Err(super::ReconcileError::terminal("a Container needs `image` or `imageRef`")),
     };
 
     // Volumes.

@@ -80,7 +80,7 @@ impl Context {
         if object.status.as_ref() == Some(&status) {
             return Ok(());
         }
-        let json = serde_json::to_value(&status).map_err(|e| ReconcileError::Transient(e.into()))?;
+        let json = serde_json::to_value(&status).map_err(|e| ReconcileError::caused_by(&e))?;
         match self.store.commit(WriteBatch::new().status(object.key(), json).relaxed()) {
             Ok(_) => Ok(()),
             // Deleted meanwhile: nothing to report on.

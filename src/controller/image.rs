@@ -57,7 +57,7 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Image>) -
         return reconcile_build(ctx, &image, build, &tag).await;
     }
     let Some(pull) = &image.spec.pull else {
-        return Err(ReconcileError::Terminal(anyhow::anyhow!("an Image needs `build` or `pull`")));
+        return Err(ReconcileError::terminal("an Image needs `build` or `pull`"));
     };
     let present = ctx.engine.inspect_image(&pull.reference).await?;
     let present = match (present, pull.policy.unwrap_or(PullPolicy::IfNotPresent)) {
@@ -122,7 +122,7 @@ async fn reconcile_build(
             return Err(ReconcileError::transient(message));
         }
     };
-    let tar = context.to_tar().map_err(|e| ReconcileError::Transient(e.into()))?;
+    let tar = context.to_tar().map_err(|e| ReconcileError::caused_by(&e))?;
     let settings = serde_json::json!({ "dockerfile": dockerfile, "args": build.args, "target": build.target });
     let hash = labels::sha256_hex(format!("{}\n{}", labels::sha256_hex(&tar), settings).as_bytes());
     let image_id = match existing.filter(|i| i.labels.get(CONTEXT_HASH) == Some(&hash)) {

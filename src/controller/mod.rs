@@ -153,7 +153,7 @@ impl Controller {
     }
 
     /// Runs until `shutdown` says drain (running reconciles finish) or force.
-    pub async fn run(self, mut shutdown: watch::Receiver<Shutdown>) -> anyhow::Result<()> {
+    pub async fn run(self, mut shutdown: watch::Receiver<Shutdown>) -> crate::store::Result<()> {
         let ctx = self.ctx.clone();
         // Wait for the engine.
         let mut reconnect = Reconnect::with("engine", crate::engine::subscribe::RECONNECT);
@@ -228,7 +228,11 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey) -> Result<Action, Reconci
 
 /// Requests every stored object and the owner of every engine object the
 /// reflector holds (no engine call: the reflector lists the engine itself).
-fn resync(ctx: &Context, requests: &mpsc::UnboundedSender<Request<ObjectKey>>, trigger: Trigger) -> anyhow::Result<()> {
+fn resync(
+    ctx: &Context,
+    requests: &mpsc::UnboundedSender<Request<ObjectKey>>,
+    trigger: Trigger,
+) -> crate::store::Result<()> {
     let mut keys: BTreeSet<ObjectKey> = ctx.store.list(None, None)?.iter().map(AnyObject::key).collect();
     keys.extend(ctx.reflector.owners());
     for key in keys {

@@ -292,12 +292,12 @@ pub async fn run<K>(
                     Ok((Ok(Err(ReconcileError::Terminal(error))), _)) => {
                         metrics.finished(work, Outcome::Terminal);
                         parked.insert(key.clone());
-                        report(&key, &Report::Parked { message: format!("{error:#}") });
+                        report(&key, &Report::Parked { message: error });
                         None
                     }
                     Ok((Ok(Err(ReconcileError::Transient(error))), _)) => {
                         metrics.finished(work, Outcome::Error);
-                        Some(format!("{error:#}"))
+                        Some(error)
                     }
                     Ok((Err(_), _)) => {
                         metrics.finished(work, Outcome::Error);
@@ -496,7 +496,7 @@ mod tests {
         let attempts2 = attempts.clone();
         let reconcile: ReconcileFn<u32> = Arc::new(move |_| {
             attempts2.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Err(ReconcileError::Terminal(anyhow::anyhow!("cannot be realized"))) })
+            Box::pin(async { Err(ReconcileError::terminal("cannot be realized")) })
         });
         let harness = start(1, reconcile);
         harness.requests.send(Request::now(1, Trigger::Changed)).unwrap();

@@ -57,7 +57,7 @@ pub(super) async fn follow(store: Store, handler: SharedHandler, port: u16, mut 
                     servers.insert(*address, serve_on(handler.clone(), sockets));
                 }
                 Err(e) => {
-                    let message = format!("{:#}", anyhow::Error::new(e));
+                    let message = crate::error_chain::Chain(&e).to_string();
                     if failing.get(address) != Some(&message) {
                         tracing::warn!(
                             network = %network,

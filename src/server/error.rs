@@ -17,6 +17,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use crate::error_chain::Chain;
 use crate::manifest::ManifestErrors;
 use crate::store::StoreError;
 
@@ -208,16 +209,13 @@ impl From<StoreError> for ApiError {
             }
             full if full.is_disk_full() => ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,
-                format!(
-                    "nothing was written: {:#}; free space on that disk and try again",
-                    anyhow::Error::from(full)
-                ),
+                format!("nothing was written: {}; free space on that disk and try again", Chain(&full)),
             ),
             io @ StoreError::Io { .. } => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("nothing was written: {:#}", anyhow::Error::from(io)),
+                format!("nothing was written: {}", Chain(&io)),
             ),
-            other => ApiError::internal(format!("{:#}", anyhow::Error::from(other))),
+            other => ApiError::internal(Chain(&other).to_string()),
         }
     }
 }

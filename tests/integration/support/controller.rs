@@ -14,7 +14,7 @@ use tokio::sync::watch;
 /// A controller running in the background.
 pub struct Running {
     shutdown: watch::Sender<Shutdown>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<berth::store::Result<()>>,
 }
 
 impl Running {
