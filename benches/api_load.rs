@@ -131,8 +131,11 @@ fn main() {
     runtime.block_on(async {
         let seed: Vec<String> = (0..objects).map(|i| fake_container_manifest(&format!("seed-{i}"))).collect();
         let client = berth::client::Client::new(&format!("http://{address}"), Some(token.clone())).unwrap();
-        let body = berth::client::Body { content_type: "application/yaml", bytes: seed.join("---\n").into() };
-        let _: serde_json::Value = client.json(hyper::Method::POST, "/apply", Some(body)).await.expect("seeding");
+        // In requests of 1,000 documents, berth's per-request limit.
+        for chunk in seed.chunks(1_000) {
+            let body = berth::client::Body { content_type: "application/yaml", bytes: chunk.join("---\n").into() };
+            let _: serde_json::Value = client.json(hyper::Method::POST, "/apply", Some(body)).await.expect("seeding");
+        }
     });
     let prefix = "/apis/berth.dev/v1alpha1";
     let scenarios = [
