@@ -86,7 +86,7 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
             Some(_) => return Ok(Resolution::Waiting("WaitingForImage", format!("Image {name} is not ready yet"))),
             None => return Ok(Resolution::Waiting("WaitingForImage", format!("Image {name} is not declared (yet)"))),
         },
-        (None, Some(reference)) => match ctx.engine.inspect_image(reference).await? {
+        (None, Some(reference)) => match ctx.reflector.image(reference).await? {
             Some(info) => info.id,
             None if pulls == Pulls::ReadOnly => {
                 return Ok(Resolution::Waiting(
@@ -102,7 +102,7 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
                     ));
                 }
                 ctx.record(&key, "pulled", "ImageMissing", format!("pulled {reference}"))?;
-                match ctx.engine.inspect_image(reference).await? {
+                match ctx.reflector.image(reference).await? {
                     Some(info) => info.id,
                     None => {
                         return Ok(Resolution::Waiting(

@@ -304,7 +304,8 @@ async fn follow_reflector(
                 }
                 false
             }
-            Ok(Notice::Event(_)) => false,
+            // The reconcile that wrote it through already decided its next look.
+            Ok(Notice::Event(_) | Notice::WrittenThrough(_)) => false,
             // The first is the list the controller started from.
             Ok(Notice::Resynced) => !std::mem::take(&mut first),
             Err(broadcast::error::RecvError::Lagged(missed)) => {

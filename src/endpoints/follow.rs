@@ -40,6 +40,10 @@ struct Sources {
     containers: HashMap<ObjectKey, Container>,
     /// This instance's engine containers by id.
     replicas: HashMap<String, ContainerInfo>,
+    /// Their ids by owning Container: one owner's replicas are replaced
+    /// without a pass over everyone's (10,000 Containers starting would
+    /// make that quadratic).
+    by_owner: HashMap<ObjectKey, Vec<String>>,
     /// Replicas sent a terminating signal, and when.
     draining: HashMap<String, Instant>,
 }
@@ -75,6 +79,32 @@ impl Sources {
             running: info.state == ContainerState::Running && !info.stopping && !self.is_draining(&info.id),
             health: info.health,
         })
+    }
+
+    /// Replaces `owner`'s replicas with `replicas`.
+    fn set_replicas_of(&mut self, owner: &ObjectKey, replicas: Vec<ContainerInfo>) {
+        for id in self.by_owner.remove(owner).unwrap_or_default() {
+            self.replicas.remove(&id);
+        }
+        if !replicas.is_empty() {
+            self.by_owner.insert(owner.clone(), replicas.iter().map(|r| r.id.clone()).collect());
+        }
+        self.replicas.extend(replicas.into_iter().map(|r| (r.id.clone(), r)));
+    }
+
+    /// Replaces every replica with `all`.
+    fn set_all_replicas(&mut self, all: Vec<ContainerInfo>) {
+        let mut grouped: HashMap<ObjectKey, Vec<ContainerInfo>> = HashMap::new();
+        for info in all {
+            let label = |name| info.labels.get(name).cloned().unwrap_or_default();
+            let owner = ObjectKey::new(Kind::Container, &label(labels::NAMESPACE), &label(labels::NAME));
+            grouped.entry(owner).or_default().push(info);
+        }
+        self.replicas.clear();
+        self.by_owner.clear();
+        for (owner, replicas) in grouped {
+            self.set_replicas_of(&owner, replicas);
+        }
     }
 
     fn is_draining(&self, id: &str) -> bool {
@@ -130,10 +160,12 @@ pub async fn follow(store: Store, reflector: Reflector, publish: watch::Sender<A
     let mut notices = reflector.subscribe();
     let mut sources = Sources::default();
     sources.load_containers(&store);
-    sources.replicas = by_id(reflector.cached_containers());
-    publish_if_changed(&publish, &sources);
+    sources.set_all_replicas(reflector.cached_containers());
+    let mut pace = Pace::default();
+    pace.publish(&publish, &sources);
     let mut batch = Batch::default();
     loop {
+        let wait = pace.wait();
         tokio::select! {
             // Whatever is ready is taken before the set is built again
             // (the last arm), so a burst of events, a stack starting,
@@ -151,13 +183,15 @@ pub async fn follow(store: Store, reflector: Reflector, publish: watch::Sender<A
                 }
                 Ok(Notice::Changed(owners)) => {
                     for owner in owners.iter().filter(|o| o.kind == Kind::Container) {
-                        sources.replicas.retain(|_, info| !is_of(info, owner));
-                        sources.replicas.extend(by_id(reflector.cached_containers_of(owner)));
+                        sources.set_replicas_of(owner, reflector.cached_containers_of(owner));
                     }
+                }
+                Ok(Notice::WrittenThrough(owner)) => {
+                    sources.set_replicas_of(&owner, reflector.cached_containers_of(&owner));
                 }
                 Ok(Notice::Resynced) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     sources.draining.retain(|_, since| since.elapsed() < DRAIN_MARK);
-                    sources.replicas = by_id(reflector.cached_containers());
+                    sources.set_all_replicas(reflector.cached_containers());
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },
@@ -175,28 +209,19 @@ pub async fn follow(store: Store, reflector: Reflector, publish: watch::Sender<A
                 Err(broadcast::error::RecvError::Lagged(_)) => sources.load_containers(&store),
                 Err(broadcast::error::RecvError::Closed) => return,
             },
-            // Nothing else is ready: publish what was taken.
-            () = std::future::ready(()), if batch.pending() => {
-                publish_if_changed(&publish, &sources);
+            // Nothing else is ready: publish what was taken (once the
+            // last build's pause is over).
+            () = async move { if let Some(wait) = wait { tokio::time::sleep(wait).await } }, if batch.pending() => {
+                pace.publish(&publish, &sources);
                 batch = Batch::default();
                 continue;
             }
         }
-        if batch.taken() {
-            publish_if_changed(&publish, &sources);
+        if batch.taken() && wait.is_none() {
+            pace.publish(&publish, &sources);
             batch = Batch::default();
         }
     }
-}
-
-fn by_id(containers: Vec<ContainerInfo>) -> HashMap<String, ContainerInfo> {
-    containers.into_iter().map(|c| (c.id.clone(), c)).collect()
-}
-
-/// Whether `info` is a replica of Container `owner`.
-fn is_of(info: &ContainerInfo, owner: &ObjectKey) -> bool {
-    let label = |name| info.labels.get(name).map(String::as_str);
-    label(labels::NAMESPACE) == Some(owner.namespace.as_str()) && label(labels::NAME) == Some(owner.name.as_str())
 }
 
 /// Changes taken since the set was last published. A batch is published
@@ -226,8 +251,34 @@ impl Batch {
     }
 }
 
-fn publish_if_changed(publish: &watch::Sender<Arc<EndpointSet>>, sources: &Sources) {
-    super::publish(publish, sources.build());
+/// A build is followed by a pause of `PACE - 1` times its cost, so building
+/// takes at most `1/PACE` of the follower's time: a build is a pass over
+/// every replica, and a flood of changes at 10,000 replicas would otherwise
+/// cost a pass per change (quadratic). A small set builds in microseconds
+/// and is published at once; 10,000 replicas wait tens of milliseconds.
+const PACE: u32 = 10;
+
+/// When the next build may go.
+#[derive(Default)]
+struct Pace {
+    next: Option<Instant>,
+}
+
+impl Pace {
+    /// How long until a build may go, or `None` when it may now.
+    fn wait(&self) -> Option<Duration> {
+        let left = self.next?.saturating_duration_since(Instant::now());
+        (!left.is_zero()).then_some(left)
+    }
+
+    /// Builds the set, publishes it when it changed, and puts the next
+    /// build off by `PACE - 1` times this one's cost.
+    fn publish(&mut self, publish: &watch::Sender<Arc<EndpointSet>>, sources: &Sources) {
+        let started = Instant::now();
+        super::publish(publish, sources.build());
+        let cost = started.elapsed();
+        self.next = Some(Instant::now() + cost * (PACE - 1));
+    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,9 @@ use std::time::Duration;
 use futures::{FutureExt, StreamExt};
 use tokio::sync::{broadcast, watch};
 
-use super::{labels, ContainerInfo, Engine, EngineEvent, EventAction, EventSubject, NetworkInfo, VolumeInfo};
+use super::{
+    labels, ContainerInfo, Engine, EngineEvent, EventAction, EventSubject, ImageInfo, NetworkInfo, VolumeInfo,
+};
 use crate::api::ObjectKey;
 use crate::backoff::Reconnect;
 
@@ -51,6 +53,12 @@ pub enum Notice {
     Event(EngineEvent),
     /// The observed state of these owners changed; the cache holds it.
     Changed(Vec<ObjectKey>),
+    /// This owner's reconcile acted and wrote its containers through
+    /// ([`Reflector::refresh_containers`]): the cache holds what it saw.
+    /// The endpoint set follows it; the controller need not wake that
+    /// reconcile's object again, since it decided its next look from the
+    /// same list.
+    WrittenThrough(ObjectKey),
     /// Everything was listed again: followers read everything again.
     Resynced,
 }
@@ -81,9 +89,20 @@ struct Cache {
     networks: HashMap<String, NetworkInfo>,
     /// Volumes by name.
     volumes: HashMap<String, VolumeInfo>,
+    /// Present images by the reference they were asked for: inspected once,
+    /// kept until an image event or a relist says the images may differ.
+    images: HashMap<String, ImageInfo>,
+    /// Bumped whenever `images` is emptied, so an inspect that started
+    /// before cannot put back what an event just made stale.
+    image_generation: u64,
 }
 
 impl Cache {
+    fn forget_images(&mut self) {
+        self.images.clear();
+        self.image_generation += 1;
+    }
+
     /// Puts `info` in (or takes `id` out, for `None`); the owners whose
     /// containers changed.
     fn set_container(&mut self, id: &str, info: Option<ContainerInfo>, instance: &str) -> Vec<ObjectKey> {
@@ -227,6 +246,29 @@ impl Reflector {
         self.engine().list_volumes(&labels::owner_labels(&self.shared.instance, owner)).await
     }
 
+    /// The image `reference` names, or `None` when the engine has none:
+    /// after the first full list, a present image is inspected once and
+    /// then answered from memory until an image event (a pull, tag, untag
+    /// or removal) or a relist.
+    pub async fn image(&self, reference: &str) -> super::Result<Option<ImageInfo>> {
+        let observed = self.is_observed();
+        let generation = {
+            let cache = self.read();
+            match cache.images.get(reference) {
+                Some(found) if observed => return Ok(Some(found.clone())),
+                _ => cache.image_generation,
+            }
+        };
+        let found = self.engine().inspect_image(reference).await?;
+        if let (Some(info), true) = (&found, observed) {
+            let mut cache = self.write();
+            if cache.image_generation == generation {
+                cache.images.insert(reference.to_string(), info.clone());
+            }
+        }
+        Ok(found)
+    }
+
     /// The cached containers of `owner`, by name.
     pub fn cached_containers_of(&self, owner: &ObjectKey) -> Vec<ContainerInfo> {
         self.read().containers_of(owner)
@@ -265,9 +307,11 @@ impl Reflector {
             for info in &listed {
                 changed.extend(cache.set_container(&info.id, Some(info.clone()), instance));
             }
-            (cache.containers_of(owner), changed)
+            (cache.containers_of(owner), !changed.is_empty())
         };
-        self.tell_changed(changed);
+        if changed {
+            self.tell(Notice::WrittenThrough(owner.clone()));
+        }
         Ok(found)
     }
 
@@ -400,6 +444,7 @@ impl Reflector {
             changed.extend(changed_owners(&cache.containers, &fresh.containers, owner));
             cache.containers = fresh.containers;
             cache.by_owner = fresh.by_owner;
+            cache.forget_images();
         }
         self.tell_changed(changed);
         self.shared.lists.send_modify(|n| *n += 1);
@@ -436,7 +481,9 @@ impl Reflector {
                 }
                 EventSubject::Network => networks |= labels::owner_of(&event.labels, instance).is_some(),
                 EventSubject::Volume => volumes |= labels::owner_of(&event.labels, instance).is_some(),
-                EventSubject::Image => {}
+                // Which references an event changes is the engine's to
+                // know (a tag moves, an untag frees a name): forget them all.
+                EventSubject::Image => self.write().forget_images(),
             }
         }
         let engine = self.engine();
@@ -524,7 +571,14 @@ mod tests {
         fake.start_container(&id).await.unwrap();
         let seen = reflector.refresh_containers(&web()).await.unwrap();
         assert_eq!(seen[0].state, ContainerState::Running);
-        assert_eq!(next_change(&mut notices).await, [web()], "a write-through tells the endpoint set");
+        let told = tokio::time::timeout(Duration::from_secs(1), async {
+            loop {
+                if let Notice::WrittenThrough(owner) = notices.recv().await.expect("the reflector runs") {
+                    return owner;
+                }
+            }
+        });
+        assert_eq!(told.await.expect("a write-through is told"), web(), "for the endpoint set");
         let calls = fake.calls().len();
         // The start's own event finds the cache as it is: nobody is woken again.
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -555,6 +609,32 @@ mod tests {
         let lists = fake.calls().iter().filter(|c| c.op == "list_containers").count();
         assert_eq!(lists, 3, "two failures, then the list that worked");
         assert!(started.elapsed() >= Duration::from_millis(800), "the retries backed off: {:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn an_image_is_inspected_once_until_an_image_event() {
+        let fake = Arc::new(FakeEngine::new());
+        fake.preload_image("busybox");
+        let reflector = Reflector::new(fake.clone(), "test");
+        tokio::spawn(reflector.clone().run(Duration::from_secs(3600)));
+        reflector.observed().await;
+        let inspects = || fake.calls().iter().filter(|c| c.op == "inspect_image").count();
+        let first = reflector.image("busybox").await.unwrap().expect("present");
+        assert_eq!(reflector.image("busybox").await.unwrap(), Some(first.clone()));
+        assert_eq!(inspects(), 1, "the second answer came from memory");
+        assert_eq!(reflector.image("alpine").await.unwrap(), None);
+        assert_eq!(reflector.image("alpine").await.unwrap(), None);
+        assert_eq!(inspects(), 3, "an absent image is asked for again: a pull may bring it");
+
+        fake.remove_image("busybox").await.unwrap();
+        // The removal's event reaches the reflector, which forgets the image.
+        tokio::time::timeout(Duration::from_secs(1), async {
+            while reflector.image("busybox").await.unwrap().is_some() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("a removed image is no longer answered from memory");
     }
 
     #[tokio::test]

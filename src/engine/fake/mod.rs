@@ -117,7 +117,8 @@ impl FakeEngine {
     /// Makes an image available under `tag`, as if pulled earlier.
     pub fn preload_image(&self, tag: &str) {
         let id = format!("sha256:{}", super::labels::sha256_hex(tag.as_bytes()));
-        lock(&self.inner.world).tag_image(&id, tag, &Labels::new());
+        let tagged = lock(&self.inner.world).tag_image(&id, tag, &Labels::new());
+        self.publish(vec![tagged]);
     }
 
     /// The next `times` calls of `op` (a trait method name, or `*` for any)
@@ -357,7 +358,7 @@ impl Engine for FakeEngine {
 
     async fn build_image(&self, request: &BuildRequest) -> Result<BuildOutput> {
         self.enter("build_image", &request.tag, true).await?;
-        lock(&self.inner.world).build_image(request)
+        self.mutate(|world| world.build_image(request))
     }
 
     async fn pull_image(&self, reference: &str) -> Result<()> {
@@ -368,7 +369,7 @@ impl Engine for FakeEngine {
 
     async fn remove_image(&self, reference: &str) -> Result<()> {
         self.enter("remove_image", reference, true).await?;
-        lock(&self.inner.world).remove_image(reference)
+        self.mutate(|world| Ok(((), world.remove_image(reference)?)))
     }
 
     async fn list_volumes(&self, labels: &Labels) -> Result<Vec<VolumeInfo>> {

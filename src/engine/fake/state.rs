@@ -291,7 +291,7 @@ impl World {
         self.image_id(reference).map(|id| self.images[&id].clone())
     }
 
-    pub fn build_image(&mut self, request: &BuildRequest) -> Result<BuildOutput> {
+    pub fn build_image(&mut self, request: &BuildRequest) -> Result<(BuildOutput, Vec<EngineEvent>)> {
         if request.context_tar.is_empty() {
             return Err(EngineError::Failed {
                 operation: format!("build {}", request.tag),
@@ -305,13 +305,13 @@ impl World {
         let digest =
             super::super::labels::sha256_hex(&[&request.context_tar[..], request.dockerfile.as_bytes()].concat());
         let id = format!("sha256:{digest}");
-        self.tag_image(&id, &request.tag, &request.labels);
+        let tagged = self.tag_image(&id, &request.tag, &request.labels);
         let log = vec![format!("fake build of {} from {} bytes of context", request.tag, request.context_tar.len())];
-        Ok(BuildOutput { image_id: id, log })
+        Ok((BuildOutput { image_id: id, log }, vec![tagged]))
     }
 
-    /// Points `tag` at image `id`, creating the image if needed.
-    pub fn tag_image(&mut self, id: &str, tag: &str, labels: &Labels) {
+    /// Points `tag` at image `id`, creating the image if needed; its event.
+    pub fn tag_image(&mut self, id: &str, tag: &str, labels: &Labels) -> EngineEvent {
         for image in self.images.values_mut() {
             image.tags.retain(|t| t != tag);
         }
@@ -321,9 +321,10 @@ impl World {
             labels: labels.clone(),
         });
         image.tags.push(tag.to_string());
+        event(EventSubject::Image, EventAction::Other("tag".into()), id, labels)
     }
 
-    pub fn remove_image(&mut self, reference: &str) -> Result<()> {
+    pub fn remove_image(&mut self, reference: &str) -> Result<Vec<EngineEvent>> {
         let id = self.image_id(reference).ok_or_else(|| not_found(format!("image {reference}")))?;
         let image = self.images.get_mut(&id).expect("id resolved above");
         image.tags.retain(|t| t != reference);
@@ -331,9 +332,10 @@ impl World {
             if self.containers.values().any(|c| c.info.image_id == id) {
                 return Err(conflict(format!("image {reference}"), "image is being used by a container"));
             }
-            self.images.remove(&id);
+            let image = self.images.remove(&id).expect("id resolved above");
+            return Ok(vec![event(EventSubject::Image, EventAction::Destroy, &id, &image.labels)]);
         }
-        Ok(())
+        Ok(vec![event(EventSubject::Image, EventAction::Other("untag".into()), &id, &self.images[&id].labels)])
     }
 
     pub fn list_volumes(&self, labels: &Labels) -> Vec<VolumeInfo> {
