@@ -612,6 +612,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_periodic_resync_lists_each_kind_once_and_inspects_nothing() {
+        let fake = Arc::new(FakeEngine::new());
+        fake.preload_image("busybox");
+        for i in 0..3 {
+            let id = fake.create_container(&config(&format!("berth-default-web-{i}"), &web())).await.unwrap();
+            fake.start_container(&id).await.unwrap();
+        }
+        let reflector = Reflector::new(fake.clone(), "test");
+        let mut notices = reflector.subscribe();
+        fake.clear_calls();
+        tokio::spawn(reflector.clone().run(Duration::from_millis(100)));
+        let mut resyncs = 0;
+        while resyncs < 3 {
+            match tokio::time::timeout(Duration::from_secs(2), notices.recv()).await.expect("a resync") {
+                Ok(Notice::Resynced) => resyncs += 1,
+                Ok(Notice::Changed(owners)) => assert_eq!(resyncs, 0, "only the first list changes {owners:?}"),
+                other => panic!("nothing else happens: {other:?}"),
+            }
+        }
+        let calls: Vec<&str> = fake.calls().iter().map(|c| c.op).filter(|op| *op != "events").collect();
+        let lists = |op| calls.iter().filter(|c| **c == op).count();
+        assert!(calls.iter().all(|op| op.starts_with("list_")), "lists only, no inspect: {calls:?}");
+        assert_eq!((lists("list_containers"), lists("list_networks"), lists("list_volumes")), (3, 3, 3));
+        assert_eq!(reflector.cached_containers_of(&web()).len(), 3);
+    }
+
+    #[tokio::test]
     async fn an_image_is_inspected_once_until_an_image_event() {
         let fake = Arc::new(FakeEngine::new());
         fake.preload_image("busybox");
