@@ -6,7 +6,7 @@ use std::error::Error;
 use std::fmt;
 
 /// Displays `error` followed by each of its sources, `: `-separated.
-pub struct Chain<'a>(pub &'a (dyn Error + 'static));
+pub struct Chain<'a>(pub &'a dyn Error);
 
 impl fmt::Display for Chain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -47,7 +47,7 @@ impl ReconcileError {
     }
 
     /// A transient error caused by `error`, its causes included.
-    pub fn caused_by(error: &(dyn std::error::Error + 'static)) -> Self {
+    pub fn caused_by(error: &dyn std::error::Error) -> Self {
         ReconcileError::transient(crate::error_chain::Chain(error))
     }
 }

@@ -318,7 +318,7 @@ impl Reflector {
     /// Lists the networks through the engine, keeps them and tells what changed.
     pub async fn refresh_networks(&self) -> super::Result<()> {
         let listed = self.engine().list_networks(&labels::instance_labels(&self.shared.instance)).await?;
-        let changed = self.replace(|cache| &mut cache.networks, listed.into_iter().map(|n| (n.id.clone(), n)));
+        let changed = self.keep_networks(listed);
         self.tell_changed(changed);
         Ok(())
     }
@@ -326,9 +326,19 @@ impl Reflector {
     /// Lists the volumes through the engine, keeps them and tells what changed.
     pub async fn refresh_volumes(&self) -> super::Result<()> {
         let listed = self.engine().list_volumes(&labels::instance_labels(&self.shared.instance)).await?;
-        let changed = self.replace(|cache| &mut cache.volumes, listed.into_iter().map(|v| (v.name.clone(), v)));
+        let changed = self.keep_volumes(listed);
         self.tell_changed(changed);
         Ok(())
+    }
+
+    /// Keeps `listed` as the networks (by id); the owners whose changed.
+    fn keep_networks(&self, listed: Vec<NetworkInfo>) -> BTreeSet<ObjectKey> {
+        self.replace(|cache| &mut cache.networks, listed.into_iter().map(|n| (n.id.clone(), n)))
+    }
+
+    /// Keeps `listed` as the volumes (by name); the owners whose changed.
+    fn keep_volumes(&self, listed: Vec<VolumeInfo>) -> BTreeSet<ObjectKey> {
+        self.replace(|cache| &mut cache.volumes, listed.into_iter().map(|v| (v.name.clone(), v)))
     }
 
     /// Replaces one map of the cache; the owners whose entries changed.
@@ -431,8 +441,8 @@ impl Reflector {
         let containers = engine.list_containers(&ours).await?;
         let networks = engine.list_networks(&ours).await?;
         let volumes = engine.list_volumes(&ours).await?;
-        let mut changed = self.replace(|cache| &mut cache.networks, networks.into_iter().map(|n| (n.id.clone(), n)));
-        changed.extend(self.replace(|cache| &mut cache.volumes, volumes.into_iter().map(|v| (v.name.clone(), v))));
+        let mut changed = self.keep_networks(networks);
+        changed.extend(self.keep_volumes(volumes));
         {
             let instance = &self.shared.instance;
             let mut fresh = Cache::default();

@@ -46,6 +46,7 @@ use tokio::sync::{watch, Notify};
 use crate::api::{AnyObject, Source, SourceKind};
 use crate::controller::runtime::Shutdown;
 use crate::engine::labels::sha256_hex;
+use crate::error_chain::Chain;
 use crate::manifest::{self, ManifestError};
 use crate::store::{SourceRecord, Store, StoreError, WriteBatch, WriteOp};
 
@@ -346,7 +347,7 @@ impl GitSource {
     /// Records a failed fetch on the source, unless that is already what it
     /// says.
     fn record_fetch_error(&self, record: Option<SourceRecord>, error: &GitError) -> Result<()> {
-        let message = error_chain(error);
+        let message = Chain(error).to_string();
         if record.as_ref().and_then(|r| r.fetch_error.as_deref()) == Some(message.as_str()) {
             return Ok(());
         }
@@ -410,7 +411,7 @@ impl GitSource {
                     }
                     tracing::warn!(source = %shown, %commit, "commit rejected: the objects of the last good commit stay");
                 }
-                Ok(Err(error)) => tracing::warn!(source = %shown, "{}", error_chain(&error)),
+                Ok(Err(error)) => tracing::warn!(source = %shown, "{}", Chain(&error)),
                 Err(panic) => tracing::error!(source = %shown, "the poll panicked: {panic}"),
             }
             // Cancel safety: sleeping and waiting for a notification lose
@@ -428,21 +429,6 @@ impl GitSource {
 /// `<state_dir>/git/<first 16 hex digits of the SHA-256 of the source id>`.
 pub fn source_dir(state_dir: &Path, spec: &GitSpec) -> PathBuf {
     state_dir.join("git").join(&sha256_hex(spec.id().as_bytes())[..16])
-}
-
-/// `error: cause: cause`, on one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(next) = cause {
-        let next_text = next.to_string();
-        if !text.ends_with(&next_text) {
-            text.push_str(": ");
-            text.push_str(&next_text);
-        }
-        cause = next.source();
-    }
-    text
 }
 
 #[cfg(test)]
