@@ -35,6 +35,7 @@ use super::action::{Action, ReconcileError};
 use super::container_spec::{self, Resolution, Template};
 use super::context::{Conditions, Context};
 use super::finalizer::{self, Cleanup};
+use super::image_steps::{self, PullWhy};
 use super::replica_steps::{decide, replica_of, Desired, Step, Teardown, Wanted};
 
 /// How long a not-ready Container waits before it is looked at again even
@@ -74,8 +75,9 @@ async fn apply(ctx: &Context, container: &Container, observed: &[ContainerInfo])
     if let Some(why) = crate::api::overrides::suspended(&container.metadata) {
         return suspend(ctx, container, observed, why).await;
     }
-    let template = match container_spec::resolve(ctx, container, container_spec::Pulls::Allowed).await? {
+    let template = match resolve_pulling(ctx, container).await? {
         Resolution::Ready(template) => template,
+        Resolution::MissingImage(reference) => unreachable!("{reference} was pulled by resolve_pulling"),
         Resolution::Waiting(reason, message) => {
             let status = ContainerStatus {
                 common: Conditions::from(container).ready(false, reason, message, false).build(),
@@ -102,6 +104,25 @@ async fn apply(ctx: &Context, container: &Container, observed: &[ContainerInfo])
         .next_due(key, std::time::Instant::now())
         .map_or(NOT_READY_RECHECK, |due| due.min(NOT_READY_RECHECK));
     Ok(if all_ready { Action::await_change() } else { Action::requeue(recheck) })
+}
+
+/// Resolves `container`'s references, first pulling an image the engine
+/// lacks (the one step before its replicas' steps: the image id is part of
+/// their spec hash). Never answers [`Resolution::MissingImage`].
+async fn resolve_pulling(ctx: &Context, container: &Container) -> Result<Resolution, ReconcileError> {
+    let reference = match container_spec::resolve(ctx, container).await? {
+        Resolution::MissingImage(reference) => reference,
+        resolved => return Ok(resolved),
+    };
+    if let Err(message) = image_steps::pull(ctx, &container.key(), &reference, PullWhy::Missing).await? {
+        return Ok(Resolution::Waiting("ImagePullFailed", format!("image {reference} is not present: {message}")));
+    }
+    Ok(match container_spec::resolve(ctx, container).await? {
+        Resolution::MissingImage(reference) => {
+            Resolution::Waiting("ImagePullFailed", format!("image {reference} is missing after a pull"))
+        }
+        resolved => resolved,
+    })
 }
 
 /// A suspended Container: every replica removed, the object kept, and a

@@ -31,6 +31,9 @@ pub enum Resolution {
     Ready(Box<Template>),
     /// Something is not ready; reason (CamelCase) and message.
     Waiting(&'static str, String),
+    /// The engine lacks the image `image:` names: pull it, then resolve
+    /// again (its id is part of the spec hash).
+    MissingImage(String),
 }
 
 /// What every replica shares.
@@ -43,18 +46,10 @@ pub struct Template {
     pub hashed: Value,
 }
 
-/// Whether resolving may change anything: the reconciler pulls a missing
-/// image (and records it); a plan only reads.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Pulls {
-    /// Pull a missing image.
-    Allowed,
-    /// Read only: a missing image is reported as what would be pulled.
-    ReadOnly,
-}
-
 /// Resolves references and builds the replica template of `container`.
-pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Result<Resolution, super::ReconcileError> {
+/// Reads only: a missing image is reported, and pulling it is the caller's
+/// step.
+pub async fn resolve(ctx: &Context, container: &Container) -> Result<Resolution, super::ReconcileError> {
     let key = container.key();
     let spec = &container.spec;
     let lookup = |kind: Kind, name: &str| -> Result<Option<AnyObject>, super::ReconcileError> {
@@ -88,30 +83,7 @@ pub async fn resolve(ctx: &Context, container: &Container, pulls: Pulls) -> Resu
         },
         (None, Some(reference)) => match ctx.reflector.image(reference).await? {
             Some(info) => info.id,
-            None if pulls == Pulls::ReadOnly => {
-                return Ok(Resolution::Waiting(
-                    "ImageMissing",
-                    format!("image {reference} is not present: it would be pulled first"),
-                ))
-            }
-            None => {
-                if let Err(e) = ctx.engine.pull_image(reference).await {
-                    return Ok(Resolution::Waiting(
-                        "ImagePullFailed",
-                        format!("image {reference} is not present and pulling it failed: {e}"),
-                    ));
-                }
-                ctx.record(&key, "pulled", "ImageMissing", format!("pulled {reference}"))?;
-                match ctx.reflector.image(reference).await? {
-                    Some(info) => info.id,
-                    None => {
-                        return Ok(Resolution::Waiting(
-                            "ImagePullFailed",
-                            format!("image {reference} is missing after a pull"),
-                        ))
-                    }
-                }
-            }
+            None => return Ok(Resolution::MissingImage(reference.clone())),
         },
         (None, None) => return Err(super::ReconcileError::terminal("a Container needs `image` or `imageRef`")),
     };

@@ -7,6 +7,10 @@
 //! id is part of their spec hash. While the context is only on disk, berth
 //! notices edits by requeueing builds every minute (hashing is cheap).
 //!
+//! Decide, then act: [`decide`] reads the engine (through the reflector's
+//! image cache) and packs the context, and says which step, if any, is due
+//! ([`image_steps`]); the reconciler runs it and the plan renders it.
+//!
 //! Idempotent: an image whose label matches is left alone; a crash during a
 //! build leaves either no image or the finished one.
 
@@ -20,9 +24,7 @@ use crate::engine::{labels, BuildRequest};
 
 use super::action::{Action, ReconcileError};
 use super::context::{Conditions, Context};
-
-/// Label on built images: hash of the context and build settings.
-pub const CONTEXT_HASH: &str = "berth.dev/context-hash";
+use super::image_steps::{self, ImageStep, CONTEXT_HASH};
 /// Dockerfile name used for `dockerfileInline`.
 const INLINE_DOCKERFILE: &str = ".berth.Dockerfile";
 /// How often an up-to-date build re-hashes its context to notice edits.
@@ -47,123 +49,172 @@ fn pack(build: &ImageBuild) -> Result<(BuildContext, String), build_context::Bui
     Ok((context, dockerfile))
 }
 
-/// Brings the image for `key` in line with the store.
-pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Image>) -> Result<Action, ReconcileError> {
-    // Images are kept: containers elsewhere may run them, and rebuilding
-    // is the expensive direction. The record goes.
-    let Some(image) = super::finalizer::live(ctx, key, desired)? else { return Ok(Action::await_change()) };
-    let tag = image.spec.tag.clone().unwrap_or_else(|| crate::api::defaults::image_tag(&key.namespace, &key.name));
-    if let Some(build) = &image.spec.build {
-        return reconcile_build(ctx, &image, build, &tag).await;
-    }
-    let Some(pull) = &image.spec.pull else {
-        return Err(ReconcileError::terminal("an Image needs `build` or `pull`"));
-    };
-    let present = ctx.engine.inspect_image(&pull.reference).await?;
-    let present = match (present, pull.policy.unwrap_or(PullPolicy::IfNotPresent)) {
-        (Some(info), PullPolicy::IfNotPresent) => info,
-        _ => {
-            if let Err(e) = ctx.engine.pull_image(&pull.reference).await {
-                let message = format!("pull of {} failed: {e}", pull.reference);
-                let status = ImageStatus {
-                    common: Conditions::from(&image).ready(false, "PullFailed", message.clone(), true).build(),
-                    ..image.status.clone().unwrap_or_default()
-                };
-                ctx.write_status(&image, status)?;
-                return Err(ReconcileError::transient(message));
-            }
-            ctx.record(key, "pulled", "Missing", format!("pulled {}", pull.reference))?;
-            ctx.engine
-                .inspect_image(&pull.reference)
-                .await?
-                .ok_or_else(|| ReconcileError::transient("pulled image vanished"))?
-        }
-    };
-    let status = ImageStatus {
-        common: Conditions::from(&image).ready(true, "Pulled", pull.reference.clone(), false).build(),
-        image_id: present.id,
-        tag: pull.reference.clone(),
-        context_hash: String::new(),
-    };
-    ctx.write_status(&image, status)?;
-    Ok(Action::await_change())
+/// What an Image needs, read without changing anything.
+pub(super) enum Decision {
+    /// Pull `reference` (`step` is `None` when it is present and its
+    /// policy does not pull again).
+    Pull { reference: String, step: Option<ImageStep> },
+    /// Build `tag` from `packed` (`step` is `None` when the tag's image
+    /// was built from this very context).
+    Build { tag: String, packed: Box<Packed>, step: Option<ImageStep> },
+    /// The image cannot be had as declared: the Ready condition's reason
+    /// and message, and whether to try again.
+    Refused { reason: &'static str, message: String, retry: bool },
 }
 
-async fn reconcile_build(
-    ctx: &Context,
-    image: &Image,
-    build: &ImageBuild,
-    tag: &str,
-) -> Result<Action, ReconcileError> {
+/// A packed build context and what identifies it.
+pub(super) struct Packed {
+    tar: Vec<u8>,
+    dockerfile: String,
+    hash: String,
+}
+
+/// Decides what `image` needs on the engine as it is now. Reads only: the
+/// plan calls it as the reconciler does.
+pub(super) async fn decide(ctx: &Context, image: &Image) -> Result<Decision, ReconcileError> {
     let key = image.key();
+    let tag = image.spec.tag.clone().unwrap_or_else(|| crate::api::defaults::image_tag(&key.namespace, &key.name));
+    let Some(build) = &image.spec.build else {
+        let Some(pull) = &image.spec.pull else {
+            return Err(ReconcileError::terminal("an Image needs `build` or `pull`"));
+        };
+        let present = ctx.reflector.image(&pull.reference).await?;
+        let policy = pull.policy.unwrap_or(PullPolicy::IfNotPresent);
+        let step = image_steps::decide_pull(&pull.reference, policy, present.as_ref());
+        return Ok(Decision::Pull { reference: pull.reference.clone(), step });
+    };
     // The engine first: packing and hashing the context costs a read and a
     // SHA-256 of all of it, which a reconcile retried against an engine that
     // is away (every few milliseconds at first) would repeat for nothing.
-    let existing = ctx.engine.inspect_image(tag).await?;
-    let fail = |reason: &str, message: String| -> Result<(), ReconcileError> {
-        let status = ImageStatus {
-            common: Conditions::from(image).ready(false, reason, message, true).build(),
-            ..image.status.clone().unwrap_or_default()
-        };
-        ctx.write_status(image, status)
-    };
+    let present = ctx.reflector.image(&tag).await?;
     // The host policy, again: a context stored by an older berth, or one
     // that resolves elsewhere since, is not read. (Contexts of followed
     // directories and git checkouts are granted.)
     if let Some(refused) = crate::manifest::policy::refusal(&crate::api::AnyObject::Image(image.clone())) {
-        fail("PolicyDenied", refused)?;
-        return Ok(Action::await_change());
+        return Ok(Decision::Refused { reason: "PolicyDenied", message: refused, retry: false });
     }
     let (context, dockerfile) = match pack(build) {
         Ok(packed) => packed,
         Err(e) => {
             let message = format!("cannot pack the build context: {e:#}");
-            fail("ContextUnreadable", message.clone())?;
-            return Err(ReconcileError::transient(message));
+            return Ok(Decision::Refused { reason: "ContextUnreadable", message, retry: true });
         }
     };
     let tar = context.to_tar().map_err(|e| ReconcileError::caused_by(&e))?;
     let settings = serde_json::json!({ "dockerfile": dockerfile, "args": build.args, "target": build.target });
     let hash = labels::sha256_hex(format!("{}\n{}", labels::sha256_hex(&tar), settings).as_bytes());
-    let image_id = match existing.filter(|i| i.labels.get(CONTEXT_HASH) == Some(&hash)) {
-        Some(current) => current.id,
-        None => {
-            let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
-            engine_labels.insert(CONTEXT_HASH.into(), hash.clone());
-            let request = BuildRequest {
-                context_tar: tar,
-                dockerfile,
-                tag: tag.to_string(),
-                build_args: build.args.clone(),
-                target: build.target.clone(),
-                labels: engine_labels,
+    let step = image_steps::decide_build(&tag, &hash, present.as_ref());
+    Ok(Decision::Build { tag, packed: Box::new(Packed { tar, dockerfile, hash }), step })
+}
+
+/// Brings the image for `key` in line with the store.
+pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Image>) -> Result<Action, ReconcileError> {
+    // Images are kept: containers elsewhere may run them, and rebuilding
+    // is the expensive direction. The record goes.
+    let Some(image) = super::finalizer::live(ctx, key, desired)? else { return Ok(Action::await_change()) };
+    let fail = |reason: &str, message: String| -> Result<(), ReconcileError> {
+        let status = ImageStatus {
+            common: Conditions::from(&image).ready(false, reason, message, true).build(),
+            ..image.status.clone().unwrap_or_default()
+        };
+        ctx.write_status(&image, status)
+    };
+    let (status, next) = match decide(ctx, &image).await? {
+        Decision::Refused { reason, message, retry } => {
+            fail(reason, message.clone())?;
+            return match retry {
+                true => Err(ReconcileError::transient(message)),
+                false => Ok(Action::await_change()),
             };
-            match ctx.engine.build_image(&request).await {
-                Ok(output) => {
-                    let tail: Vec<&str> = output.log.iter().rev().take(20).rev().map(String::as_str).collect();
-                    ctx.record(
-                        &key,
-                        "built",
-                        "ContextChanged",
-                        format!("built {tag} ({})\n{}", output.image_id, tail.join("\n")),
-                    )?;
-                    output.image_id
-                }
-                Err(e) => {
-                    let message = format!("build of {tag} failed: {e}");
-                    ctx.record(&key, "build-failed", "BuildFailed", message.clone())?;
-                    fail("BuildFailed", message.clone())?;
+        }
+        Decision::Pull { reference, step } => {
+            if let Some(ImageStep::Pull { why, .. }) = step {
+                if let Err(message) = image_steps::pull(ctx, key, &reference, why).await? {
+                    fail("PullFailed", message.clone())?;
                     return Err(ReconcileError::transient(message));
                 }
             }
+            // After a pull, the engine itself: the reflector may still hold
+            // the image a moving tag named before.
+            let present = match step {
+                Some(_) => ctx.engine.inspect_image(&reference).await?,
+                None => ctx.reflector.image(&reference).await?,
+            }
+            .ok_or_else(|| ReconcileError::transient(format!("image {reference} vanished after its pull")))?;
+            let common = Conditions::from(&image).ready(true, "Pulled", reference.clone(), false).build();
+            let status = ImageStatus { common, image_id: present.id, tag: reference, context_hash: String::new() };
+            (status, Action::await_change())
+        }
+        Decision::Build { tag, packed, step } => {
+            let Packed { tar, dockerfile, hash } = *packed;
+            let image_id = match step {
+                Some(step) => {
+                    match build(ctx, &image, &tag, BuildInputs { tar, dockerfile, hash: &hash }, &step).await? {
+                        Ok(id) => id,
+                        Err(message) => {
+                            fail("BuildFailed", message.clone())?;
+                            return Err(ReconcileError::transient(message));
+                        }
+                    }
+                }
+                None => ctx.reflector.image(&tag).await?.map(|i| i.id).unwrap_or_default(),
+            };
+            let common = Conditions::from(&image).ready(true, "Built", tag.clone(), false).build();
+            let status = ImageStatus { common, image_id, tag, context_hash: hash };
+            (status, Action::requeue(CONTEXT_RECHECK))
         }
     };
-    let status = ImageStatus {
-        common: Conditions::from(image).ready(true, "Built", tag.to_string(), false).build(),
-        image_id,
+    ctx.write_status(&image, status)?;
+    Ok(next)
+}
+
+/// What a build sends to the engine.
+struct BuildInputs<'a> {
+    tar: Vec<u8>,
+    dockerfile: String,
+    hash: &'a str,
+}
+
+/// Runs a build step and records it: the new image's id, or the message
+/// to show when the build failed.
+async fn build(
+    ctx: &Context,
+    image: &Image,
+    tag: &str,
+    inputs: BuildInputs<'_>,
+    step: &ImageStep,
+) -> Result<Result<String, String>, ReconcileError> {
+    let key = image.key();
+    let spec = image
+        .spec
+        .build
+        .as_ref()
+        .ok_or_else(|| ReconcileError::terminal("a build step of an Image without `build`"))?;
+    let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
+    engine_labels.insert(CONTEXT_HASH.into(), inputs.hash.to_string());
+    let request = BuildRequest {
+        context_tar: inputs.tar,
+        dockerfile: inputs.dockerfile,
         tag: tag.to_string(),
-        context_hash: hash,
+        build_args: spec.args.clone(),
+        target: spec.target.clone(),
+        labels: engine_labels,
     };
-    ctx.write_status(image, status)?;
-    Ok(Action::requeue(CONTEXT_RECHECK))
+    match ctx.engine.build_image(&request).await {
+        Ok(output) => {
+            let tail: Vec<&str> = output.log.iter().rev().take(20).rev().map(String::as_str).collect();
+            ctx.record(
+                &key,
+                "built",
+                step.reason(),
+                format!("built {tag} ({})\n{}", output.image_id, tail.join("\n")),
+            )?;
+            Ok(Ok(output.image_id))
+        }
+        Err(e) => {
+            let message = format!("build of {tag} failed: {e}");
+            ctx.record(&key, "build-failed", "BuildFailed", message.clone())?;
+            Ok(Err(message))
+        }
+    }
 }

@@ -32,13 +32,16 @@ mod crash_loop;
 mod dependents;
 mod finalizer;
 mod image;
+mod image_steps;
 mod lost_store;
 mod network;
+mod network_steps;
 pub mod plan;
 mod replica_steps;
 pub mod runtime;
 mod served;
 mod volume;
+mod volume_steps;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -16,6 +16,8 @@ use crate::engine::{labels, EngineError, NetworkConfig, NetworkInfo};
 use super::action::{Action, ReconcileError};
 use super::context::{name_taken, wait_for_users, Conditions, Context};
 use super::finalizer::{self, Cleanup};
+use super::network_steps::{decide, is_current, NetworkStep, Removal, Wanted};
+use super::replica_steps::Teardown;
 
 /// berth's DNS server answers on the gateway of every berth network
 /// (`berth serve --dns-on-networks`). Those networks are created without
@@ -40,7 +42,8 @@ pub fn engine_name(key: &ObjectKey) -> String {
     format!("berth-{}-{}", key.namespace, key.name)
 }
 
-fn config(ctx: &Context, network: &Network) -> NetworkConfig {
+/// The engine network `network` wants, labels and spec hash included.
+pub(super) fn config(ctx: &Context, network: &Network) -> NetworkConfig {
     let key = network.key();
     let spec: &NetworkSpec = &network.spec;
     // Serving DNS on the gateway changes what the engine network is (Podman's
@@ -87,11 +90,12 @@ async fn teardown(
             return Ok(Cleanup::Wait(wait));
         }
     }
-    for existing in observed {
-        if !remove(ctx, key, &existing.name, "deleted").await? {
+    let why = if deleting.is_some() { Teardown::Deleted } else { Teardown::Orphan };
+    for step in decide(&Wanted::Nothing(why), observed) {
+        let NetworkStep::Remove { name, why } = step else { continue };
+        if !remove(ctx, key, &name, why).await? {
             let Some(deleting) = deleting else { return Ok(Cleanup::Wait(Action::requeue(IN_USE_RECHECK))) };
-            let why =
-                format!("being deleted: network {} stays while containers berth does not manage use it", existing.name);
+            let why = format!("being deleted: network {name} stays while containers berth does not manage use it");
             return in_use(ctx, deleting, why).map(Cleanup::Wait);
         }
     }
@@ -106,37 +110,19 @@ async fn apply(
     observed: &[NetworkInfo],
 ) -> Result<Action, ReconcileError> {
     let wanted = config(ctx, network);
-    let wanted_hash = &wanted.labels[labels::SPEC_HASH];
-    let mut current = None;
-    for existing in observed {
-        if existing.name == wanted.name && existing.labels.get(labels::SPEC_HASH) == Some(wanted_hash) {
-            current = Some(existing.clone());
-        } else if !remove(ctx, key, &existing.name, "spec changed").await? {
-            let why =
-                format!("network {} must be recreated but containers berth does not manage use it", existing.name);
-            return in_use(ctx, network, why);
-        }
-    }
-    let current = match current {
-        Some(current) => current,
-        None => {
-            let created = ctx.engine.create_network(&wanted).await;
-            // The reflector's copy follows; a conflict may be our own network
-            // made since it last looked.
-            ctx.reflector.refresh_networks().await?;
-            match created {
-                Err(e) if e.is_conflict() => {
-                    let ours = ctx.reflector.networks_of(key).await?.into_iter().find(|n| n.name == wanted.name);
-                    ours.ok_or_else(|| name_taken("network", &wanted.name))?
-                }
-                created => {
-                    let created = created?;
-                    ctx.record(key, "created", "Missing", format!("created network {}", created.name))?;
-                    created
+    let mut current = observed.iter().find(|n| is_current(n, &wanted)).cloned();
+    for step in decide(&Wanted::Network(&wanted), observed) {
+        match step {
+            NetworkStep::Remove { name, why } => {
+                if !remove(ctx, key, &name, why).await? {
+                    let why = format!("network {name} must be recreated but containers berth does not manage use it");
+                    return in_use(ctx, network, why);
                 }
             }
+            NetworkStep::Create { .. } => current = Some(create(ctx, key, &wanted).await?),
         }
-    };
+    }
+    let current = current.ok_or_else(|| ReconcileError::transient(format!("network {} is missing", wanted.name)))?;
     let status = NetworkStatus {
         common: Conditions::from(network).ready(true, "Created", format!("network {}", current.name), false).build(),
         engine_id: current.id.clone(),
@@ -145,6 +131,24 @@ async fn apply(
     };
     ctx.write_status(network, status)?;
     Ok(Action::await_change())
+}
+
+/// Creates the wanted network and records it; one of the same name made
+/// since the reflector last looked is ours, any other is an error.
+async fn create(ctx: &Context, key: &ObjectKey, wanted: &NetworkConfig) -> Result<NetworkInfo, ReconcileError> {
+    let created = ctx.engine.create_network(wanted).await;
+    ctx.reflector.refresh_networks().await?;
+    match created {
+        Err(e) if e.is_conflict() => {
+            let ours = ctx.reflector.networks_of(key).await?.into_iter().find(|n| n.name == wanted.name);
+            ours.ok_or_else(|| name_taken("network", &wanted.name))
+        }
+        created => {
+            let created = created?;
+            ctx.record(key, "created", "Missing", format!("created network {}", created.name))?;
+            Ok(created)
+        }
+    }
 }
 
 /// How soon a network kept by containers berth does not manage is tried again.
@@ -164,7 +168,7 @@ fn in_use(ctx: &Context, network: &Network, why: String) -> Result<Action, Recon
 /// Removes a network, first detaching berth's own containers (on deletion,
 /// only orphans are left by then: the Containers that use it went first).
 /// Returns false when other containers still use it.
-async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: &str) -> Result<bool, ReconcileError> {
+async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: Removal) -> Result<bool, ReconcileError> {
     let ours = ctx.reflector.all_containers().await?;
     for container in ours.iter().filter(|c| c.ips.contains_key(name)) {
         ctx.engine.disconnect_network(name, &container.id).await.or_else(EngineError::ignore_not_found)?;
@@ -173,7 +177,7 @@ async fn remove(ctx: &Context, key: &ObjectKey, name: &str, why: &str) -> Result
     ctx.reflector.refresh_networks().await?;
     match removed {
         Ok(()) => {
-            ctx.record(key, "removed", why, format!("removed network {name}"))?;
+            ctx.record(key, "removed", why.reason(), format!("removed network {name}"))?;
             Ok(true)
         }
         Err(e) if e.is_not_found() => Ok(true),

@@ -15,11 +15,15 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::volume::ReclaimPolicy;
-use crate::api::{AnyObject, Container, ObjectKey};
+use crate::api::{AnyObject, Container, Network, ObjectKey, Volume};
 use crate::store::Store;
 
 use super::container_spec::{self, Resolution};
+use super::image::Decision;
+use super::image_steps::{ImageStep, PullWhy};
+use super::network_steps::{self, NetworkStep};
 use super::replica_steps::{decide, Desired, Step, Teardown, Wanted};
+use super::volume_steps::{self, VolumeStep};
 use super::{Context, ReconcileError};
 
 /// What an apply does to one object.
@@ -111,6 +115,16 @@ pub fn changed_paths(old: &Value, new: &Value, path: &str, out: &mut Vec<String>
     }
 }
 
+/// The plan's lines for steps `described`, or one that says why there
+/// is nothing to do.
+fn or_none(described: impl Iterator<Item = (String, String)>, why_none: &str) -> Vec<PlannedOperation> {
+    let operations: Vec<PlannedOperation> = described.map(|(operation, reason)| op(operation, reason)).collect();
+    match operations.is_empty() {
+        true => vec![op("none", why_none)],
+        false => operations,
+    }
+}
+
 /// What the plan says when the engine cannot be asked.
 fn unknown(why: impl std::fmt::Display) -> Vec<PlannedOperation> {
     vec![op("unknown until the engine answers", why.to_string())]
@@ -197,7 +211,6 @@ async fn operations(
     object: &AnyObject,
     current: Option<&AnyObject>,
 ) -> Result<Vec<PlannedOperation>, ReconcileError> {
-    let key = object.key();
     let spec_changed = current.is_none_or(|c| !c.same_spec(object));
     if !spec_changed {
         return Ok(vec![op("none", "only labels or annotations change; the engine objects stay")]);
@@ -216,37 +229,24 @@ async fn operations(
             vec![op("none", "the Container is suspended: its replicas run again when it is resumed")]
         }
         AnyObject::Container(container) => container_operations(ctx, container).await?,
-        AnyObject::Volume(_) if current.is_some() => vec![op(
-            format!("keep volume {}", crate::controller::engine_name(&key)),
-            "volumes are never recreated (that would lose data); the new spec applies when the volume is created again",
-        )],
-        AnyObject::Volume(_) => {
-            vec![op(format!("create volume {}", crate::controller::engine_name(&key)), "new Volume")]
+        AnyObject::Volume(volume) => {
+            let steps = volume_steps_now(ctx, volume, Live::Yes).await?;
+            or_none(steps.iter().map(VolumeStep::describe), "the volume exists, made from these settings")
         }
-        AnyObject::Network(_) => {
-            let name = crate::controller::engine_name(&key);
-            match current {
-                None => vec![op(format!("create network {name}"), "new Network")],
-                Some(_) => vec![
-                    op(format!("recreate network {name}"), "spec changed"),
-                    op("reconnect the Containers that use it", "their network was recreated"),
-                ],
+        AnyObject::Network(network) => {
+            let steps = network_steps_now(ctx, network, Live::Yes).await?;
+            or_none(steps.iter().map(NetworkStep::describe), "the network exists, made from this spec")
+        }
+        AnyObject::Image(image) => match super::image::decide(ctx, image).await? {
+            Decision::Pull { step, .. } => {
+                or_none(step.iter().map(ImageStep::describe), "the image is present (pull policy IfNotPresent)")
             }
-        }
-        AnyObject::Image(image) => match (&image.spec.build, &image.spec.pull) {
-            (Some(build), _) => vec![op(
-                format!(
-                    "build image {}",
-                    image
-                        .spec
-                        .tag
-                        .clone()
-                        .unwrap_or_else(|| crate::api::defaults::image_tag(&key.namespace, &key.name))
-                ),
-                format!("context {}", build.context.as_deref().unwrap_or("inline Dockerfile")),
-            )],
-            (None, Some(pull)) => vec![op(format!("pull image {}", pull.reference), "unless present (pull policy)")],
-            (None, None) => Vec::new(),
+            Decision::Build { step, .. } => {
+                or_none(step.iter().map(ImageStep::describe), "the tag's image was built from this context")
+            }
+            Decision::Refused { reason, message, .. } => {
+                vec![op("none: the image cannot be had", format!("{reason}: {message}"))]
+            }
         },
         AnyObject::DnsRecord(_) | AnyObject::Route(_) => {
             vec![op("update the served records and routes", if current.is_some() { "spec changed" } else { "new" })]
@@ -258,7 +258,7 @@ async fn operations(
 async fn container_operations(ctx: &Context, container: &Container) -> Result<Vec<PlannedOperation>, ReconcileError> {
     let mut operations = match container_steps(ctx, container).await? {
         Ok(steps) => render(&steps),
-        Err(waiting) => return Ok(vec![waiting]),
+        Err(first) => return Ok(first),
     };
     if operations.is_empty() {
         operations.push(op(
@@ -270,20 +270,58 @@ async fn container_operations(ctx: &Context, container: &Container) -> Result<Ve
 }
 
 /// The steps the Container reconciler would decide on the engine as it is
-/// now, or why it would wait instead. Reads only: a missing image is
-/// reported, not pulled.
+/// now, or what comes first instead (a wait, or the pull of its image).
+/// Reads only: a missing image is planned, not pulled.
 async fn container_steps(
     ctx: &Context,
     container: &Container,
-) -> Result<Result<Vec<Step>, PlannedOperation>, ReconcileError> {
-    let template = match container_spec::resolve(ctx, container, container_spec::Pulls::ReadOnly).await? {
+) -> Result<Result<Vec<Step>, Vec<PlannedOperation>>, ReconcileError> {
+    let template = match container_spec::resolve(ctx, container).await? {
         Resolution::Ready(template) => template,
         Resolution::Waiting(reason, message) => {
-            return Ok(Err(op("wait before creating or replacing replicas", format!("{reason}: {message}"))))
+            return Ok(Err(vec![op("wait before creating or replacing replicas", format!("{reason}: {message}"))]))
+        }
+        Resolution::MissingImage(reference) => {
+            let (operation, reason) = ImageStep::Pull { reference, why: PullWhy::Missing }.describe();
+            let then = op(
+                "then create or replace the replicas the pulled image changes",
+                "the image's id is part of each replica's spec hash",
+            );
+            return Ok(Err(vec![op(operation, reason), then]));
         }
     };
     let observed = ctx.reflector.containers_of(&container.key()).await?;
     Ok(Ok(decide(&Desired::Replicas(Wanted::of(container, &template)), &observed)))
+}
+
+/// Whether the plan is of an object's apply or of its deletion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Live {
+    Yes,
+    Deleted,
+}
+
+/// The steps the Network reconciler would decide on the engine as it is now.
+async fn network_steps_now(ctx: &Context, network: &Network, live: Live) -> Result<Vec<NetworkStep>, ReconcileError> {
+    let observed = ctx.reflector.networks_of(&network.key()).await?;
+    Ok(match live {
+        Live::Yes => {
+            network_steps::decide(&network_steps::Wanted::Network(&super::network::config(ctx, network)), &observed)
+        }
+        Live::Deleted => network_steps::decide(&network_steps::Wanted::Nothing(Teardown::Deleted), &observed),
+    })
+}
+
+/// The steps the Volume reconciler would decide on the engine as it is now.
+async fn volume_steps_now(ctx: &Context, volume: &Volume, live: Live) -> Result<Vec<VolumeStep>, ReconcileError> {
+    let observed = ctx.reflector.volumes_of(&volume.key()).await?;
+    Ok(match live {
+        Live::Yes => volume_steps::decide(&super::volume::wanted(&super::volume::config(ctx, volume)), &observed),
+        Live::Deleted => {
+            let policy = volume.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain);
+            volume_steps::decide(&volume_steps::Wanted::Deleted(policy), &observed)
+        }
+    })
 }
 
 /// The plan's lines for `steps`.
@@ -294,17 +332,19 @@ fn render(steps: &[Step]) -> Vec<PlannedOperation> {
 /// What deleting `object` does to the engine.
 async fn teardown(ctx: &Context, object: &AnyObject) -> Result<Vec<PlannedOperation>, ReconcileError> {
     let key = object.key();
-    let name = crate::controller::engine_name(&key);
     Ok(match object {
         AnyObject::Container(_) => {
             let observed = ctx.reflector.containers_of(&key).await?;
             render(&decide(&Desired::Nothing(Teardown::Deleted), &observed))
         }
-        AnyObject::Volume(volume) => match volume.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain) {
-            ReclaimPolicy::Delete => vec![op(format!("remove volume {name} and its data"), "reclaimPolicy Delete")],
-            ReclaimPolicy::Retain => vec![op(format!("keep volume {name}"), "reclaimPolicy Retain keeps the data")],
-        },
-        AnyObject::Network(_) => vec![op(format!("remove network {name}"), "Network deleted")],
+        AnyObject::Volume(volume) => {
+            let steps = volume_steps_now(ctx, volume, Live::Deleted).await?;
+            or_none(steps.iter().map(VolumeStep::describe), "the engine has no volume of it")
+        }
+        AnyObject::Network(network) => {
+            let steps = network_steps_now(ctx, network, Live::Deleted).await?;
+            or_none(steps.iter().map(NetworkStep::describe), "the engine has no network of it")
+        }
         AnyObject::Image(_) => vec![op("keep the image", "images are kept: other containers may run them")],
         AnyObject::DnsRecord(_) | AnyObject::Route(_) => vec![op("stop serving it", "deleted")],
     })

@@ -179,3 +179,93 @@ proptest! {
         runtime.block_on(plan_then_reconcile(before, after, meddling));
     }
 }
+
+/// The engine calls the plan's lines for a Network, Volume or Image name,
+/// by their first words ("none", "keep volume …" name none).
+fn other_calls(planned: &[(String, String)]) -> Vec<&'static str> {
+    let call = |operation: &str| match operation.split(' ').take(2).collect::<Vec<_>>()[..] {
+        ["create", "network"] => Some("create_network"),
+        ["remove", "network"] => Some("remove_network"),
+        ["create", "volume"] => Some("create_volume"),
+        ["remove", "volume"] => Some("remove_volume"),
+        ["pull", "image"] => Some("pull_image"),
+        ["build", "image"] => Some("build_image"),
+        _ => None,
+    };
+    planned.iter().filter_map(|(operation, _)| call(operation)).collect()
+}
+
+fn object(kind: &str, spec: serde_json::Value) -> AnyObject {
+    let json = json!({
+        "apiVersion": "berth.dev/v1alpha1", "kind": kind,
+        "metadata": {"name": "it", "namespace": "default"}, "spec": spec,
+    });
+    let mut object = AnyObject::from_json(json).expect("an object");
+    crate::api::defaults::apply(&mut object);
+    object
+}
+
+/// Each row: what the engine got from `before` (applied and reconciled
+/// first, if any), then `after` applied (or the object deleted): the plan's
+/// engine steps are the calls the next reconcile makes, and the steps the
+/// plan shows name them.
+#[tokio::test]
+async fn networks_volumes_and_images_plan_what_their_reconcilers_then_do() {
+    let network = |subnet: &str| object("Network", json!({"subnet": subnet}));
+    let volume = |driver_opt: &str, policy: &str| {
+        object("Volume", json!({"driverOpts": {"o": driver_opt}, "reclaimPolicy": policy}))
+    };
+    let pull = |policy: &str| object("Image", json!({"pull": {"ref": "web:2", "policy": policy}}));
+    let build = |arg: &str| object("Image", json!({"build": {"dockerfileInline": "FROM scratch", "args": {"A": arg}}}));
+    type Row = (&'static str, Option<AnyObject>, Option<AnyObject>, Vec<&'static str>);
+    let rows: Vec<Row> = vec![
+        ("new network", None, Some(network("10.9.0.0/24")), vec!["create_network"]),
+        ("network as it is", Some(network("10.9.0.0/24")), Some(network("10.9.0.0/24")), vec![]),
+        (
+            "network spec changed",
+            Some(network("10.9.0.0/24")),
+            Some(network("10.9.1.0/24")),
+            vec!["remove_network", "create_network"],
+        ),
+        ("network deleted", Some(network("10.9.0.0/24")), None, vec!["remove_network"]),
+        ("new volume", None, Some(volume("a", "Delete")), vec!["create_volume"]),
+        ("volume options changed: kept", Some(volume("a", "Delete")), Some(volume("b", "Delete")), vec![]),
+        ("volume deleted, Delete", Some(volume("a", "Delete")), None, vec!["remove_volume"]),
+        ("volume deleted, Retain", Some(volume("a", "Retain")), None, vec![]),
+        ("image to pull", None, Some(pull("IfNotPresent")), vec!["pull_image"]),
+        ("image present", Some(pull("IfNotPresent")), Some(pull("IfNotPresent")), vec![]),
+        ("image pulled always", Some(pull("IfNotPresent")), Some(pull("Always")), vec!["pull_image"]),
+        ("image to build", None, Some(build("1")), vec!["build_image"]),
+        ("image built from this context", Some(build("1")), Some(build("1")), vec![]),
+        ("image build settings changed", Some(build("1")), Some(build("2")), vec!["build_image"]),
+    ];
+    for (case, before, after, expected) in rows {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let engine = FakeEngine::new();
+        let ctx = Context::for_tests(Store::open(dir.path()).expect("store"), Arc::new(engine.clone()));
+        let key = before.as_ref().or(after.as_ref()).expect("an object").key();
+        if let Some(before) = &before {
+            ctx.store.commit(WriteBatch::new().put(before.clone())).expect("write");
+            super::super::reconcile(&ctx, &key).await.unwrap_or_else(|e| panic!("{case}: first reconcile: {e}"));
+        }
+        let version = ctx.store.resource_version();
+        engine.clear_calls();
+        let planned = match &after {
+            Some(after) => super::operations(&ctx, after, before.as_ref()).await,
+            None => super::teardown(&ctx, before.as_ref().expect("deleted")).await,
+        }
+        .unwrap_or_else(|e| panic!("{case}: plan: {e}"));
+        assert_eq!(engine.mutating_calls(), [], "{case}: planning changed the engine");
+        assert_eq!(ctx.store.resource_version(), version, "{case}: planning wrote to the store");
+        let planned: Vec<(String, String)> = planned.into_iter().map(|o| (o.operation, o.reason)).collect();
+        let planned_calls = other_calls(&planned);
+        match &after {
+            Some(after) => ctx.store.commit(WriteBatch::new().put(after.clone())).expect("write"),
+            None => ctx.store.commit(WriteBatch::new().delete(key.clone())).expect("delete"),
+        };
+        super::super::reconcile(&ctx, &key).await.unwrap_or_else(|e| panic!("{case}: reconcile: {e}"));
+        let made: Vec<&str> = engine.mutating_calls().iter().map(|c| c.op).collect();
+        assert_eq!(made, expected, "{case}: the reconcile made these calls; planned {planned:?}");
+        assert_eq!(planned_calls, expected, "{case}: the plan said {planned:?}");
+    }
+}

@@ -14,6 +14,7 @@ use super::action::{Action, ReconcileError};
 use super::context::{name_taken, wait_for_users, Conditions, Context};
 use super::finalizer::{self, Cleanup};
 use super::network::engine_name;
+use super::volume_steps::{decide, VolumeStep, Wanted};
 
 /// Brings the engine's volume for `key` in line with the store.
 pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Volume>) -> Result<Action, ReconcileError> {
@@ -31,31 +32,40 @@ async fn teardown(
     deleting: Option<&Volume>,
     observed: &[VolumeInfo],
 ) -> Result<Cleanup, ReconcileError> {
-    if let Some(deleting) = deleting {
-        let keep = |common| VolumeStatus { common, ..deleting.status.clone().unwrap_or_default() };
-        if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
-            return Ok(Cleanup::Wait(wait));
-        }
-    }
-    let policy = deleting.and_then(|v| v.spec.reclaim_policy).unwrap_or(ReclaimPolicy::Retain);
-    for existing in observed {
-        if policy == ReclaimPolicy::Delete {
-            let removed = ctx.engine.remove_volume(&existing.name).await;
-            ctx.reflector.refresh_volumes().await?;
-            match removed {
-                Ok(()) => ctx.record(
-                    key,
-                    "removed",
-                    "Deleted",
-                    format!("removed volume {} and its data (reclaimPolicy Delete)", existing.name),
-                )?,
-                Err(e) if e.is_not_found() => {}
-                // Still mounted by a container being torn down: try again shortly.
-                Err(e) if e.is_conflict() => return Ok(Cleanup::Wait(Action::requeue(IN_USE_RECHECK))),
-                Err(e) => return Err(e.into()),
+    let wanted = match deleting {
+        Some(deleting) => {
+            let keep = |common| VolumeStatus { common, ..deleting.status.clone().unwrap_or_default() };
+            if let Some(wait) = wait_for_users(ctx, deleting, keep)? {
+                return Ok(Cleanup::Wait(wait));
             }
-        } else if deleting.is_some() {
-            ctx.record(key, "retained", "ReclaimPolicyRetain", format!("kept volume {} and its data", existing.name))?;
+            Wanted::Deleted(deleting.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain))
+        }
+        None => Wanted::Orphan,
+    };
+    for step in decide(&wanted, observed) {
+        match step {
+            VolumeStep::Remove { name } => {
+                let removed = ctx.engine.remove_volume(&name).await;
+                ctx.reflector.refresh_volumes().await?;
+                match removed {
+                    Ok(()) => ctx.record(
+                        key,
+                        "removed",
+                        "Deleted",
+                        format!("removed volume {name} and its data (reclaimPolicy Delete)"),
+                    )?,
+                    Err(e) if e.is_not_found() => {}
+                    // Still mounted by a container being torn down: try again shortly.
+                    Err(e) if e.is_conflict() => return Ok(Cleanup::Wait(Action::requeue(IN_USE_RECHECK))),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            VolumeStep::Retain { name } => {
+                ctx.record(key, "retained", "ReclaimPolicyRetain", format!("kept volume {name} and its data"))?
+            }
+            VolumeStep::Create { .. } | VolumeStep::KeepChanged { .. } => {
+                return Err(ReconcileError::terminal(format!("a teardown decided {step:?}")))
+            }
         }
     }
     Ok(Cleanup::Done)
@@ -65,6 +75,25 @@ async fn teardown(
 /// is tried again.
 const IN_USE_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The engine volume `volume` wants.
+pub(super) fn config(ctx: &Context, volume: &Volume) -> VolumeConfig {
+    let key = volume.key();
+    let driver = volume.spec.driver.clone().unwrap_or_else(|| crate::api::defaults::VOLUME_DRIVER.into());
+    let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
+    engine_labels.insert(labels::SPEC_HASH.into(), storage_hash(&driver, volume));
+    VolumeConfig {
+        name: engine_name(&key),
+        driver,
+        driver_opts: volume.spec.driver_opts.clone(),
+        labels: engine_labels,
+    }
+}
+
+/// What `config` asks of the engine, as [`decide`] compares it.
+pub(super) fn wanted(config: &VolumeConfig) -> Wanted<'_> {
+    Wanted::Volume { name: &config.name, hash: config.labels.get(labels::SPEC_HASH).map_or("", String::as_str) }
+}
+
 /// Creates the volume of a live Volume, and reports a spec it cannot apply.
 async fn apply(
     ctx: &Context,
@@ -72,45 +101,30 @@ async fn apply(
     volume: &Volume,
     observed: &[VolumeInfo],
 ) -> Result<Action, ReconcileError> {
-    let name = engine_name(key);
-    let driver = volume.spec.driver.clone().unwrap_or_else(|| crate::api::defaults::VOLUME_DRIVER.into());
-    let current = match observed.iter().find(|v| v.name == name) {
-        Some(current) => current.clone(),
-        None => {
-            // The host policy, again, before the engine mounts anything (a
-            // Volume stored by an older berth; a path that resolves
-            // elsewhere now). One that exists already keeps its data.
-            if let Some(refused) = crate::manifest::policy::refusal(&crate::api::AnyObject::Volume(volume.clone())) {
-                let common = Conditions::from(volume).ready(false, "PolicyDenied", refused, false).build();
-                ctx.write_status(volume, VolumeStatus { common, ..volume.status.clone().unwrap_or_default() })?;
-                return Ok(Action::await_change());
+    let config = config(ctx, volume);
+    let mut current = observed.iter().find(|v| v.name == config.name).cloned();
+    let mut unchanged = true;
+    for step in decide(&wanted(&config), observed) {
+        match step {
+            VolumeStep::Create { .. } => {
+                // The host policy, again, before the engine mounts anything (a
+                // Volume stored by an older berth; a path that resolves
+                // elsewhere now). One that exists already keeps its data.
+                if let Some(refused) = crate::manifest::policy::refusal(&crate::api::AnyObject::Volume(volume.clone()))
+                {
+                    let common = Conditions::from(volume).ready(false, "PolicyDenied", refused, false).build();
+                    ctx.write_status(volume, VolumeStatus { common, ..volume.status.clone().unwrap_or_default() })?;
+                    return Ok(Action::await_change());
+                }
+                current = Some(create(ctx, key, &config).await?);
             }
-            let mut engine_labels = labels::owner_labels(&ctx.instance, key);
-            engine_labels.insert(labels::SPEC_HASH.into(), storage_hash(&driver, volume));
-            let config = VolumeConfig {
-                name: name.clone(),
-                driver: driver.clone(),
-                driver_opts: volume.spec.driver_opts.clone(),
-                labels: engine_labels,
-            };
-            let created = ctx.engine.create_volume(&config).await;
-            // The reflector's copy follows; a conflict may be our own volume
-            // made since it last looked.
-            ctx.reflector.refresh_volumes().await?;
-            match created {
-                Err(e) if e.is_conflict() => {
-                    let ours = ctx.reflector.volumes_of(key).await?.into_iter().find(|v| v.name == name);
-                    ours.ok_or_else(|| name_taken("volume", &name))?
-                }
-                created => {
-                    let created = created?;
-                    ctx.record(key, "created", "Missing", format!("created volume {}", created.name))?;
-                    created
-                }
+            VolumeStep::KeepChanged { .. } => unchanged = false,
+            VolumeStep::Remove { .. } | VolumeStep::Retain { .. } => {
+                return Err(ReconcileError::terminal(format!("a live Volume decided {step:?}")))
             }
         }
-    };
-    let unchanged = current.labels.get(labels::SPEC_HASH) == Some(&storage_hash(&driver, volume));
+    }
+    let current = current.ok_or_else(|| ReconcileError::transient(format!("volume {} is missing", config.name)))?;
     let mut conditions = Conditions::from(volume).ready(true, "Created", format!("volume {}", current.name), false);
     if !unchanged {
         let message =
@@ -125,6 +139,24 @@ async fn apply(
     };
     ctx.write_status(volume, status)?;
     Ok(Action::await_change())
+}
+
+/// Creates the wanted volume and records it; one of the same name made
+/// since the reflector last looked is ours, any other is an error.
+async fn create(ctx: &Context, key: &ObjectKey, config: &VolumeConfig) -> Result<VolumeInfo, ReconcileError> {
+    let created = ctx.engine.create_volume(config).await;
+    ctx.reflector.refresh_volumes().await?;
+    match created {
+        Err(e) if e.is_conflict() => {
+            let ours = ctx.reflector.volumes_of(key).await?.into_iter().find(|v| v.name == config.name);
+            ours.ok_or_else(|| name_taken("volume", &config.name))
+        }
+        created => {
+            let created = created?;
+            ctx.record(key, "created", "Missing", format!("created volume {}", created.name))?;
+            Ok(created)
+        }
+    }
 }
 
 /// Hash of what decides where the data lives (not the reclaim policy).

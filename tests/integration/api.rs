@@ -128,11 +128,10 @@ async fn a_dry_run_of_an_image_the_engine_lacks_pulls_nothing_and_writes_nothing
     let new = container("api", "one").replace("image: busybox", "image: registry.invalid/absent:2");
     let plan = api.send_yaml("POST", "/apply?dryRun=true", &format!("{absent}---\n{new}")).await.json();
     let edit = &plan["items"][0]["operations"][0];
-    assert_eq!(edit["operation"], "wait before creating or replacing replicas", "{plan}");
-    assert_eq!(
-        edit["reason"], "ImageMissing: image registry.invalid/absent:1 is not present: it would be pulled first",
-        "{plan}"
-    );
+    assert_eq!(edit["operation"], "pull image registry.invalid/absent:1", "{plan}");
+    assert_eq!(edit["reason"], "it is not present", "{plan}");
+    let then = &plan["items"][0]["operations"][1]["operation"];
+    assert_eq!(then, "then create or replace the replicas the pulled image changes", "{plan}");
     assert_eq!(plan["items"][1]["operations"][0]["operation"], "create and start replica 0", "{plan}");
     let calls = api.engine.calls();
     assert!(calls.iter().all(|c| !c.mutating && c.op != "pull_image"), "the dry run called {calls:?}");

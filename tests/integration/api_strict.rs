@@ -136,7 +136,7 @@ async fn a_dry_run_of_a_container_whose_image_is_absent_pulls_nothing_and_writes
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
         let plan = reply.json();
         let operation = &plan["items"][0]["operations"][0];
-        assert!(operation["reason"].as_str().unwrap().contains("would be pulled first"), "{plan}");
+        assert_eq!(operation["operation"], "pull image registry.test/absent:1", "{plan}");
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(footprint(&api), before, "(store version, events, engine mutations) moved under a dry run");
