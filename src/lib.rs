@@ -47,4 +47,5 @@ pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod source;
+pub mod start_error;
 pub mod store;

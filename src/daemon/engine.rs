@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::start_error::Doing as _;
 use tokio::sync::watch;
 
 use crate::controller::runtime::Shutdown;
@@ -38,7 +38,7 @@ pub(crate) struct EngineConfig {
 pub(super) async fn connect(
     config: &EngineConfig,
     mut shutdown: watch::Receiver<Shutdown>,
-) -> anyhow::Result<Option<(Arc<dyn Engine>, Option<PodmanService>)>> {
+) -> crate::start_error::Result<Option<(Arc<dyn Engine>, Option<PodmanService>)>> {
     let selection = match config.kind {
         EngineKind::Fake => {
             tracing::warn!("using the in-memory fake engine: nothing real will run");
@@ -65,18 +65,19 @@ pub(super) async fn connect(
         let podman_socket =
             candidates.iter().filter(|c| c.backend == endpoint::Backend::Podman).find_map(|c| c.socket());
         if let (Some(socket), true) = (podman_socket, endpoint::podman_installed()) {
-            anyhow::ensure!(
-                config.start_podman_service,
-                "no engine answers ({failures}). Podman is installed but its API service is not running: \
-                 pass --podman-start-service to let berth start `podman system service` (and stop it on exit), \
-                 or start it yourself: podman system service --time=0 unix://{}",
-                socket.display()
-            );
+            crate::start_error::ensure(config.start_podman_service, || {
+                format!(
+                    "no engine answers ({failures}). Podman is installed but its API service is not running: \
+                     pass --podman-start-service to let berth start `podman system service` (and stop it on \
+                     exit), or start it yourself: podman system service --time=0 unix://{}",
+                    socket.display()
+                )
+            })?;
             tracing::info!(socket = %socket.display(), "starting podman system service");
-            let service = PodmanService::start(&socket).await.context("--podman-start-service")?;
+            let service = PodmanService::start(&socket).await.doing(|| "--podman-start-service")?;
             let engine = crate::engine::podman::PodmanEngine::connect(Some(&format!("unix://{}", socket.display())))
                 .await
-                .context("connecting to the podman service berth started")?;
+                .doing(|| "connecting to the podman service berth started")?;
             tracing::info!(
                 engine = "podman",
                 endpoint = engine.endpoint(),

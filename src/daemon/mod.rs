@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
+use crate::start_error::{Doing as _, StartError};
 use tokio::sync::watch;
 
 use crate::connections::Limits;
@@ -110,7 +110,7 @@ pub(crate) struct IngressConfig {
 
 /// Runs the daemon until `shutdown` leaves [`Shutdown::Running`] (a drain
 /// lets running reconciles finish; a force cuts them).
-pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>) -> anyhow::Result<()> {
+pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>) -> crate::start_error::Result<()> {
     let ServeConfig {
         state_dir,
         store,
@@ -129,7 +129,9 @@ pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>
         let _ = shutdown.wait_for(|phase| *phase != Shutdown::Running).await;
     };
     if network_dns.is_some() && dns.is_none() {
-        anyhow::bail!("--dns-on-networks needs the DNS server: drop `--dns-listen off` or --dns-on-networks");
+        return Err(StartError::Refused(
+            "--dns-on-networks needs the DNS server: drop `--dns-listen off` or --dns-on-networks".into(),
+        ));
     }
     // Every listener is bound before anything runs: a taken port fails the start at once.
     let listener = api.listen.bind().await?;
@@ -139,14 +141,14 @@ pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>
     };
     let zone = dns.as_ref().map(|config| config.zone.clone()).unwrap_or_default();
     let dns = match &dns {
-        Some(config) => Some(DnsServer::bind(config).await.context("--dns-listen")?),
+        Some(config) => Some(DnsServer::bind(config).await.doing(|| "--dns-listen")?),
         None => None,
     };
     let proxy = match proxy {
-        Some(config) => Some(Proxy::bind(&limit_proxy_connections(config)).await.context("--proxy-listen")?),
+        Some(config) => Some(Proxy::bind(&limit_proxy_connections(config)).await.doing(|| "--proxy-listen")?),
         None => None,
     };
-    let mq = ingress.mq.as_ref().map(crate::ingress::mq::listen).transpose().map_err(anyhow::Error::msg)?;
+    let mq = ingress.mq.as_ref().map(crate::ingress::mq::listen).transpose().map_err(StartError::Refused)?;
 
     let metrics = Metrics::new();
     let engine_slot = EngineSlot::default();
@@ -159,7 +161,7 @@ pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>
         tasks.spawn(source.run(interval, trigger, shutdown.clone()));
     }
     if !sources.manifests.is_empty() {
-        let source = DirSource::new(store.clone(), &sources.manifests).context("--manifests")?;
+        let source = DirSource::new(store.clone(), &sources.manifests).doing(|| "--manifests")?;
         let source_shutdown = shutdown.clone();
         tasks.spawn(async move {
             if let Err(e) = source.run(source_shutdown).await {
@@ -201,7 +203,7 @@ pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>
         servers.push(tokio::spawn(mq.run(executor.clone(), stopping(shutdown.clone()))));
     }
     if let Some(bus) = ingress.dbus {
-        let connection = crate::ingress::dbus::connect(&bus, executor.clone()).await.map_err(anyhow::Error::msg)?;
+        let connection = crate::ingress::dbus::connect(&bus, executor.clone()).await.map_err(StartError::Refused)?;
         let run =
             crate::ingress::dbus::run(bus, connection, executor.clone(), store.clone(), stopping(shutdown.clone()));
         servers.push(tokio::spawn(run));
@@ -231,7 +233,7 @@ pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>
             let run = async {
                 if network_dns.is_some() {
                     let endpoint = engine_handle.info().await.map(|info| info.endpoint).unwrap_or_default();
-                    check_network_dns(&endpoint).map_err(|problem| anyhow::anyhow!(problem))?;
+                    check_network_dns(&endpoint).map_err(|problem| StartError::Refused(problem.to_string()))?;
                 }
                 let config = ControllerConfig {
                     concurrency: controller.concurrency.max(1),
@@ -252,7 +254,7 @@ pub(crate) async fn run(config: ServeConfig, shutdown: watch::Receiver<Shutdown>
                 tasks.spawn(crate::endpoints::follow(ctx.store.clone(), ctx.reflector.clone(), endpoints_tx));
                 engine_slot.set(Connected { ctx, observed: controller.observed() });
                 controller.run(shutdown).await?;
-                anyhow::Ok(())
+                Ok::<(), StartError>(())
             };
             (run.await, service)
         }

@@ -18,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
+use crate::start_error::Doing as _;
 
 /// Name of the token file in the state directory.
 pub const TOKEN_FILE: &str = "token";
@@ -32,24 +33,23 @@ pub struct Token {
 
 impl Token {
     /// Reads the token of `state_dir`, creating it (256 random bits) if absent.
-    pub fn load_or_create(state_dir: &Path) -> anyhow::Result<Token> {
-        use anyhow::Context as _;
+    pub fn load_or_create(state_dir: &Path) -> crate::start_error::Result<Token> {
         let path = state_dir.join(TOKEN_FILE);
         let mut bytes = [0u8; 32];
-        getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for the API token: {e}"))?;
+        getrandom::fill(&mut bytes).doing(|| "no randomness for the API token")?;
         let fresh: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
             Ok(mut file) => {
                 file.write_all(format!("{fresh}\n").as_bytes())
                     .and_then(|()| file.sync_all())
-                    .with_context(|| format!("cannot write {}", path.display()))?;
+                    .doing(|| format!("cannot write {}", path.display()))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 // Whatever its history, the file is for the owner alone.
                 std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                    .with_context(|| format!("cannot restrict {} to mode 0600", path.display()))?;
+                    .doing(|| format!("cannot restrict {} to mode 0600", path.display()))?;
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot create {}", path.display())),
+            Err(e) => return Err(e).doing(|| format!("cannot create {}", path.display())),
         }
         let secret = read(&path)?;
         Ok(Token { secret: secret.into(), path })
@@ -68,15 +68,13 @@ impl Token {
 }
 
 /// Reads a token file, as the CLI does.
-pub fn read(path: &Path) -> anyhow::Result<String> {
+pub fn read(path: &Path) -> crate::start_error::Result<String> {
     let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("cannot read the API token {}: {e}", path.display()))?;
+        .doing(|| format!("cannot read the API token {}", path.display()))?;
     let token = text.trim().to_string();
-    anyhow::ensure!(
-        !token.is_empty(),
-        "the API token file {} is empty; delete it and restart berth serve",
-        path.display()
-    );
+    crate::start_error::ensure(!token.is_empty(), || {
+        format!("the API token file {} is empty; delete it and restart berth serve", path.display())
+    })?;
     Ok(token)
 }
 

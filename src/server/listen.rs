@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
+use crate::start_error::{ensure, Doing as _};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
@@ -66,33 +66,29 @@ pub enum Bound {
 
 impl Listen {
     /// Binds, so that a taken port fails the start before anything runs.
-    pub async fn bind(&self) -> anyhow::Result<Bound> {
+    pub async fn bind(&self) -> crate::start_error::Result<Bound> {
         match self {
             Listen::Tcp(address) => {
-                let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+                let listener = tokio::net::TcpListener::bind(address).await.doing(|| {
                     format!("cannot listen on {address}; is another berth running? choose another with --listen")
                 })?;
                 Ok(Bound::Tcp(listener))
             }
             Listen::Unix(path) => {
                 if let Ok(meta) = std::fs::symlink_metadata(path) {
-                    anyhow::ensure!(
-                        meta.file_type().is_socket(),
-                        "{} exists and is not a socket; remove it or choose another path",
-                        path.display()
-                    );
-                    anyhow::ensure!(
-                        std::os::unix::net::UnixStream::connect(path).is_err(),
-                        "{} is in use by a running server; stop it or choose another path",
-                        path.display()
-                    );
+                    ensure(meta.file_type().is_socket(), || {
+                        format!("{} exists and is not a socket; remove it or choose another path", path.display())
+                    })?;
+                    ensure(std::os::unix::net::UnixStream::connect(path).is_err(), || {
+                        format!("{} is in use by a running server; stop it or choose another path", path.display())
+                    })?;
                     std::fs::remove_file(path)
-                        .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+                        .doing(|| format!("cannot remove the stale socket {}", path.display()))?;
                 }
                 let listener = tokio::net::UnixListener::bind(path)
-                    .with_context(|| format!("cannot listen on {}", path.display()))?;
+                    .doing(|| format!("cannot listen on {}", path.display()))?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-                    .with_context(|| format!("cannot restrict {} to mode 0600", path.display()))?;
+                    .doing(|| format!("cannot restrict {} to mode 0600", path.display()))?;
                 Ok(Bound::Unix(listener, path.clone()))
             }
         }
@@ -101,8 +97,8 @@ impl Listen {
 
 impl Bound {
     /// Binds the TLS listener.
-    pub async fn tls(address: SocketAddr, tls: super::tls::ServingTls) -> anyhow::Result<Bound> {
-        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+    pub async fn tls(address: SocketAddr, tls: super::tls::ServingTls) -> crate::start_error::Result<Bound> {
+        let listener = tokio::net::TcpListener::bind(address).await.doing(|| {
             format!("cannot listen on {address}; is another berth running? choose another with --tls-listen (or off)")
         })?;
         Ok(Bound::Tls(listener, tls.acceptor))
@@ -123,7 +119,7 @@ impl Bound {
         app: axum::Router,
         limits: Limits,
         shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    ) -> crate::start_error::Result<()> {
         let connections = Connections::new(limits.max_connections);
         let (stop, stopped) = watch::channel(false);
         let mut open = JoinSet::new();

@@ -17,7 +17,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use crate::start_error::{ensure, Doing as _, StartError};
 use chrono::{Datelike, Utc};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
@@ -98,7 +98,7 @@ pub struct ServingTls {
 impl ServingTls {
     /// Loads the operator's certificate, or issues one from berth's CA
     /// (creating the CA on first start).
-    pub fn prepare(args: &TlsArgs, state_dir: &Path, listen: SocketAddr) -> anyhow::Result<ServingTls> {
+    pub fn prepare(args: &TlsArgs, state_dir: &Path, listen: SocketAddr) -> crate::start_error::Result<ServingTls> {
         let (chain, key) = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => (read_chain(cert)?, read_key(key)?),
             _ => issue(state_dir, &names(listen, &args.tls_san))?,
@@ -106,10 +106,10 @@ impl ServingTls {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .context("TLS: no protocol versions")?
+            .doing(|| "TLS: no protocol versions")?
             .with_no_client_auth()
             .with_single_cert(chain, key)
-            .context("--tls-cert and --tls-key do not make a usable pair (is the key the certificate's?)")?;
+            .doing(|| "--tls-cert and --tls-key do not make a usable pair (is the key the certificate's?)")?;
         // HTTP/1.1 only: watches and log follows are long responses on one
         // connection each, which is what the connection limits count.
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
@@ -118,14 +118,14 @@ impl ServingTls {
 }
 
 /// Records the bound URL for `berth kubeconfig`.
-pub fn write_url(state_dir: &Path, address: SocketAddr) -> anyhow::Result<()> {
+pub fn write_url(state_dir: &Path, address: SocketAddr) -> crate::start_error::Result<()> {
     let dir = state_dir.join(TLS_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).doing(|| format!("cannot create {}", dir.display()))?;
     let host = if address.ip().is_unspecified() { "127.0.0.1".to_string() } else { address.ip().to_string() };
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     let url = format!("https://{host}:{}\n", address.port());
     let path = dir.join(URL_FILE);
-    std::fs::write(&path, url).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(&path, url).doing(|| format!("cannot write {}", path.display()))
 }
 
 /// The names berth's own serving certificate carries.
@@ -156,18 +156,18 @@ pub(crate) fn host_name() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-fn read_chain(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+fn read_chain(path: &Path) -> crate::start_error::Result<Vec<CertificateDer<'static>>> {
     let chain: Vec<_> = CertificateDer::pem_file_iter(path)
-        .with_context(|| format!("--tls-cert {}: cannot read it", path.display()))?
+        .doing(|| format!("--tls-cert {}: cannot read it", path.display()))?
         .collect::<Result<_, _>>()
-        .with_context(|| format!("--tls-cert {}: not a PEM certificate chain", path.display()))?;
-    anyhow::ensure!(!chain.is_empty(), "--tls-cert {}: the file holds no CERTIFICATE block", path.display());
+        .doing(|| format!("--tls-cert {}: not a PEM certificate chain", path.display()))?;
+    ensure(!chain.is_empty(), || format!("--tls-cert {}: the file holds no CERTIFICATE block", path.display()))?;
     Ok(chain)
 }
 
-fn read_key(path: &Path) -> anyhow::Result<PrivateKeyDer<'static>> {
+fn read_key(path: &Path) -> crate::start_error::Result<PrivateKeyDer<'static>> {
     PrivateKeyDer::from_pem_file(path)
-        .with_context(|| format!("--tls-key {}: not a PEM private key (PKCS#8, PKCS#1 or SEC1)", path.display()))
+        .doing(|| format!("--tls-key {}: not a PEM private key (PKCS#8, PKCS#1 or SEC1)", path.display()))
 }
 
 /// Valid from yesterday (clocks differ a little) for `years`.
@@ -188,53 +188,54 @@ fn ca_params() -> CertificateParams {
 }
 
 /// The CA key, made with its certificate on first start.
-fn ca_key(dir: &Path) -> anyhow::Result<KeyPair> {
+fn ca_key(dir: &Path) -> crate::start_error::Result<KeyPair> {
     let key_path = dir.join(CA_KEY_FILE);
     let cert_path = dir.join(CA_CERT_FILE);
     if key_path.exists() && cert_path.exists() {
-        let pem = std::fs::read_to_string(&key_path).with_context(|| format!("cannot read {}", key_path.display()))?;
-        return KeyPair::from_pem(&pem).with_context(|| {
+        let pem = std::fs::read_to_string(&key_path).doing(|| format!("cannot read {}", key_path.display()))?;
+        return KeyPair::from_pem(&pem).doing(|| {
             format!("{} is not a private key; remove {} to make a new CA", key_path.display(), dir.display())
         });
     }
-    let key = KeyPair::generate().context("cannot generate the CA key")?;
+    let key = KeyPair::generate().doing(|| "cannot generate the CA key")?;
     let mut params = ca_params();
     set_validity(&mut params, 10);
-    let cert = params.self_signed(&key).context("cannot make the CA certificate")?;
+    let cert = params.self_signed(&key).doing(|| "cannot make the CA certificate")?;
     write_private(&key_path, key.serialize_pem().as_bytes())?;
-    std::fs::write(&cert_path, cert.pem()).with_context(|| format!("cannot write {}", cert_path.display()))?;
+    std::fs::write(&cert_path, cert.pem()).doing(|| format!("cannot write {}", cert_path.display()))?;
     tracing::info!(ca = %cert_path.display(), "made berth's TLS CA (clients trust it through `berth kubeconfig`)");
     Ok(key)
 }
 
 /// Issues a serving certificate for `names` from berth's CA.
-fn issue(state_dir: &Path, names: &[String]) -> anyhow::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+fn issue(state_dir: &Path, names: &[String]) -> crate::start_error::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let dir = state_dir.join(TLS_DIR);
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::create_dir_all(&dir).doing(|| format!("cannot create {}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-        .with_context(|| format!("cannot restrict {} to mode 0700", dir.display()))?;
+        .doing(|| format!("cannot restrict {} to mode 0700", dir.display()))?;
     let issuer = Issuer::new(ca_params(), ca_key(&dir)?);
     let mut params = CertificateParams::new(names.to_vec())
-        .map_err(|e| anyhow::anyhow!("--tls-san: a name is not a valid DNS name or IP address: {e}"))?;
+        .doing(|| "--tls-san: a name is not a valid DNS name or IP address")?;
     params.distinguished_name.push(DnType::CommonName, "berth");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     set_validity(&mut params, 1);
-    let key = KeyPair::generate().context("cannot generate the serving key")?;
-    let cert = params.signed_by(&key, &issuer).context("cannot issue the serving certificate")?;
-    let key = PrivateKeyDer::try_from(key.serialize_der()).map_err(|e| anyhow::anyhow!("serving key: {e}"))?;
+    let key = KeyPair::generate().doing(|| "cannot generate the serving key")?;
+    let cert = params.signed_by(&key, &issuer).doing(|| "cannot issue the serving certificate")?;
+    let key = PrivateKeyDer::try_from(key.serialize_der())
+        .map_err(|e| StartError::Failed { doing: "cannot encode the serving key".into(), source: e.into() })?;
     Ok((vec![cert.der().clone()], key))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+fn write_private(path: &Path, bytes: &[u8]) -> crate::start_error::Result<()> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    file.write_all(bytes).and_then(|()| file.sync_all()).with_context(|| format!("cannot write {}", path.display()))
+        .doing(|| format!("cannot write {}", path.display()))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).doing(|| format!("cannot write {}", path.display()))
 }
 
 #[cfg(test)]

@@ -358,7 +358,7 @@ struct Bench {
     store: Store,
     fake: FakeEngine,
     shutdown: watch::Sender<Shutdown>,
-    source: tokio::task::JoinHandle<anyhow::Result<()>>,
+    source: tokio::task::JoinHandle<berth::start_error::Result<()>>,
     controller: Running,
     _state: tempfile::TempDir,
 }

@@ -35,7 +35,7 @@ fn deleting(store: &Store, key: &str) -> bool {
 struct Watched {
     store: Store,
     shutdown: watch::Sender<Shutdown>,
-    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    task: tokio::task::JoinHandle<berth::start_error::Result<()>>,
     _state: tempfile::TempDir,
 }
 

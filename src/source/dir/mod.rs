@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, watch};
 use crate::api::SourceKind;
 use crate::engine::labels::sha256_hex;
 use crate::manifest;
+use crate::start_error::Doing as _;
 use crate::store::{Store, StoreError};
 
 use set::{Content, ScannedFile, SetPlan, Stored};
@@ -193,7 +194,7 @@ impl DirSource {
     pub async fn run(
         mut self,
         mut shutdown: watch::Receiver<crate::controller::runtime::Shutdown>,
-    ) -> anyhow::Result<()> {
+    ) -> crate::start_error::Result<()> {
         let (tx, mut rx) = mpsc::unbounded_channel::<PathBuf>();
         let roots = self.dirs.clone();
         let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
@@ -210,9 +211,10 @@ impl DirSource {
                     let _ = tx.send(root.clone());
                 }
             }
-        })?;
+        })
+        .doing(|| "cannot watch the manifest directories")?;
         for dir in &self.dirs {
-            watcher.watch(dir, RecursiveMode::Recursive)?;
+            watcher.watch(dir, RecursiveMode::Recursive).doing(|| format!("cannot watch {}", dir.display()))?;
         }
         let mut recheck = self.sync_all()?;
         // A store that keeps failing (a full disk) is retried every
