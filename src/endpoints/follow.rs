@@ -36,8 +36,8 @@ const TERMINATING: [i32; 3] = [2, 9, 15];
 /// What the set is built from.
 #[derive(Default)]
 struct Sources {
-    /// Container objects by key: labels and network order.
-    containers: HashMap<ObjectKey, Container>,
+    /// What the set needs of each Container object, by key.
+    containers: HashMap<ObjectKey, Declared>,
     /// This instance's engine containers by id.
     replicas: HashMap<String, ContainerInfo>,
     /// Their ids by owning Container: one owner's replicas are replaced
@@ -46,6 +46,31 @@ struct Sources {
     by_owner: HashMap<ObjectKey, Vec<String>>,
     /// Replicas sent a terminating signal, and when.
     draining: HashMap<String, Instant>,
+}
+
+/// What an endpoint takes from its Container object: the labels routes
+/// and records select by, and the engine names of its networks in the
+/// order the spec lists them (the first is its address in DNS). A whole
+/// object per Container would be a second copy of the store.
+struct Declared {
+    labels: BTreeMap<String, String>,
+    networks: Vec<(String, String)>,
+}
+
+impl Declared {
+    fn of(container: &Container) -> Self {
+        let key = container.key();
+        let networks = container
+            .spec
+            .networks
+            .iter()
+            .map(|attachment| {
+                let network = ObjectKey::new(Kind::Network, &key.namespace, &attachment.name);
+                (attachment.name.clone(), crate::controller::engine_name(&network))
+            })
+            .collect();
+        Declared { labels: container.metadata.labels.clone(), networks }
+    }
 }
 
 impl Sources {
@@ -61,16 +86,14 @@ impl Sources {
         let mut remaining: BTreeMap<&String, IpAddr> =
             info.ips.iter().filter_map(|(network, ip)| Some((network, ip.parse().ok()?))).collect();
         let mut addresses = Vec::new();
-        for attachment in object.map(|o| o.spec.networks.as_slice()).unwrap_or_default() {
-            let engine_name =
-                crate::controller::engine_name(&ObjectKey::new(Kind::Network, &key.namespace, &attachment.name));
-            if let Some(ip) = remaining.remove(&engine_name) {
-                addresses.push((attachment.name.clone(), ip));
+        for (name, engine_name) in object.map(|o| o.networks.as_slice()).unwrap_or_default() {
+            if let Some(ip) = remaining.remove(engine_name) {
+                addresses.push((name.clone(), ip));
             }
         }
         addresses.extend(remaining.into_iter().map(|(network, ip)| (network.clone(), ip)));
         Some(Endpoint {
-            labels: object.map(|o| o.metadata.labels.clone()).unwrap_or_default(),
+            labels: object.map(|o| o.labels.clone()).unwrap_or_default(),
             container: key,
             replica,
             container_id: info.id.clone(),
@@ -140,7 +163,7 @@ impl Sources {
                 self.containers = objects
                     .into_iter()
                     .filter_map(|o| match o {
-                        AnyObject::Container(c) => Some((c.key(), c)),
+                        AnyObject::Container(c) => Some((c.key(), Declared::of(&c))),
                         _ => None,
                     })
                     .collect();
@@ -201,7 +224,7 @@ pub async fn follow(store: Store, reflector: Reflector, publish: watch::Sender<A
                     let key = change.object.key();
                     match (change.change, change.object) {
                         (ChangeType::Deleted, _) => { sources.containers.remove(&key); }
-                        (_, AnyObject::Container(c)) => { sources.containers.insert(key, c); }
+                        (_, AnyObject::Container(c)) => { sources.containers.insert(key, Declared::of(&c)); }
                         _ => {}
                     }
                 }

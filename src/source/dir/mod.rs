@@ -77,6 +77,7 @@ impl DirSource {
     /// its file to settle, or a file declares what the API or git owns).
     pub fn sync_all(&mut self) -> Result<bool, StoreError> {
         let (files, unreadable) = self.scan();
+        let scanned = files.len();
         let plan = retry_on_race(|| {
             let (files, stored) = self.stored(files.clone(), &unreadable)?;
             let plan = set::resolve(&files, &stored, &|path| self.removal_settled(path));
@@ -86,6 +87,14 @@ impl DirSource {
             Ok(plan)
         })?;
         log_plan(&plan);
+        // The end of every rescan, changed or not: what a benchmark (and a
+        // person reading debug logs) waits for.
+        tracing::debug!(
+            files = scanned,
+            written = plan.writes.len(),
+            deleted = plan.deletes.len(),
+            "manifest directory synced"
+        );
         Ok(!plan.postponed.is_empty() || plan.foreign_conflicts)
     }
 
