@@ -69,8 +69,7 @@ impl Token {
 
 /// Reads a token file, as the CLI does.
 pub fn read(path: &Path) -> crate::start_error::Result<String> {
-    let text = std::fs::read_to_string(path)
-        .doing(|| format!("cannot read the API token {}", path.display()))?;
+    let text = std::fs::read_to_string(path).doing(|| format!("cannot read the API token {}", path.display()))?;
     let token = text.trim().to_string();
     crate::start_error::ensure(!token.is_empty(), || {
         format!("the API token file {} is empty; delete it and restart berth serve", path.display())

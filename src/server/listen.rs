@@ -85,8 +85,8 @@ impl Listen {
                     std::fs::remove_file(path)
                         .doing(|| format!("cannot remove the stale socket {}", path.display()))?;
                 }
-                let listener = tokio::net::UnixListener::bind(path)
-                    .doing(|| format!("cannot listen on {}", path.display()))?;
+                let listener =
+                    tokio::net::UnixListener::bind(path).doing(|| format!("cannot listen on {}", path.display()))?;
                 std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
                     .doing(|| format!("cannot restrict {} to mode 0600", path.display()))?;
                 Ok(Bound::Unix(listener, path.clone()))

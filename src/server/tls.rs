@@ -208,14 +208,17 @@ fn ca_key(dir: &Path) -> crate::start_error::Result<KeyPair> {
 }
 
 /// Issues a serving certificate for `names` from berth's CA.
-fn issue(state_dir: &Path, names: &[String]) -> crate::start_error::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+fn issue(
+    state_dir: &Path,
+    names: &[String],
+) -> crate::start_error::Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
     let dir = state_dir.join(TLS_DIR);
     std::fs::create_dir_all(&dir).doing(|| format!("cannot create {}", dir.display()))?;
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
         .doing(|| format!("cannot restrict {} to mode 0700", dir.display()))?;
     let issuer = Issuer::new(ca_params(), ca_key(&dir)?);
-    let mut params = CertificateParams::new(names.to_vec())
-        .doing(|| "--tls-san: a name is not a valid DNS name or IP address")?;
+    let mut params =
+        CertificateParams::new(names.to_vec()).doing(|| "--tls-san: a name is not a valid DNS name or IP address")?;
     params.distinguished_name.push(DnType::CommonName, "berth");
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
