@@ -40,6 +40,7 @@ pub mod plan;
 mod replica_steps;
 pub mod runtime;
 mod served;
+mod teardown;
 mod volume;
 mod volume_steps;
 

@@ -17,7 +17,7 @@ use super::action::{Action, ReconcileError};
 use super::context::{name_taken, wait_for_users, Conditions, Context};
 use super::finalizer::{self, Cleanup};
 use super::network_steps::{decide, is_current, NetworkStep, Removal, Wanted};
-use super::replica_steps::Teardown;
+use super::teardown::Teardown;
 
 /// berth's DNS server answers on the gateway of every berth network
 /// (`berth serve --dns-on-networks`). Those networks are created without

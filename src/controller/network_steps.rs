@@ -10,7 +10,7 @@
 
 use crate::engine::{labels, NetworkConfig, NetworkInfo};
 
-use super::replica_steps::Teardown;
+use super::teardown::Teardown;
 
 /// What the engine network should be.
 pub(crate) enum Wanted<'a> {

@@ -19,28 +19,7 @@ use crate::api::{Container, HostPort};
 use crate::engine::{labels, ContainerInfo, ContainerState, NetworkAttachment};
 
 use super::container_spec::{changed_fields, Template};
-
-/// Why every replica goes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Teardown {
-    /// The object is being deleted.
-    Deleted,
-    /// Nothing declares the object: its containers are orphans.
-    Orphan,
-    /// The Container is suspended until it is resumed.
-    Suspended,
-}
-
-impl Teardown {
-    /// The reason recorded in the event log.
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            Teardown::Deleted => "Deleted",
-            Teardown::Orphan => "Orphan",
-            Teardown::Suspended => "Suspended",
-        }
-    }
-}
+pub(crate) use super::teardown::Teardown;
 
 /// What the replicas should be.
 pub(crate) enum Desired<'a> {
