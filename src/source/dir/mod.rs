@@ -82,7 +82,9 @@ impl DirSource {
             let (files, stored) = self.stored(files.clone(), &unreadable)?;
             let plan = set::resolve(&files, &stored, &|path| self.removal_settled(path));
             if !plan.is_empty() {
-                self.store.commit(plan.batch())?;
+                for batch in plan.batches() {
+                    self.store.commit(batch)?;
+                }
             }
             Ok(plan)
         })?;

@@ -124,22 +124,7 @@ impl SetPlan {
 
     /// The plan as one transaction, each object change with its event.
     pub(crate) fn batch(&self) -> WriteBatch {
-        let mut batch = WriteBatch::new();
-        for write in &self.writes {
-            let key = write.object.key();
-            let source = write.object.metadata().source.clone().map(|s| s.id()).unwrap_or_default();
-            let (reason, message) = match (&write.taken_from, write.created) {
-                (Some(from), _) => ("SourceMoved", format!("moved from {from} to {source}")),
-                (None, true) => ("SourceChanged", format!("declared by {source}")),
-                (None, false) => ("SourceChanged", format!("changed in {source}")),
-            };
-            let object = write.object.clone();
-            batch = match &write.taken_from {
-                Some(from) => batch.op(WriteOp::TakeOver { object, from: from.clone() }),
-                None => batch.op(WriteOp::Put { object, precondition: Precondition::None, force: false }),
-            };
-            batch = batch.event(Event::about(&key, "applied", reason, message));
-        }
+        let mut batch = writes_and_records(self.writes.iter(), self.records.iter());
         for delete in &self.deletes {
             batch = batch
                 .op(WriteOp::Delete {
@@ -150,14 +135,78 @@ impl SetPlan {
                 })
                 .event(Event::about(&delete.key, "deleted", "SourceRemoved", delete.why.clone()));
         }
-        for record in &self.records {
-            batch = batch.op(WriteOp::Source(record.clone()));
-        }
         for id in &self.forgotten {
             batch = batch.op(WriteOp::ForgetSource(id.clone()));
         }
         batch
     }
+
+    /// The plan as the transactions to commit, in order. A plan that moves
+    /// or deletes anything is one transaction: a move must not be a
+    /// deletion for a moment. One that only creates and changes objects
+    /// (the first scan of a directory of 10,000 Containers) is cut between
+    /// files into transactions of about [`OBJECTS_PER_COMMIT`] objects, each
+    /// file's record with its objects: a crash between two leaves files
+    /// applied whole or not at all, which the next scan completes, and no
+    /// transaction holds the whole directory in memory at once (that one
+    /// transaction was most of berth's peak memory at 10,000).
+    pub(crate) fn batches(&self) -> Vec<WriteBatch> {
+        let moves = self.writes.iter().any(|w| w.taken_from.is_some());
+        if moves || !self.deletes.is_empty() || !self.forgotten.is_empty() || self.writes.len() <= OBJECTS_PER_COMMIT {
+            return vec![self.batch()];
+        }
+        let source_of = |write: &Write| write.object.metadata().source.as_ref().map(|s| s.id()).unwrap_or_default();
+        let mut by_file: BTreeMap<String, (Vec<&Write>, Vec<&SourceRecord>)> = BTreeMap::new();
+        for write in &self.writes {
+            by_file.entry(source_of(write)).or_default().0.push(write);
+        }
+        for record in &self.records {
+            by_file.entry(record.source.id()).or_default().1.push(record);
+        }
+        let mut batches = Vec::new();
+        let (mut writes, mut records): (Vec<&Write>, Vec<&SourceRecord>) = (Vec::new(), Vec::new());
+        for (_, (file_writes, file_records)) in by_file {
+            writes.extend(file_writes);
+            records.extend(file_records);
+            if writes.len() >= OBJECTS_PER_COMMIT {
+                batches.push(writes_and_records(writes.drain(..), records.drain(..)));
+            }
+        }
+        if !writes.is_empty() || !records.is_empty() {
+            batches.push(writes_and_records(writes.into_iter(), records.into_iter()));
+        }
+        batches
+    }
+}
+
+/// About how many objects one transaction of [`SetPlan::batches`] writes.
+pub(crate) const OBJECTS_PER_COMMIT: usize = 1_000;
+
+/// A transaction of `writes`, each with its event, and `records`.
+fn writes_and_records<'a>(
+    writes: impl Iterator<Item = &'a Write>,
+    records: impl Iterator<Item = &'a SourceRecord>,
+) -> WriteBatch {
+    let mut batch = WriteBatch::new();
+    for write in writes {
+        let key = write.object.key();
+        let source = write.object.metadata().source.clone().map(|s| s.id()).unwrap_or_default();
+        let (reason, message) = match (&write.taken_from, write.created) {
+            (Some(from), _) => ("SourceMoved", format!("moved from {from} to {source}")),
+            (None, true) => ("SourceChanged", format!("declared by {source}")),
+            (None, false) => ("SourceChanged", format!("changed in {source}")),
+        };
+        let object = write.object.clone();
+        batch = match &write.taken_from {
+            Some(from) => batch.op(WriteOp::TakeOver { object, from: from.clone() }),
+            None => batch.op(WriteOp::Put { object, precondition: Precondition::None, force: false }),
+        };
+        batch = batch.event(Event::about(&key, "applied", reason, message));
+    }
+    for record in records {
+        batch = batch.op(WriteOp::Source(record.clone()));
+    }
+    batch
 }
 
 /// The source of objects read from `path`.
@@ -472,6 +521,39 @@ mod tests {
     fn owner(plan: &SetPlan, record_path: &str) -> Option<Vec<ObjectKey>> {
         let id = file_source(Path::new(record_path)).id();
         plan.records.iter().find(|r| r.source.id() == id).map(|r| r.objects.clone())
+    }
+
+    #[test]
+    fn a_first_scan_of_many_files_commits_in_parts_each_file_whole_and_a_move_in_one() {
+        let files: Vec<ScannedFile> = (0..25)
+            .map(|f| valid(&format!("/m/{f:02}.yaml"), (0..100).map(|i| volume(&format!("v{f}-{i}"), "x")).collect()))
+            .collect();
+        let plan = resolve(&files, &stored(&[]), &settled);
+        let batches = plan.batches();
+        assert_eq!(batches.len(), 3, "2,500 objects in parts of about {OBJECTS_PER_COMMIT}");
+        let mut objects = 0;
+        for batch in &batches {
+            let records: BTreeSet<String> = batch
+                .ops
+                .iter()
+                .filter_map(|op| match op {
+                    WriteOp::Source(record) => Some(record.source.id()),
+                    _ => None,
+                })
+                .collect();
+            for op in &batch.ops {
+                if let WriteOp::Put { object, .. } = op {
+                    objects += 1;
+                    let file = object.metadata().source.as_ref().expect("a source").id();
+                    assert!(records.contains(&file), "{} left its file's record in another part", object.key());
+                }
+            }
+        }
+        assert_eq!(objects, 2_500);
+        // A rename moves: one transaction, however many objects.
+        let many: Vec<AnyObject> = (0..1_500).map(|i| volume(&format!("v{i}"), "x")).collect();
+        let plan = resolve(&[valid("/m/b.yaml", many.clone())], &stored(&[("/m/a.yaml", many)]), &settled);
+        assert_eq!(plan.batches().len(), 1);
     }
 
     #[test]
