@@ -124,7 +124,9 @@ impl SetPlan {
 
     /// The plan as one transaction, each object change with its event.
     pub(crate) fn batch(&self) -> WriteBatch {
-        let mut batch = writes_and_records(self.writes.iter(), self.records.iter());
+        // Writes, deletions, then records: the order the store has always
+        // applied a scan in.
+        let mut batch = with_writes(WriteBatch::new(), self.writes.iter());
         for delete in &self.deletes {
             batch = batch
                 .op(WriteOp::Delete {
@@ -135,6 +137,7 @@ impl SetPlan {
                 })
                 .event(Event::about(&delete.key, "deleted", "SourceRemoved", delete.why.clone()));
         }
+        batch = with_records(batch, self.records.iter());
         for id in &self.forgotten {
             batch = batch.op(WriteOp::ForgetSource(id.clone()));
         }
@@ -169,11 +172,11 @@ impl SetPlan {
             writes.extend(file_writes);
             records.extend(file_records);
             if writes.len() >= OBJECTS_PER_COMMIT {
-                batches.push(writes_and_records(writes.drain(..), records.drain(..)));
+                batches.push(with_records(with_writes(WriteBatch::new(), writes.drain(..)), records.drain(..)));
             }
         }
         if !writes.is_empty() || !records.is_empty() {
-            batches.push(writes_and_records(writes.into_iter(), records.into_iter()));
+            batches.push(with_records(with_writes(WriteBatch::new(), writes.into_iter()), records.into_iter()));
         }
         batches
     }
@@ -182,12 +185,8 @@ impl SetPlan {
 /// About how many objects one transaction of [`SetPlan::batches`] writes.
 pub(crate) const OBJECTS_PER_COMMIT: usize = 1_000;
 
-/// A transaction of `writes`, each with its event, and `records`.
-fn writes_and_records<'a>(
-    writes: impl Iterator<Item = &'a Write>,
-    records: impl Iterator<Item = &'a SourceRecord>,
-) -> WriteBatch {
-    let mut batch = WriteBatch::new();
+/// `batch` and `writes`, each with its event.
+fn with_writes<'a>(mut batch: WriteBatch, writes: impl Iterator<Item = &'a Write>) -> WriteBatch {
     for write in writes {
         let key = write.object.key();
         let source = write.object.metadata().source.clone().map(|s| s.id()).unwrap_or_default();
@@ -203,10 +202,12 @@ fn writes_and_records<'a>(
         };
         batch = batch.event(Event::about(&key, "applied", reason, message));
     }
-    for record in records {
-        batch = batch.op(WriteOp::Source(record.clone()));
-    }
     batch
+}
+
+/// `batch` and the source `records`.
+fn with_records<'a>(batch: WriteBatch, records: impl Iterator<Item = &'a SourceRecord>) -> WriteBatch {
+    records.fold(batch, |batch, record| batch.op(WriteOp::Source(record.clone())))
 }
 
 /// The source of objects read from `path`.
