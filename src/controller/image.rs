@@ -20,7 +20,7 @@ use std::time::Duration;
 use crate::api::image::{ImageBuild, PullPolicy};
 use crate::api::{Image, ImageStatus, ObjectKey};
 use crate::engine::build_context::{self, BuildContext};
-use crate::engine::{labels, BuildRequest};
+use crate::engine::{labels, BuildRequest, ImageInfo};
 
 use super::action::{Action, ReconcileError};
 use super::context::{Conditions, Context};
@@ -51,22 +51,15 @@ fn pack(build: &ImageBuild) -> Result<(BuildContext, String), build_context::Bui
 
 /// What an Image needs, read without changing anything.
 pub(super) enum Decision {
-    /// Pull `reference` (`step` is `None` when it is present and its
+    /// Pull `reference` (`step` is `None` when it is `present` and its
     /// policy does not pull again).
-    Pull { reference: String, step: Option<ImageStep> },
-    /// Build `tag` from `packed` (`step` is `None` when the tag's image
-    /// was built from this very context).
-    Build { tag: String, packed: Box<Packed>, step: Option<ImageStep> },
+    Pull { reference: String, present: Option<ImageInfo>, step: Option<ImageStep> },
+    /// Build what `request` says (`step` is `None` when the tag's
+    /// `present` image was built from this very context, `hash`).
+    Build { request: Box<BuildRequest>, hash: String, present: Option<ImageInfo>, step: Option<ImageStep> },
     /// The image cannot be had as declared: the Ready condition's reason
     /// and message, and whether to try again.
     Refused { reason: &'static str, message: String, retry: bool },
-}
-
-/// A packed build context and what identifies it.
-pub(super) struct Packed {
-    tar: Vec<u8>,
-    dockerfile: String,
-    hash: String,
 }
 
 /// Decides what `image` needs on the engine as it is now. Reads only: the
@@ -81,7 +74,7 @@ pub(super) async fn decide(ctx: &Context, image: &Image) -> Result<Decision, Rec
         let present = ctx.reflector.image(&pull.reference).await?;
         let policy = pull.policy.unwrap_or(PullPolicy::IfNotPresent);
         let step = image_steps::decide_pull(&pull.reference, policy, present.as_ref());
-        return Ok(Decision::Pull { reference: pull.reference.clone(), step });
+        return Ok(Decision::Pull { reference: pull.reference.clone(), present, step });
     };
     // The engine first: packing and hashing the context costs a read and a
     // SHA-256 of all of it, which a reconcile retried against an engine that
@@ -104,7 +97,17 @@ pub(super) async fn decide(ctx: &Context, image: &Image) -> Result<Decision, Rec
     let settings = serde_json::json!({ "dockerfile": dockerfile, "args": build.args, "target": build.target });
     let hash = labels::sha256_hex(format!("{}\n{}", labels::sha256_hex(&tar), settings).as_bytes());
     let step = image_steps::decide_build(&tag, &hash, present.as_ref());
-    Ok(Decision::Build { tag, packed: Box::new(Packed { tar, dockerfile, hash }), step })
+    let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
+    engine_labels.insert(CONTEXT_HASH.into(), hash.clone());
+    let request = BuildRequest {
+        context_tar: tar,
+        dockerfile,
+        tag,
+        build_args: build.args.clone(),
+        target: build.target.clone(),
+        labels: engine_labels,
+    };
+    Ok(Decision::Build { request: Box::new(request), hash, present, step })
 }
 
 /// Brings the image for `key` in line with the store.
@@ -127,37 +130,35 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Image>) -
                 false => Ok(Action::await_change()),
             };
         }
-        Decision::Pull { reference, step } => {
-            if let Some(ImageStep::Pull { why, .. }) = step {
-                if let Err(message) = image_steps::pull(ctx, key, &reference, why).await? {
-                    fail("PullFailed", message.clone())?;
-                    return Err(ReconcileError::transient(message));
-                }
-            }
-            // After a pull, the engine itself: the reflector may still hold
-            // the image a moving tag named before.
+        Decision::Pull { reference, present, step } => {
             let present = match step {
-                Some(_) => ctx.engine.inspect_image(&reference).await?,
-                None => ctx.reflector.image(&reference).await?,
+                Some(ImageStep::Pull { why, .. }) => {
+                    if let Err(message) = image_steps::pull(ctx, key, &reference, why).await? {
+                        fail("PullFailed", message.clone())?;
+                        return Err(ReconcileError::transient(message));
+                    }
+                    // The engine itself: the reflector may still hold the
+                    // image a moving tag named before.
+                    ctx.engine.inspect_image(&reference).await?
+                }
+                _ => present,
             }
             .ok_or_else(|| ReconcileError::transient(format!("image {reference} vanished after its pull")))?;
             let common = Conditions::from(&image).ready(true, "Pulled", reference.clone(), false).build();
             let status = ImageStatus { common, image_id: present.id, tag: reference, context_hash: String::new() };
             (status, Action::await_change())
         }
-        Decision::Build { tag, packed, step } => {
-            let Packed { tar, dockerfile, hash } = *packed;
+        Decision::Build { request, hash, present, step } => {
+            let tag = request.tag.clone();
             let image_id = match step {
-                Some(step) => {
-                    match build(ctx, &image, &tag, BuildInputs { tar, dockerfile, hash: &hash }, &step).await? {
-                        Ok(id) => id,
-                        Err(message) => {
-                            fail("BuildFailed", message.clone())?;
-                            return Err(ReconcileError::transient(message));
-                        }
+                Some(step) => match build(ctx, key, *request, &step).await? {
+                    Ok(id) => id,
+                    Err(message) => {
+                        fail("BuildFailed", message.clone())?;
+                        return Err(ReconcileError::transient(message));
                     }
-                }
-                None => ctx.reflector.image(&tag).await?.map(|i| i.id).unwrap_or_default(),
+                },
+                None => present.map(|i| i.id).unwrap_or_default(),
             };
             let common = Conditions::from(&image).ready(true, "Built", tag.clone(), false).build();
             let status = ImageStatus { common, image_id, tag, context_hash: hash };
@@ -168,52 +169,24 @@ pub async fn reconcile(ctx: &Context, key: &ObjectKey, desired: Option<Image>) -
     Ok(next)
 }
 
-/// What a build sends to the engine.
-struct BuildInputs<'a> {
-    tar: Vec<u8>,
-    dockerfile: String,
-    hash: &'a str,
-}
-
-/// Runs a build step and records it: the new image's id, or the message
-/// to show when the build failed.
+/// Runs a build step for `key` and records it: the new image's id, or the
+/// message to show when the build failed.
 async fn build(
     ctx: &Context,
-    image: &Image,
-    tag: &str,
-    inputs: BuildInputs<'_>,
+    key: &ObjectKey,
+    request: BuildRequest,
     step: &ImageStep,
 ) -> Result<Result<String, String>, ReconcileError> {
-    let key = image.key();
-    let spec = image
-        .spec
-        .build
-        .as_ref()
-        .ok_or_else(|| ReconcileError::terminal("a build step of an Image without `build`"))?;
-    let mut engine_labels = labels::owner_labels(&ctx.instance, &key);
-    engine_labels.insert(CONTEXT_HASH.into(), inputs.hash.to_string());
-    let request = BuildRequest {
-        context_tar: inputs.tar,
-        dockerfile: inputs.dockerfile,
-        tag: tag.to_string(),
-        build_args: spec.args.clone(),
-        target: spec.target.clone(),
-        labels: engine_labels,
-    };
+    let tag = &request.tag;
     match ctx.engine.build_image(&request).await {
         Ok(output) => {
             let tail: Vec<&str> = output.log.iter().rev().take(20).rev().map(String::as_str).collect();
-            ctx.record(
-                &key,
-                "built",
-                step.reason(),
-                format!("built {tag} ({})\n{}", output.image_id, tail.join("\n")),
-            )?;
+            ctx.record(key, "built", step.reason(), format!("built {tag} ({})\n{}", output.image_id, tail.join("\n")))?;
             Ok(Ok(output.image_id))
         }
         Err(e) => {
             let message = format!("build of {tag} failed: {e}");
-            ctx.record(&key, "build-failed", "BuildFailed", message.clone())?;
+            ctx.record(key, "build-failed", "BuildFailed", message.clone())?;
             Ok(Err(message))
         }
     }
