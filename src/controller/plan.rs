@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::api::volume::ReclaimPolicy;
-use crate::api::{AnyObject, Container, Network, ObjectKey, Volume};
+use crate::api::{AnyObject, Container, ObjectKey};
 use crate::store::Store;
 
 use super::container_spec::{self, Resolution};
@@ -211,6 +211,7 @@ async fn operations(
     object: &AnyObject,
     current: Option<&AnyObject>,
 ) -> Result<Vec<PlannedOperation>, ReconcileError> {
+    let key = object.key();
     let spec_changed = current.is_none_or(|c| !c.same_spec(object));
     if !spec_changed {
         return Ok(vec![op("none", "only labels or annotations change; the engine objects stay")]);
@@ -230,11 +231,14 @@ async fn operations(
         }
         AnyObject::Container(container) => container_operations(ctx, container).await?,
         AnyObject::Volume(volume) => {
-            let steps = volume_steps_now(ctx, volume, Live::Yes).await?;
+            let config = super::volume::config(ctx, volume);
+            let steps = volume_steps::decide(&super::volume::wanted(&config), &ctx.reflector.volumes_of(&key).await?);
             or_none(steps.iter().map(VolumeStep::describe), "the volume exists, made from these settings")
         }
         AnyObject::Network(network) => {
-            let steps = network_steps_now(ctx, network, Live::Yes).await?;
+            let config = super::network::config(ctx, network);
+            let wanted = network_steps::Wanted::Network(&config);
+            let steps = network_steps::decide(&wanted, &ctx.reflector.networks_of(&key).await?);
             or_none(steps.iter().map(NetworkStep::describe), "the network exists, made from this spec")
         }
         AnyObject::Image(image) => match super::image::decide(ctx, image).await? {
@@ -256,17 +260,13 @@ async fn operations(
 
 /// What the Container reconciler would do to each replica.
 async fn container_operations(ctx: &Context, container: &Container) -> Result<Vec<PlannedOperation>, ReconcileError> {
-    let mut operations = match container_steps(ctx, container).await? {
-        Ok(steps) => render(&steps),
-        Err(first) => return Ok(first),
-    };
-    if operations.is_empty() {
-        operations.push(op(
-            "none",
+    Ok(match container_steps(ctx, container).await? {
+        Ok(steps) => or_none(
+            steps.iter().flat_map(Step::describe),
             "every replica already runs this spec (only replicas, updateStrategy or dependsOn changed)",
-        ));
-    }
-    Ok(operations)
+        ),
+        Err(first) => first,
+    })
 }
 
 /// The steps the Container reconciler would decide on the engine as it is
@@ -294,36 +294,6 @@ async fn container_steps(
     Ok(Ok(decide(&Desired::Replicas(Wanted::of(container, &template)), &observed)))
 }
 
-/// Whether the plan is of an object's apply or of its deletion.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Live {
-    Yes,
-    Deleted,
-}
-
-/// The steps the Network reconciler would decide on the engine as it is now.
-async fn network_steps_now(ctx: &Context, network: &Network, live: Live) -> Result<Vec<NetworkStep>, ReconcileError> {
-    let observed = ctx.reflector.networks_of(&network.key()).await?;
-    Ok(match live {
-        Live::Yes => {
-            network_steps::decide(&network_steps::Wanted::Network(&super::network::config(ctx, network)), &observed)
-        }
-        Live::Deleted => network_steps::decide(&network_steps::Wanted::Nothing(Teardown::Deleted), &observed),
-    })
-}
-
-/// The steps the Volume reconciler would decide on the engine as it is now.
-async fn volume_steps_now(ctx: &Context, volume: &Volume, live: Live) -> Result<Vec<VolumeStep>, ReconcileError> {
-    let observed = ctx.reflector.volumes_of(&volume.key()).await?;
-    Ok(match live {
-        Live::Yes => volume_steps::decide(&super::volume::wanted(&super::volume::config(ctx, volume)), &observed),
-        Live::Deleted => {
-            let policy = volume.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain);
-            volume_steps::decide(&volume_steps::Wanted::Deleted(policy), &observed)
-        }
-    })
-}
-
 /// The plan's lines for `steps`.
 fn render(steps: &[Step]) -> Vec<PlannedOperation> {
     steps.iter().flat_map(Step::describe).map(|(operation, reason)| PlannedOperation { operation, reason }).collect()
@@ -338,11 +308,13 @@ async fn teardown(ctx: &Context, object: &AnyObject) -> Result<Vec<PlannedOperat
             render(&decide(&Desired::Nothing(Teardown::Deleted), &observed))
         }
         AnyObject::Volume(volume) => {
-            let steps = volume_steps_now(ctx, volume, Live::Deleted).await?;
+            let wanted = volume_steps::Wanted::Deleted(volume.spec.reclaim_policy.unwrap_or(ReclaimPolicy::Retain));
+            let steps = volume_steps::decide(&wanted, &ctx.reflector.volumes_of(&key).await?);
             or_none(steps.iter().map(VolumeStep::describe), "the engine has no volume of it")
         }
-        AnyObject::Network(network) => {
-            let steps = network_steps_now(ctx, network, Live::Deleted).await?;
+        AnyObject::Network(_) => {
+            let wanted = network_steps::Wanted::Nothing(Teardown::Deleted);
+            let steps = network_steps::decide(&wanted, &ctx.reflector.networks_of(&key).await?);
             or_none(steps.iter().map(NetworkStep::describe), "the engine has no network of it")
         }
         AnyObject::Image(_) => vec![op("keep the image", "images are kept: other containers may run them")],
