@@ -115,14 +115,8 @@ impl Sources {
         self.replicas.extend(replicas.into_iter().map(|r| (r.id.clone(), r)));
     }
 
-    /// Replaces every replica with `all`.
-    fn set_all_replicas(&mut self, all: Vec<ContainerInfo>) {
-        let mut grouped: HashMap<ObjectKey, Vec<ContainerInfo>> = HashMap::new();
-        for info in all {
-            let label = |name| info.labels.get(name).cloned().unwrap_or_default();
-            let owner = ObjectKey::new(Kind::Container, &label(labels::NAMESPACE), &label(labels::NAME));
-            grouped.entry(owner).or_default().push(info);
-        }
+    /// Replaces every replica with `grouped`, the reflector's by owner.
+    fn set_all_replicas(&mut self, grouped: Vec<(ObjectKey, Vec<ContainerInfo>)>) {
         self.replicas.clear();
         self.by_owner.clear();
         for (owner, replicas) in grouped {
@@ -183,7 +177,7 @@ pub async fn follow(store: Store, reflector: Reflector, publish: watch::Sender<A
     let mut notices = reflector.subscribe();
     let mut sources = Sources::default();
     sources.load_containers(&store);
-    sources.set_all_replicas(reflector.cached_containers());
+    sources.set_all_replicas(reflector.cached_containers_by_owner());
     let mut pace = Pace::default();
     pace.publish(&publish, &sources);
     let mut batch = Batch::default();
@@ -214,7 +208,7 @@ pub async fn follow(store: Store, reflector: Reflector, publish: watch::Sender<A
                 }
                 Ok(Notice::Resynced) | Err(broadcast::error::RecvError::Lagged(_)) => {
                     sources.draining.retain(|_, since| since.elapsed() < DRAIN_MARK);
-                    sources.set_all_replicas(reflector.cached_containers());
+                    sources.set_all_replicas(reflector.cached_containers_by_owner());
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             },

@@ -279,6 +279,12 @@ impl Reflector {
         self.read().containers.values().cloned().collect()
     }
 
+    /// Every cached container of an owner, grouped by owner.
+    pub fn cached_containers_by_owner(&self) -> Vec<(ObjectKey, Vec<ContainerInfo>)> {
+        let cache = self.read();
+        cache.by_owner.keys().map(|owner| (owner.clone(), cache.containers_of(owner))).collect()
+    }
+
     /// Every owner named by a cached engine object.
     pub fn owners(&self) -> BTreeSet<ObjectKey> {
         let cache = self.read();
