@@ -5,13 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::start_error::Doing as _;
 use tokio::sync::watch;
 
 use crate::controller::runtime::Shutdown;
 use crate::engine::endpoint::{self, PodmanService, Selection};
 use crate::engine::fake::FakeEngine;
 use crate::engine::Engine;
+use crate::start_error::Doing as _;
 
 /// Which engine the daemon drives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,7 +23,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::start_error::{Doing as _, StartError};
 use tokio::sync::watch;
 
 use crate::connections::Limits;
@@ -41,6 +40,7 @@ use crate::server::tls::ServingTls;
 use crate::server::{Bound, Connected, EngineSlot, Listen, ServerState, Token};
 use crate::source::dir::DirSource;
 use crate::source::git::{Credentials, GitHooks, GitSource, GitSpec};
+use crate::start_error::{Doing as _, StartError};
 use crate::store::{Retention, Store};
 
 pub(crate) use engine::{EngineConfig, EngineKind};

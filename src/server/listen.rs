@@ -8,13 +8,13 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
-use crate::start_error::{ensure, Doing as _};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::connections::{self, Connections, Limits, Ticket};
+use crate::start_error::{ensure, Doing as _};
 
 /// How long open streams (watches, log follows) may hold up a shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);

@@ -17,13 +17,14 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::start_error::{ensure, Doing as _, StartError};
 use chrono::{Datelike, Utc};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::start_error::{ensure, Doing as _, StartError};
 
 /// The directory under the state directory.
 pub const TLS_DIR: &str = "tls";

@@ -87,6 +87,13 @@ pub(crate) struct Write {
     pub created: bool,
 }
 
+impl Write {
+    /// The id of the file that declares the object.
+    fn source_id(&self) -> String {
+        self.object.metadata().source.as_ref().map(|s| s.id()).unwrap_or_default()
+    }
+}
+
 /// An object to delete.
 #[derive(Clone, Debug)]
 pub(crate) struct Delete {
@@ -158,10 +165,9 @@ impl SetPlan {
         if moves || !self.deletes.is_empty() || !self.forgotten.is_empty() || self.writes.len() <= OBJECTS_PER_COMMIT {
             return vec![self.batch()];
         }
-        let source_of = |write: &Write| write.object.metadata().source.as_ref().map(|s| s.id()).unwrap_or_default();
         let mut by_file: BTreeMap<String, (Vec<&Write>, Vec<&SourceRecord>)> = BTreeMap::new();
         for write in &self.writes {
-            by_file.entry(source_of(write)).or_default().0.push(write);
+            by_file.entry(write.source_id()).or_default().0.push(write);
         }
         for record in &self.records {
             by_file.entry(record.source.id()).or_default().1.push(record);
@@ -189,7 +195,7 @@ pub(crate) const OBJECTS_PER_COMMIT: usize = 1_000;
 fn with_writes<'a>(mut batch: WriteBatch, writes: impl Iterator<Item = &'a Write>) -> WriteBatch {
     for write in writes {
         let key = write.object.key();
-        let source = write.object.metadata().source.clone().map(|s| s.id()).unwrap_or_default();
+        let source = write.source_id();
         let (reason, message) = match (&write.taken_from, write.created) {
             (Some(from), _) => ("SourceMoved", format!("moved from {from} to {source}")),
             (None, true) => ("SourceChanged", format!("declared by {source}")),
