@@ -100,6 +100,7 @@ impl Sources {
             addresses,
             host_ports: info.host_ports.clone(),
             running: info.state == ContainerState::Running && !info.stopping && !self.is_draining(&info.id),
+            exited: !matches!(info.state, ContainerState::Running | ContainerState::Paused),
             health: info.health,
         })
     }
@@ -366,12 +367,13 @@ mod tests {
         };
         within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.running)).await;
         assert_eq!(fake.inspect_container(&id).await.unwrap().state, ContainerState::Running, "in its grace");
+        assert!(endpoints.borrow().endpoints.iter().all(|e| !e.exited), "draining, not exited: it finishes requests");
         stop.await.unwrap().unwrap();
         fake.start_container(&id).await.unwrap();
         fake.set_health(&id, Health::Healthy).unwrap();
         within_a_second(&mut endpoints, |set| set.endpoints.iter().any(Endpoint::ready)).await;
         fake.crash_container(&id, 1).unwrap();
-        within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.running)).await;
+        within_a_second(&mut endpoints, |set| set.endpoints.iter().all(|e| !e.running && e.exited)).await;
         fake.remove_container(&id).await.unwrap();
         within_a_second(&mut endpoints, |set| set.endpoints.is_empty()).await;
     }

@@ -21,7 +21,7 @@
 mod follow;
 mod inputs;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -48,8 +48,13 @@ pub struct Endpoint {
     pub addresses: Vec<(String, IpAddr)>,
     /// Host port per published container port (`8080/tcp` → `32768`).
     pub host_ports: BTreeMap<String, u16>,
-    /// The engine runs it.
+    /// The engine runs it and it has not been asked to stop: it may take
+    /// new requests.
     pub running: bool,
+    /// No process runs in it (it exited, or is restarting): connections
+    /// open to it will never be answered. A replica asked to stop is not
+    /// running but not exited yet: it finishes what it has.
+    pub exited: bool,
     /// Its health check's state; `None` without a check.
     pub health: Option<Health>,
 }
@@ -71,6 +76,7 @@ impl Endpoint {
             addresses,
             host_ports: BTreeMap::new(),
             running: true,
+            exited: false,
             health: None,
         }
     }
@@ -117,6 +123,12 @@ impl EndpointSet {
             .iter()
             .filter(move |e| e.container.namespace == namespace && e.ready() && selector.matches(&e.labels))
     }
+
+    /// Every address a replica's process still answers on (running,
+    /// draining or paused; not exited).
+    pub fn live_addresses(&self) -> HashSet<IpAddr> {
+        self.endpoints.iter().filter(|e| !e.exited).flat_map(|e| e.addresses.iter().map(|(_, ip)| *ip)).collect()
+    }
 }
 
 /// Receives endpoint snapshots; clones share the channel.
@@ -139,6 +151,7 @@ mod tests {
             ],
             host_ports: BTreeMap::new(),
             running: true,
+            exited: false,
             health,
         }
     }

@@ -172,7 +172,14 @@ pub(super) async fn handle(
         }
         // A request another backend could take gets a short connect budget.
         let quick = retryable && attempt == 0 && rule.has_other(backend.address);
-        match tokio::time::timeout(shared.timeout, shared.pool.send(backend.address, outgoing, quick)).await {
+        let exchange = async {
+            tokio::select! {
+                biased;
+                sent = shared.pool.send(backend.address, outgoing, quick) => sent,
+                () = backend.state.exited() => Err(SendError::Exited),
+            }
+        };
+        match tokio::time::timeout(shared.timeout, exchange).await {
             Err(_) => {
                 let message =
                     format!("route {route}: backend {} did not answer within {:?}", backend.address, shared.timeout);
@@ -188,11 +195,12 @@ pub(super) async fn handle(
                 let message = format!("route {route}: cannot connect to backend {}", backend.address);
                 return Ok(answer(StatusCode::BAD_GATEWAY, message));
             }
-            Ok(Err(error @ SendError::Exchange(_))) => {
+            Ok(Err(error @ (SendError::Exchange(_) | SendError::Exited))) => {
                 tracing::debug!(route, backend = %backend.address, "request failed: {error}");
-                // A connection that broke before any answer (a pooled
-                // keep-alive connection to a replica that was just killed):
-                // a bodiless idempotent request is safe to send elsewhere.
+                // A connection that broke, or whose replica exited, before
+                // any answer (a pooled keep-alive connection to a replica
+                // that was just killed): a bodiless idempotent request is
+                // safe to send elsewhere.
                 if retryable && parts.method.is_idempotent() && attempt == 0 {
                     exclude = Some(backend.address);
                     continue;

@@ -6,9 +6,16 @@
 //! mark is pending. A refused or failed connection marks it down for one
 //! check interval; `unhealthyThreshold` failed checks in a row take it out
 //! until `healthyThreshold` pass. Every change wakes the report writer.
+//!
+//! A backend whose replica has exited is told so ([`BackendState::exited`]):
+//! a request waiting on it goes to another replica at once. A killed
+//! replica on a Podman network sends no RST, so otherwise the wait would
+//! last until the kernel gives up on the address (about 3 s) or the proxy
+//! timeout. A replica that is only draining (asked to stop, still running)
+//! is not told: what it has in hand it answers.
 
 use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +25,7 @@ use http_body_util::Empty;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::Notify;
+use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
 use crate::api::route::RouteHealthCheck;
@@ -72,6 +79,8 @@ pub struct BackendState {
     /// How long a passive mark lasts.
     passive_window: Duration,
     changed: Arc<Notify>,
+    /// Set once its replica's process is gone.
+    exited: watch::Sender<bool>,
 }
 
 impl BackendState {
@@ -82,6 +91,7 @@ impl BackendState {
             epoch: Instant::now(),
             passive_window,
             changed,
+            exited: watch::Sender::new(false),
         }
     }
 
@@ -91,7 +101,17 @@ impl BackendState {
 
     /// Whether requests may go to it.
     pub fn up(&self) -> bool {
-        self.checked_up.load(Ordering::Relaxed) && self.now_ms() >= self.down_until.load(Ordering::Relaxed)
+        self.checked_up.load(Ordering::Relaxed)
+            && self.now_ms() >= self.down_until.load(Ordering::Relaxed)
+            && !*self.exited.borrow()
+    }
+
+    /// Completes once its replica has exited: nothing it was sent will be
+    /// answered.
+    pub(super) async fn exited(&self) {
+        let mut exited = self.exited.subscribe();
+        // The sender is `self`: it outlives the wait.
+        let _ = exited.wait_for(|gone| *gone).await;
     }
 
     /// A connection to it failed: out for one check interval.
@@ -177,9 +197,17 @@ impl Registry {
         state
     }
 
-    pub(super) fn end(&mut self) {
+    /// Drops the backends this build did not see; those whose address no
+    /// process answers any more (not in `live`) are told they exited.
+    pub(super) fn end(&mut self, live: &HashSet<IpAddr>) {
         let seen = std::mem::take(&mut self.seen);
-        self.entries.retain(|key, _| seen.contains(key));
+        self.entries.retain(|key, entry| {
+            let kept = seen.contains(key);
+            if !kept && !live.contains(&key.1.ip()) {
+                entry.state.exited.send_replace(true);
+            }
+            kept
+        });
     }
 }
 

@@ -48,6 +48,9 @@ pub(super) enum SendError {
     /// The exchange failed (the connection broke, the answer was not HTTP).
     #[error("{0}")]
     Exchange(#[from] hyper::Error),
+    /// The backend's replica exited before it answered.
+    #[error("its replica exited before answering")]
+    Exited,
 }
 
 /// A worker's connections, by backend address.

@@ -238,7 +238,7 @@ pub fn build(routes: &[Route], endpoints: &EndpointSet, registry: &mut Registry)
             }
         }
     }
-    registry.end();
+    registry.end(&endpoints.live_addresses());
     let mut table = RouteTable::default();
     for (host, mut rules) in hosts {
         rules.sort_by(|a, b| b.path.specificity().cmp(&a.path.specificity()).then_with(|| a.age.cmp(&b.age)));

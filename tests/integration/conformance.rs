@@ -663,17 +663,22 @@ pub async fn aliases_reach_across_networks(engine: &dyn Engine, prefix: &str) {
 /// A health check passes while a file exists and fails once the container
 /// removes it: inspect shows starting, healthy, unhealthy, and the event
 /// stream reports the changes.
+///
+/// The times leave room for a loaded machine, where one Podman check (an
+/// exec) can take a second: the first check comes a whole interval after
+/// the start, so the first inspect sees `starting`, and the file stays 5 s,
+/// so a check that ran late still finds it.
 pub async fn health_goes_starting_healthy_unhealthy(engine: &dyn Engine, prefix: &str) {
     let scratch = Scratch::new(engine, prefix);
     scratch
         .run(async {
             let image = scratch.busybox(scratch.labels()).await;
             let mut events = engine.events().await.expect("subscribe to events");
-            let mut config = scratch.config("checked", &image, "touch /tmp/ok; sleep 2; rm /tmp/ok; sleep 600");
+            let mut config = scratch.config("checked", &image, "touch /tmp/ok; sleep 5; rm /tmp/ok; sleep 600");
             config.mounts = vec![Mount { target: "/tmp".into(), source: MountSource::Tmpfs(None), read_only: false }];
             config.health = Some(HealthConfig {
                 command: vec!["test".into(), "-f".into(), "/tmp/ok".into()],
-                interval: Duration::from_millis(500),
+                interval: Duration::from_secs(1),
                 timeout: Duration::from_secs(2),
                 retries: 1,
                 start_period: Duration::ZERO,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use berth::api::{Kind, ObjectKey};
-use berth::endpoints::EndpointSet;
+use berth::endpoints::{Endpoint, EndpointSet};
 use berth::proxy::{Proxy, ProxyConfig, RoutesReport};
 use berth::store::Store;
 use bytes::Bytes;
@@ -380,4 +380,91 @@ async fn a_stopping_proxy_finishes_the_response_in_flight() {
     let closed = tokio::time::timeout(Duration::from_secs(2), idle_connection).await;
     assert!(closed.is_ok(), "the idle connection is closed");
     assert!(TcpStream::connect(f.proxy).await.is_err(), "new connections are refused");
+}
+
+/// A backend named `b` that answers each request only once `release` is
+/// set, counting the requests it holds.
+async fn holding_backend(
+    listener: TcpListener,
+    release: watch::Receiver<bool>,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+) {
+    while let Ok((stream, _)) = listener.accept().await {
+        let (release, held) = (release.clone(), held.clone());
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request: Request<hyper::body::Incoming>| {
+                let (mut release, held) = (release.clone(), held.clone());
+                async move {
+                    held.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let _ = release.wait_for(|released| *released).await;
+                    Ok::<_, Infallible>(respond("b", request).await)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+/// Requests in flight while replica `b` holds some of them unanswered and
+/// then leaves the endpoint set, `exited` or only draining (asked to stop,
+/// still running; it then answers what it holds). Their statuses and
+/// which replica answered.
+async fn requests_across_a_leaving_replica(exited: bool) -> (usize, Vec<(u16, String)>) {
+    let first = TcpListener::bind("127.0.0.6:0").await.expect("bind 127.0.0.6");
+    let port = first.local_addr().unwrap().port();
+    let second = TcpListener::bind(("127.0.0.7", port)).await.expect("the same port on 127.0.0.7");
+    let (release, released) = watch::channel(false);
+    let held = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let _a = backend("a", first).await;
+    tokio::spawn(holding_backend(second, released, held.clone()));
+    let (_dir, store) = store();
+    let route = format!("{{apiVersion: berth.dev/v1alpha1, kind: Route, metadata: {{name: held}}, spec: {{hostnames: [held.test], rules: [{{backends: [{{selector: {{matchLabels: {{app: held}}}}, port: {port}}}]}}]}}}}");
+    put(&store, [object(&route)]);
+    let set = |b: Endpoint| EndpointSet::new(vec![endpoint("held", 0, "127.0.0.6"), b]);
+    let (proxy, endpoints, mut reports, _stop) = start_proxy(&store, set(endpoint("held", 1, "127.0.0.7")), 1).await;
+    let requests: Vec<_> = (0..6).map(|_| tokio::spawn(async move { get(proxy, "held.test", "/").await })).collect();
+    let holding = tokio::time::timeout(Duration::from_secs(5), async {
+        while held.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(holding.is_ok(), "replica b holds a request");
+    let mut leaving = endpoint("held", 1, "127.0.0.7");
+    leaving.running = false;
+    leaving.exited = exited;
+    endpoints.send_replace(Arc::new(set(leaving)));
+    reports.wait_for(|r| r.values().all(|route| route.backends.len() == 1)).await.expect("b leaves the table");
+    if !exited {
+        release.send_replace(true);
+    }
+    let mut answers = Vec::new();
+    for request in requests {
+        // Well within the proxy's 5 s timeout: nothing waits it out.
+        let (status, body) = tokio::time::timeout(Duration::from_secs(3), request)
+            .await
+            .expect("every request is answered in time")
+            .expect("the request task");
+        answers.push((status, field(&body, "name").to_string()));
+    }
+    (held.load(std::sync::atomic::Ordering::SeqCst), answers)
+}
+
+/// A killed replica on a Podman network sends no RST: a request it held
+/// would wait for the proxy timeout. Once the replica has exited, such a
+/// request goes to the other replica.
+#[tokio::test]
+async fn a_request_held_by_a_replica_that_exits_is_answered_by_the_other() {
+    let (held, answers) = requests_across_a_leaving_replica(true).await;
+    assert!(held > 0);
+    assert!(answers.iter().all(|(status, name)| *status == 200 && name == "a"), "{answers:?}");
+}
+
+/// A replica asked to stop leaves the table but finishes what it holds:
+/// its requests are not taken from it.
+#[tokio::test]
+async fn a_draining_replica_answers_the_requests_it_holds() {
+    let (held, answers) = requests_across_a_leaving_replica(false).await;
+    assert!(answers.iter().all(|(status, _)| *status == 200), "{answers:?}");
+    assert_eq!(answers.iter().filter(|(_, name)| name == "b").count(), held, "{answers:?}");
 }
