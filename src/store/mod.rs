@@ -32,6 +32,7 @@
 mod cache;
 pub use cache::Cached;
 mod db;
+mod event_tally;
 mod events;
 mod group_flush;
 mod history;
@@ -224,6 +225,8 @@ struct Inner {
     cache: cache::ObjectCache,
     /// Durable commits waiting for the disk share its flushes.
     group_flush: group_flush::GroupFlush,
+    /// Events per object, for pruning (see [`event_tally`]).
+    event_tally: Mutex<event_tally::EventTally>,
     /// Dropped last: the lock outlives the database handle.
     _lock: state_dir::StateDirLock,
 }
@@ -264,6 +267,7 @@ impl Store {
         let meta = db.meta.clone();
         let cache = cache::ObjectCache::default();
         cache.load(&db.objects)?;
+        let event_tally = Mutex::new(event_tally::EventTally::count(&db.events, &db.events_by_object)?);
         let mut inner = Inner {
             db: RwLock::new(Some(Arc::new(db))),
             last_recovery: Mutex::new(None),
@@ -276,6 +280,7 @@ impl Store {
             write_problem: Mutex::new(None),
             cache,
             group_flush: group_flush::GroupFlush::default(),
+            event_tally,
             _lock: lock,
         };
         let recorded = state_dir::recorded_instance(state_dir)?;
@@ -401,6 +406,13 @@ impl Store {
             tracing::warn!("reading the reopened database failed: {:#}", self.in_words(e));
             return false;
         }
+        match event_tally::EventTally::count(&db.events, &db.events_by_object) {
+            Ok(tally) => *self.inner.event_tally.lock().unwrap_or_else(|p| p.into_inner()) = tally,
+            Err(e) => {
+                tracing::warn!("reading the reopened database failed: {:#}", self.in_words(e));
+                return false;
+            }
+        }
         // A small durable write says whether writing works again: if it
         // does, the problem is over without waiting for a real write.
         let probe =
@@ -464,6 +476,14 @@ impl Store {
         // In sled now: readers and watchers see it while the disk catches
         // up; only the writer's answer waits for the flush.
         inner.cache.apply(&commit.changes);
+        if commit.last_event.is_some() {
+            let mut tally = inner.event_tally.lock().unwrap_or_else(|p| p.into_inner());
+            for op in &batch.ops {
+                if let write::WriteOp::Event(event) = op {
+                    tally.add(event.object.as_deref());
+                }
+            }
+        }
         let ticket = inner.group_flush.ticket();
         for change in &commit.changes {
             // No receivers is fine: nobody is watching yet.

@@ -6,13 +6,14 @@
 //! older than [`Retention::max_age`], but keeps the last
 //! [`Retention::keep_per_object`] of every object, so `berth describe`
 //! always shows an object's recent history. `berth serve` runs it in the
-//! background ([`PRUNE_EVERY`]); sled reuses the space freed.
+//! background ([`PRUNE_EVERY`]); sled reuses the space freed. It reads the
+//! log only when the in-memory tally of events per object
+//! ([`event_tally`](super::event_tally)) says something may go.
 //!
 //! Pruning only removes entries older than any being written, outside the
 //! commit lock: appends and readers are not held up, and a crash half-way
 //! leaves at most an index entry without its event, which readers skip.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -42,21 +43,26 @@ impl Default for Retention {
 
 impl Store {
     /// Removes what `retention` does not keep; returns how many events went.
+    ///
+    /// The in-memory tally answers first: when every object is within its
+    /// floor and no event is about no object, nothing may go, and the log
+    /// is not read (the usual case with many quiet objects).
     pub fn prune_events(&self, retention: &Retention) -> Result<usize> {
         let db = self.db()?;
+        let (total, mut per_object) = {
+            let tally = self.inner.event_tally.lock().unwrap_or_else(|p| p.into_inner());
+            if tally.removable(retention.keep_per_object) == 0 {
+                return Ok(0);
+            }
+            (tally.total(), tally.counts())
+        };
         let cutoff = Utc::now() - chrono::Duration::from_std(retention.max_age).unwrap_or(chrono::Duration::MAX);
-        if within_retention(&db.events, retention.max_events, cutoff)? {
+        if total <= retention.max_events && oldest_is_recent(&db.events, cutoff)? {
             return Ok(0);
         }
-        let mut per_object: HashMap<Vec<u8>, usize> = HashMap::new();
-        for key in db.events_by_object.iter().keys() {
-            let key = key?;
-            let object = key[..key.len().saturating_sub(9)].to_vec();
-            *per_object.entry(object).or_default() += 1;
-        }
-        let mut excess = db.events.len().saturating_sub(retention.max_events);
+        let mut excess = total.saturating_sub(retention.max_events);
         let (mut log, mut index) = (sled::Batch::default(), sled::Batch::default());
-        let mut removed = 0;
+        let mut removed: Vec<Option<String>> = Vec::new();
         for entry in db.events.iter() {
             let (key, bytes) = entry?;
             let event: Event = serde_json::from_slice(&bytes)
@@ -66,7 +72,7 @@ impl Store {
                 break;
             }
             if let Some(object) = &event.object {
-                let left = per_object.entry(object.as_bytes().to_vec()).or_default();
+                let left = per_object.entry(object.clone()).or_default();
                 if *left <= retention.keep_per_object {
                     continue;
                 }
@@ -75,26 +81,19 @@ impl Store {
             }
             log.remove(key);
             excess = excess.saturating_sub(1);
-            removed += 1;
+            removed.push(event.object);
         }
         db.events_by_object.apply_batch(index)?;
         db.events.apply_batch(log)?;
-        Ok(removed)
+        let mut tally = self.inner.event_tally.lock().unwrap_or_else(|p| p.into_inner());
+        removed.iter().for_each(|object| tally.remove(object.as_deref()));
+        Ok(removed.len())
     }
 }
 
-/// Whether `events` surely holds nothing to prune, found from its first
-/// and last entries alone: sequence numbers bound the count from above
-/// (pruning leaves gaps, never extra entries), and the oldest is not
-/// expired. The pruning pass reads every event; in the usual case, a log
-/// within its bounds, this spares it.
-fn within_retention(events: &sled::Tree, max_events: usize, cutoff: chrono::DateTime<Utc>) -> Result<bool> {
-    let (Some((first, oldest)), Some((last, _))) = (events.first()?, events.last()?) else { return Ok(true) };
-    let seq = |key: &[u8]| u64::from_be_bytes(key.try_into().unwrap_or([0; 8]));
-    let most = seq(&last).saturating_sub(seq(&first)).saturating_add(1);
-    if most > max_events as u64 {
-        return Ok(false);
-    }
+/// Whether the oldest event, if any, is newer than `cutoff`.
+fn oldest_is_recent(events: &sled::Tree, cutoff: chrono::DateTime<Utc>) -> Result<bool> {
+    let Some((_, oldest)) = events.first()? else { return Ok(true) };
     Ok(serde_json::from_slice::<Event>(&oldest).is_ok_and(|event| event.time >= cutoff))
 }
 
@@ -139,6 +138,28 @@ mod tests {
         assert_eq!(left.len(), 190);
         assert_eq!(left.last().unwrap().message, "999", "the newest stay");
         // Idempotent.
+        assert_eq!(store.prune_events(&retention).unwrap(), 0);
+    }
+
+    #[test]
+    fn many_objects_within_their_floor_keep_everything_across_a_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention { max_events: 100, max_age: Duration::from_secs(3600), keep_per_object: 50 };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for i in 0..300 {
+                log(&store, Some(&format!("Container/default/c{i}")), 2, chrono::Duration::zero());
+            }
+            assert_eq!(store.prune_events(&retention).unwrap(), 0, "600 events over 100, all within their floor");
+            log(&store, None, 3, chrono::Duration::zero());
+        }
+        // Counted again from the database: the events without an object
+        // and one object beyond its floor are what may go.
+        let store = Store::open(dir.path()).unwrap();
+        log(&store, Some("Container/default/c0"), 58, chrono::Duration::zero());
+        assert_eq!(store.prune_events(&retention).unwrap(), 3 + 10);
+        assert_eq!(count(&store, None), 661 - 13);
+        assert_eq!(count(&store, Some("Container/default/c0")), 50);
         assert_eq!(store.prune_events(&retention).unwrap(), 0);
     }
 
