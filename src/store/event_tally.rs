@@ -37,7 +37,7 @@ impl EventTally {
         let mut tally = EventTally::default();
         for key in by_object.iter().keys() {
             let key = key?;
-            let object = String::from_utf8_lossy(&key[..key.len().saturating_sub(9)]).into_owned();
+            let object = String::from_utf8_lossy(super::events::index_object(&key)).into_owned();
             *tally.per_object.entry(object).or_default() += 1;
         }
         for value in events.iter().values() {

@@ -61,3 +61,8 @@ pub(crate) fn index_key(object: &str, seq: u64) -> Vec<u8> {
     key.extend_from_slice(&seq.to_be_bytes());
     key
 }
+
+/// The object part of a by-object index key (see [`index_key`]).
+pub(crate) fn index_object(key: &[u8]) -> &[u8] {
+    &key[..key.len().saturating_sub(9)]
+}

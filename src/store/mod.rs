@@ -402,11 +402,12 @@ impl Store {
             }
         };
         // Whatever the failed writes left on disk is what the store holds.
-        if let Err(e) = self.inner.cache.load(&db.objects) {
-            tracing::warn!("reading the reopened database failed: {:#}", self.in_words(e));
-            return false;
-        }
-        match event_tally::EventTally::count(&db.events, &db.events_by_object) {
+        let read = self
+            .inner
+            .cache
+            .load(&db.objects)
+            .and_then(|()| event_tally::EventTally::count(&db.events, &db.events_by_object));
+        match read {
             Ok(tally) => *self.inner.event_tally.lock().unwrap_or_else(|p| p.into_inner()) = tally,
             Err(e) => {
                 tracing::warn!("reading the reopened database failed: {:#}", self.in_words(e));
