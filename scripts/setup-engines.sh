@@ -55,8 +55,28 @@ if ! grep -qs 'default_ulimits' "$conf"; then
   fi
   log "podman: wrote default_ulimits to $conf"
 fi
+# Podman 4.3 rotates its event log at 1 MiB, and a stream open across the
+# rotation can miss what follows (health_status events, in a full test
+# run): give the log room for a whole run. A service started under the old
+# setting is restarted.
+events_size='events_logfile_max_size = "1g"'
+podman_reconfigured=
+if ! grep -qs '^events_logfile_max_size' "$conf"; then
+  if grep -qs '^\[engine\]' "$conf"; then
+    sed -i "/^\[engine\]/a $events_size" "$conf"
+  else
+    printf '[engine]\n%s\n' "$events_size" >>"$conf"
+  fi
+  podman_reconfigured=1
+  log "podman: wrote events_logfile_max_size to $conf"
+fi
 podman_sock=/run/podman/podman.sock
 podman_alive() { curl -fsS --max-time 2 --unix-socket "$podman_sock" http://d/v4.0.0/libpod/_ping >/dev/null 2>&1; }
+if [ -n "$podman_reconfigured" ] && podman_alive; then
+  log "podman: restarting the service for the new settings"
+  pkill -f "podman system service" || true
+  for _ in $(seq 1 20); do podman_alive || break; sleep 0.5; done
+fi
 if podman_alive; then
   log "podman: reusing the service on $podman_sock"
 else
