@@ -302,7 +302,13 @@ async fn remove(
     if replica.state == ContainerState::Running && !replica.stopping {
         ctx.engine.stop_container(&replica.id, grace).await.or_else(EngineError::ignore_not_found)?;
     }
-    ctx.engine.remove_container(&replica.id).await.or_else(EngineError::ignore_not_found)?;
+    match ctx.engine.remove_container(&replica.id).await {
+        Ok(()) => {}
+        // Gone already (a second pass on a cache that had not seen the
+        // removal yet): done, and not recorded a second time.
+        Err(e) if e.is_not_found() => return Ok(()),
+        Err(e) => return Err(e.into()),
+    }
     let index = replica_of(replica).map_or("?".to_string(), |i| i.to_string());
     ctx.record(key, action, reason, format!("replica {index} removed ({})", short(&replica.id)))
 }
